@@ -1,0 +1,120 @@
+"""Plain records passed between the store and its callers (the CLIs, the scorer, the TUI)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AnswerValue = Literal["accept", "reject", "ignore"]
+ANSWER_VALUES: tuple[AnswerValue, ...] = ("accept", "reject", "ignore")
+SPAN_TASK_KEY = "spans"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A labelled character range of an item's text; `end` is exclusive (Prodigy's convention)."""
+
+    start: int
+    end: int
+    label: str
+
+    def to_json(self, text: str | None = None) -> dict[str, Any]:
+        record: dict[str, Any] = {"start": self.start, "end": self.end, "label": self.label}
+        if text is not None:
+            record["text"] = text[self.start : self.end]
+        return record
+
+
+def spans_to_json(spans: list[Span] | tuple[Span, ...]) -> str:
+    return json.dumps([s.to_json() for s in sorted(spans, key=lambda s: (s.start, s.end, s.label))])
+
+
+def spans_from_json(raw: str) -> tuple[Span, ...]:
+    return tuple(Span(int(s["start"]), int(s["end"]), str(s["label"])) for s in json.loads(raw))
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    external_id: str
+    text: str
+    meta: dict[str, Any]
+    input_hash: int
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    """An item waiting in a published batch, with why it was chosen and where it stands."""
+
+    item: Item
+    batch_id: int
+    position: int
+    batch_size: int
+    answered_in_batch: int
+    strategy: str
+    score: float | None
+    rank: int | None
+    label: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    id: int
+    item_id: int
+    annotator: str
+    answer: str
+    task_key: str
+    label: str | None
+    view_id: str | None
+    spans: tuple[Span, ...]
+    task_hash: int | None
+    batch_id: int | None
+    strategy: str | None
+    score: float | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class AnswerWithItem:
+    answer: Answer
+    item: Item
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One line of `hnbooks queue`."""
+
+    batch: int
+    position: int
+    item_id: int
+    strategy: str
+    score: float | None
+    text: str
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """An item chosen for a batch, before it is published."""
+
+    item_id: int
+    strategy: str
+    score: float | None = None
+    rank: int | None = None
+    inclusion_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    item: Item
+    snippet: str
+    match_ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Round:
+    id: int
+    started_at: float
+    finished_at: float | None
+    label: str
+    report: dict[str, Any] = field(default_factory=dict)
