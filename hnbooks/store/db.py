@@ -676,7 +676,8 @@ class Store:
         by_annotator: dict[str, dict[str, int]] = {}
         for a in current:
             by_annotator.setdefault(a.annotator, Counter())[a.answer] += 1  # type: ignore[arg-type]
-        positives = {a.item_id for a in current if a.answer == "accept"}
+        label = self.labels()[0]
+        positives = {a.item_id for a in current if a.verdict_for(label)}
         spans = sum(len(a.spans) for a in current if a.answer == "accept")
         rounds = self.rounds()
         return {
@@ -686,6 +687,7 @@ class Store:
             "answers_by_annotator": {k: dict(v) for k, v in sorted(by_annotator.items())},
             "batches": self.batch_count(),
             "queued": len(self.queue()),
+            "label": label,
             "positives": len(positives),
             "spans": spans,
             "labels": self.labels(),

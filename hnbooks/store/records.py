@@ -74,6 +74,22 @@ class Answer:
     score: float | None
     created_at: float
 
+    def verdict_for(self, label: str) -> bool | None:
+        """Does this answer say the item has `label`? None when it says nothing about it.
+
+        A classification answer speaks for its own label; a span answer accepted after reading the
+        whole text says yes when it marks a span of `label` and no when it marks none.
+        """
+        if self.answer == "ignore":
+            return None
+        if self.task_key == SPAN_TASK_KEY:
+            if self.answer != "accept":
+                return None
+            return any(span.label == label for span in self.spans)
+        if self.label != label:
+            return None
+        return self.answer == "accept"
+
 
 @dataclass(frozen=True)
 class AnswerWithItem:

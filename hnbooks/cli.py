@@ -1,0 +1,330 @@
+"""`hnbooks`: import, export, inspect and seed the annotation database.
+
+Each command parses options, calls the core and prints; progress bars, colours and exit codes live
+here only. Heavy modules (the scorer, onnxruntime) are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from hnbooks.store.db import DEFAULT_DB_PATH, Store, StoreError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+def db_option(create: bool = False) -> Callable[[F], F]:
+    help_text = "SQLite database file [env HNBOOKS_DB; default ./hnbooks.db]"
+    if create:
+        help_text += " (created if missing)"
+    return click.option(
+        "--db",
+        "db_path",
+        envvar="HNBOOKS_DB",
+        default=DEFAULT_DB_PATH,
+        show_default=False,
+        type=click.Path(dir_okay=False),
+        help=help_text,
+    )
+
+
+def print_error(message: str) -> None:
+    """Print an error whose text may hold brackets from user data, never read as Rich markup."""
+    err_console.print(Text.assemble(("error: ", "red"), message), soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    print_error(message)
+    sys.exit(code)
+
+
+@contextmanager
+def open_store(db_path: str, *, create: bool = False) -> Iterator[Store]:
+    try:
+        store = Store(db_path, create=create)
+    except StoreError as error:
+        fail(str(error))
+    try:
+        yield store
+    except StoreError as error:
+        fail(str(error))
+    finally:
+        store.close()
+
+
+class HnbooksGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err_console.print("interrupted; nothing partial was written")
+            sys.exit(130)
+
+
+@click.group(cls=HnbooksGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hnbooks")
+def cli() -> None:
+    """Find rare things in big text collections, by keyboard, in the terminal.
+
+    \b
+    The loop:
+      hnbooks import comments.jsonl        # texts (and any earlier answers) into ./hnbooks.db
+      hnbooks seed --query "book"          # cold start: a batch of keyword matches
+      hnbooks-score                        # embed, train, score the whole pool, queue a batch
+      hnbooks-tui                          # annotate: a accept, x reject, space ignore, u undo
+      hnbooks export -o answers.jsonl      # Prodigy-compatible JSONL
+
+    Every command takes --db (or HNBOOKS_DB). `hnbooks COMMAND --help` explains each one.
+    """
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@db_option(create=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "prodigy", "jsonl", "csv", "tsv", "parquet", "hn", "text"]),
+    default="auto",
+    show_default=True,
+    help="Input format; auto looks at the extension and the first record.",
+)
+@click.option("--text-field", default="text", show_default=True, help="Column / key holding the text.")
+@click.option(
+    "--annotator",
+    default=None,
+    help="Annotator for imported answers that name none (Prodigy's _annotator_id / _session_id win).",
+)
+def import_command(
+    files: tuple[str, ...], db_path: str, fmt: str, text_field: str, annotator: str | None
+) -> None:
+    """Import texts (and any answers they carry) from FILES.
+
+    \b
+    Formats (auto-detected):
+      prodigy  Prodigy JSONL: text, meta, hashes, answer, spans kept as answers
+      jsonl    {"text": ..., "meta": {...}} per line
+      csv/tsv  a header row and a text column (--text-field)
+      parquet  a text column (--text-field)
+      hn       Hacker News items: API or Algolia JSON lines, or CSV/Parquet dumps with
+               id,by,time,text,parent,title,type,dead,deleted; HTML cleaned, dead/deleted skipped
+      text     one item per line
+
+    Texts equal up to whitespace merge into one item; importing a file twice adds nothing.
+    A bad line stops that file: nothing of it is stored, the error names file and line, and the
+    exit code is 1.
+
+    \b
+    Examples:
+      hnbooks import ../shared/data/bookfinder/*.jsonl --db books.db
+      hnbooks import hn_comments.parquet --format hn
+      hnbooks import notes.csv --text-field body --annotator alice
+    """
+    from hnbooks.importing import ImportFault, import_file
+
+    failures = 0
+    with open_store(db_path, create=True) as store:
+        for name in files:
+            path = Path(name)
+            size = path.stat().st_size if path.is_file() else 0
+            with make_progress(transient=True) as progress:
+                task = progress.add_task(f"importing {path.name}", total=size or None)
+                # Small files finish before a bar would be worth drawing.
+                if size < 2_000_000:
+                    progress.update(task, visible=False)
+                try:
+                    summary = import_file(
+                        store,
+                        path,
+                        fmt=fmt,
+                        text_field=text_field,
+                        annotator=annotator,
+                        progress=lambda n: progress.advance(task, n),
+                    )
+                except ImportFault as fault:
+                    failures += 1
+                    progress.stop()
+                    print_error(f"{fault} — nothing from this file was imported")
+                    continue
+            out_console.print(summary.line(), markup=False)
+            for skip in summary.first_skips:
+                err_console.print(f"  skipped line {skip.line}: {skip.reason}", style="dim", markup=False)
+    if failures:
+        sys.exit(1)
+
+
+def make_progress(transient: bool = False) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+    )
+
+
+@cli.command("export")
+@db_option()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File (default stdout).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+)
+def export_command(db_path: str, output: str | None, fmt: str) -> None:
+    """Write every answer in force (undone ones left out) as Prodigy JSONL or CSV.
+
+    \b
+    JSONL fields: text, meta, label, spans [{start, end, label, text}], answer, _input_hash,
+    _task_hash, _view_id, _annotator_id, _timestamp — re-importable with `hnbooks import`.
+
+    \b
+    Examples:
+      hnbooks export -o answers.jsonl
+      hnbooks export --format csv > answers.csv
+    """
+    from hnbooks.exporting import write_csv, write_jsonl
+
+    writer = write_csv if fmt == "csv" else write_jsonl
+    with open_store(db_path) as store:
+        if output is None:
+            count = writer(store, sys.stdout)
+        else:
+            # Write beside the target and rename, so a failed export never truncates a good file.
+            target = Path(output)
+            partial = target.with_name(target.name + ".partial")
+            with partial.open("w", encoding="utf-8", newline="") as handle:
+                count = writer(store, handle)
+            partial.replace(target)
+        err_console.print(f"exported {count} answers" + (f" to {output}" if output else ""))
+
+
+@cli.command("stats")
+@db_option()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+def stats_command(db_path: str, as_json: bool) -> None:
+    """Items, answers by answer and annotator, batches, positives, spans, and each scoring round.
+
+    \b
+    Examples:
+      hnbooks stats
+      hnbooks stats --json | jq .positives
+    """
+    with open_store(db_path) as store:
+        stats = store.stats()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    table = Table(title=f"hnbooks — {db_path}", show_header=False)
+    table.add_row("items", f"{stats['items']:,}")
+    table.add_row("answers", f"{stats['answers']:,}")
+    for answer, count in stats["answers_by_answer"].items():
+        table.add_row(f"  {answer}", f"{count:,}")
+    table.add_row(f"positives ({stats['label']})", f"{stats['positives']:,}")
+    table.add_row("spans marked", f"{stats['spans']:,}")
+    table.add_row("batches published", f"{stats['batches']:,}")
+    table.add_row("items waiting in the queue", f"{stats['queued']:,}")
+    out_console.print(table)
+    if stats["answers_by_annotator"]:
+        people = Table(title="answers by annotator")
+        for column in ("annotator", "accept", "reject", "ignore"):
+            people.add_column(column)
+        for name, counts in stats["answers_by_annotator"].items():
+            people.add_row(name, *(str(counts.get(k, 0)) for k in ("accept", "reject", "ignore")))
+        out_console.print(people)
+    if stats["rounds"]:
+        out_console.print(rounds_table(stats["rounds"]))
+
+
+def rounds_table(rounds: list[dict[str, Any]]) -> Table:
+    table = Table(title="scoring rounds")
+    for column in ("round", "answers", "positives", "found in last batch", "CV AP", "prevalence", "recall", "device"):
+        table.add_column(column)
+    for report in rounds:
+        found = report.get("positives_per_strategy") or {}
+        table.add_row(
+            str(report.get("id")),
+            str(report.get("answers", "")),
+            str(report.get("positives", "")),
+            ", ".join(f"{k} {v}" for k, v in found.items()) or "—",
+            fmt_number(report.get("cv_average_precision")),
+            fmt_interval(report.get("prevalence")),
+            fmt_interval(report.get("recall")),
+            str(report.get("device", "")),
+        )
+    return table
+
+
+def fmt_number(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def fmt_interval(value: Any) -> str:
+    if not isinstance(value, dict) or value.get("estimate") is None:
+        return "—"
+    low, high = value.get("low"), value.get("high")
+    if low is None or high is None:
+        return f"{value['estimate']:.4g}"
+    return f"{value['estimate']:.4g} [{low:.3g}, {high:.3g}]"
+
+
+@cli.command("queue")
+@db_option()
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {batch, position, item_id, strategy, score, text}.")
+@click.option("--annotator", default=None, help="What waits for this annotator (default: unanswered by anyone).")
+def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
+    """List what waits to be annotated, in the order it will be shown.
+
+    \b
+    Examples:
+      hnbooks queue
+      hnbooks queue --json --annotator alice
+    """
+    with open_store(db_path) as store:
+        entries = store.queue(annotator)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "batch": e.batch,
+                        "position": e.position,
+                        "item_id": e.item_id,
+                        "strategy": e.strategy,
+                        "score": e.score,
+                        "text": e.text,
+                    }
+                    for e in entries
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    table = Table(title=f"{len(entries)} items waiting")
+    for column in ("batch", "pos", "item", "strategy", "score", "text"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column == "text")
+    for e in entries:
+        score = "" if e.score is None else f"{e.score:.3f}"
+        preview = " ".join(e.text.split())[:80]
+        table.add_row(str(e.batch), str(e.position), str(e.item_id), e.strategy, score, Text(preview))
+    out_console.print(table)
+
+
+def main() -> None:
+    from hnbooks.models.cli import models
+
+    cli.add_command(models)
+    cli(prog_name="hnbooks")

@@ -1,0 +1,597 @@
+"""Importers: Prodigy JSONL, plain JSONL, CSV/TSV, Parquet, Hacker News items and plain text lines.
+
+Each file is read into `ParsedRecord`s, then written in one transaction: a fault anywhere in a file
+(`ImportFault`, naming the file and line) rolls the whole file back, so nothing is half imported.
+Texts are merged on their whitespace-normalised form; answers already stored are not added again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hnbooks.hn_html import clean_comment_html
+from hnbooks.store.db import Store, StoreError, task_key_for
+from hnbooks.store.records import ANSWER_VALUES, Span, spans_to_json
+
+FORMATS = ("auto", "prodigy", "jsonl", "csv", "tsv", "parquet", "hn", "text")
+MAX_TEXT_CHARS = 1_000_000
+MAX_LINE_BYTES = 4 * MAX_TEXT_CHARS
+DEFAULT_IMPORT_ANNOTATOR = "imported"
+PRODIGY_KEYS = ("_input_hash", "_task_hash", "_view_id", "answer", "spans")
+HN_KEYS = ("by", "objectID", "comment_text", "parent_id", "story_id", "author")
+HN_COLUMNS = {"id", "by", "time", "text", "type"}
+
+Progress = Callable[[int], None]
+
+
+class ImportFault(Exception):
+    """Bad input that stops a file's import; the message names the file and line."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+
+
+@dataclass
+class ParsedAnswer:
+    annotator: str
+    answer: str
+    label: str | None
+    view_id: str | None
+    spans: list[Span]
+    task_hash: int | None
+    created_at: float | None
+    strategy: str = "import"
+    score: float | None = None
+
+
+@dataclass
+class ParsedRecord:
+    line: int
+    text: str
+    meta: dict[str, Any]
+    external_id: str | None = None
+    input_hash: int | None = None
+    answers: list[ParsedAnswer] = field(default_factory=list)
+
+
+@dataclass
+class Skipped:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportSummary:
+    path: str
+    format: str
+    new_items: int = 0
+    merged: int = 0
+    answers: int = 0
+    answers_already_present: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    first_skips: list[Skipped] = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = [
+            f"{self.new_items} new",
+            f"{self.merged} merged",
+            f"{self.answers} answers",
+        ]
+        if self.answers_already_present:
+            parts.append(f"{self.answers_already_present} answers already present")
+        if self.skipped:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
+            parts.append(f"skipped {sum(self.skipped.values())} ({reasons})")
+        return f"{self.path} [{self.format}]: " + ", ".join(parts)
+
+
+def text_key(text: str) -> str:
+    """Identity of a text for merging duplicates: whitespace runs collapsed, nothing else changed."""
+    return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
+
+
+def stable_hash(*parts: str) -> int:
+    """A signed 32-bit hash that is the same on every machine (Prodigy's hashes are 32-bit too)."""
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+def remap_spans(spans: list[Span], from_text: str, to_text: str) -> list[Span]:
+    """Move span offsets from one text to another that differs only in whitespace."""
+    if from_text == to_text or not spans:
+        return spans
+
+    def non_space_positions(text: str) -> list[int]:
+        return [i for i, ch in enumerate(text) if not ch.isspace()]
+
+    source_positions = non_space_positions(from_text)
+    target_positions = non_space_positions(to_text)
+    rank = {pos: n for n, pos in enumerate(source_positions)}
+    remapped = []
+    for span in spans:
+        inside = [p for p in range(span.start, span.end) if p in rank]
+        if not inside:
+            continue
+        start = target_positions[rank[inside[0]]]
+        end = target_positions[rank[inside[-1]]] + 1
+        remapped.append(Span(start, end, span.label))
+    return remapped
+
+
+# -- reading lines -------------------------------------------------------------------------------
+
+
+def read_lines(path: Path, progress: Progress | None) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line) for each non-blank line; bad bytes and huge lines are faults."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if progress:
+                progress(len(raw))
+            if len(raw) > MAX_LINE_BYTES:
+                raise ImportFault(
+                    str(path),
+                    number,
+                    f"line is {len(raw) / 1e6:.1f} MB, over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
+                )
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ImportFault(
+                    str(path), number, f"not valid UTF-8 (byte {error.start} of the line)"
+                ) from None
+            if number == 1:
+                line = line.lstrip("\ufeff")
+            if line.strip():
+                yield number, line.rstrip("\r\n")
+
+
+def parse_json_line(path: Path, number: int, line: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ImportFault(str(path), number, f"invalid JSON: {error.msg} (column {error.colno})") from None
+    except RecursionError:
+        raise ImportFault(str(path), number, "JSON nested too deeply") from None
+    if not isinstance(record, dict):
+        raise ImportFault(str(path), number, f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def require_text(path: Path, number: int, value: Any, field_name: str = "text") -> str:
+    if not isinstance(value, str):
+        got = "nothing" if value is None else type(value).__name__
+        raise ImportFault(str(path), number, f'"{field_name}" must be a string, got {got}')
+    if len(value) > MAX_TEXT_CHARS:
+        raise ImportFault(
+            str(path), number, f"text has {len(value):,} characters, over the {MAX_TEXT_CHARS:,} limit"
+        )
+    if "\x00" in value:
+        raise ImportFault(str(path), number, "text contains a NUL character")
+    return value
+
+
+def optional_int(path: Path, number: int, record: dict[str, Any], key: str) -> int | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ImportFault(str(path), number, f'"{key}" must be an integer, got {type(value).__name__}')
+    return value
+
+
+def parse_spans(path: Path, number: int, raw: Any, text: str) -> list[Span]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ImportFault(str(path), number, f'"spans" must be a list, got {type(raw).__name__}')
+    spans = []
+    for position, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise ImportFault(str(path), number, f"span {position} is not an object")
+        start, end, label = entry.get("start"), entry.get("end"), entry.get("label")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+            raise ImportFault(str(path), number, f"span {position} needs integer start and end")
+        if not isinstance(label, str) or not label:
+            raise ImportFault(str(path), number, f"span {position} needs a label")
+        assert isinstance(start, int) and isinstance(end, int)
+        if not 0 <= start < end <= len(text):
+            raise ImportFault(
+                str(path),
+                number,
+                f"span {position} ({start}-{end}) lies outside the text (length {len(text)})",
+            )
+        spans.append(Span(start, end, label))
+    return spans
+
+
+# -- formats -------------------------------------------------------------------------------------
+
+
+def parse_prodigy(
+    path: Path, annotator: str | None, progress: Progress | None
+) -> Iterator[ParsedRecord | Skipped]:
+    for number, line in read_lines(path, progress):
+        record = parse_json_line(path, number, line)
+        text = require_text(path, number, record.get("text"))
+        if not text.strip():
+            yield Skipped(number, "empty text")
+            continue
+        meta = record.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise ImportFault(str(path), number, '"meta" must be an object')
+        answers = []
+        answer = record.get("answer")
+        if answer is not None:
+            if answer not in ANSWER_VALUES:
+                raise ImportFault(
+                    str(path), number, f'"answer" must be accept, reject or ignore, not {answer!r}'
+                )
+            label = record.get("label")
+            if label is not None and not isinstance(label, str):
+                raise ImportFault(str(path), number, '"label" must be a string')
+            view_id = record.get("_view_id")
+            who = record.get("_annotator_id") or record.get("_session_id") or annotator
+            timestamp = record.get("_timestamp")
+            if timestamp is not None and not isinstance(timestamp, (int, float)):
+                raise ImportFault(str(path), number, '"_timestamp" must be a number')
+            served = record.get("_hnbooks") if isinstance(record.get("_hnbooks"), dict) else {}
+            score = served.get("score")
+            answers.append(
+                ParsedAnswer(
+                    annotator=str(who or DEFAULT_IMPORT_ANNOTATOR),
+                    answer=answer,
+                    label=label,
+                    view_id=view_id if isinstance(view_id, str) else None,
+                    spans=parse_spans(path, number, record.get("spans"), text),
+                    task_hash=optional_int(path, number, record, "_task_hash"),
+                    created_at=float(timestamp) if timestamp is not None else None,
+                    strategy=str(served.get("strategy") or "import"),
+                    score=float(score) if isinstance(score, (int, float)) else None,
+                )
+            )
+        elif record.get("spans") is not None:
+            parse_spans(path, number, record.get("spans"), text)
+        yield ParsedRecord(
+            line=number,
+            text=text,
+            meta=meta,
+            input_hash=optional_int(path, number, record, "_input_hash"),
+            answers=answers,
+        )
+
+
+def parse_plain_jsonl(path: Path, text_field: str, progress: Progress | None) -> Iterator[ParsedRecord | Skipped]:
+    for number, line in read_lines(path, progress):
+        record = parse_json_line(path, number, line)
+        text = require_text(path, number, record.get(text_field), text_field)
+        if not text.strip():
+            yield Skipped(number, "empty text")
+            continue
+        meta = record.get("meta")
+        if meta is None:
+            meta = {k: v for k, v in record.items() if k != text_field and is_scalar(v)}
+        if not isinstance(meta, dict):
+            raise ImportFault(str(path), number, '"meta" must be an object')
+        yield ParsedRecord(line=number, text=text, meta=meta)
+
+
+def is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def hn_record(path: Path, number: int, raw: dict[str, Any]) -> ParsedRecord | Skipped:
+    """One Hacker News item (API or Algolia field names) as a record, or why it is skipped."""
+    if truthy(raw.get("deleted")):
+        return Skipped(number, "deleted")
+    if truthy(raw.get("dead")):
+        return Skipped(number, "dead")
+    item_id = raw.get("id", raw.get("objectID"))
+    if item_id is None or str(item_id).strip() == "":
+        raise ImportFault(str(path), number, "Hacker News item without an id")
+    html = raw.get("text")
+    if html is None:
+        html = raw.get("comment_text") or raw.get("story_text")
+    if html is not None and not isinstance(html, str):
+        raise ImportFault(str(path), number, f'"text" must be a string, got {type(html).__name__}')
+    title = raw.get("title") or ""
+    if not isinstance(title, str):
+        title = str(title)
+    body = clean_comment_html(html) if html else ""
+    text = "\n\n".join(part for part in (title.strip(), body) if part)
+    text = require_text(path, number, text)
+    if not text.strip():
+        return Skipped(number, "empty text")
+    meta: dict[str, Any] = {"id": to_int_or_str(item_id)}
+    for source_key, meta_key in (
+        ("by", "by"),
+        ("author", "by"),
+        ("time", "time"),
+        ("created_at_i", "time"),
+        ("parent", "parent"),
+        ("parent_id", "parent"),
+        ("story_id", "story_id"),
+        ("story_title", "story_title"),
+        ("type", "type"),
+    ):
+        value = raw.get(source_key)
+        if value not in (None, "") and meta_key not in meta:
+            meta[meta_key] = to_int_or_str(value) if meta_key in ("parent", "story_id", "time") else value
+    if title:
+        meta["title"] = title
+    return ParsedRecord(line=number, text=text, meta=meta, external_id=f"hn:{meta['id']}")
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "t", "yes")
+    return bool(value) and value == value  # NaN from a dataframe-written file is not True
+
+
+def to_int_or_str(value: Any) -> int | str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = str(value).strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def parse_hn_jsonl(path: Path, progress: Progress | None) -> Iterator[ParsedRecord | Skipped]:
+    for number, line in read_lines(path, progress):
+        record = parse_json_line(path, number, line)
+        if "hits" in record and isinstance(record["hits"], list):
+            # An Algolia search response saved whole: one line, many items.
+            for hit in record["hits"]:
+                if isinstance(hit, dict):
+                    yield hn_record(path, number, hit)
+            continue
+        yield hn_record(path, number, record)
+
+
+def read_table_rows(path: Path, delimiter: str, progress: Progress | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ImportFault(str(path), None, f"cannot read: {error.strerror}") from None
+    if progress:
+        progress(len(raw))
+    try:
+        decoded = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ImportFault(str(path), line, "not valid UTF-8") from None
+    csv.field_size_limit(MAX_LINE_BYTES)
+    reader = csv.DictReader(io.StringIO(decoded, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for row in reader:
+            if None in row:
+                raise ImportFault(str(path), reader.line_num, "more fields than the header has")
+            yield reader.line_num, row
+    except csv.Error as error:
+        raise ImportFault(str(path), reader.line_num, f"malformed CSV: {error}") from None
+
+
+def read_parquet_rows(path: Path, progress: Progress | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq  # imported here: only Parquet imports pay for pyarrow
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        raise ImportFault(str(path), None, f"not a readable Parquet file ({error})") from None
+    row_number = 0
+    for batch in parquet.iter_batches(batch_size=10_000):
+        for row in batch.to_pylist():
+            row_number += 1
+            yield row_number, row
+        if progress:
+            progress(batch.nbytes)
+
+
+def table_columns(path: Path, fmt: str) -> set[str]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return set(pq.ParquetFile(path).schema_arrow.names)
+        except Exception as error:
+            raise ImportFault(str(path), None, f"not a readable Parquet file ({error})") from None
+    delimiter = "\t" if fmt == "tsv" else ","
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        header = handle.readline()
+    return {c.strip() for c in next(csv.reader([header], delimiter=delimiter), [])}
+
+
+def parse_table(
+    path: Path, fmt: str, text_field: str, hn: bool, progress: Progress | None
+) -> Iterator[ParsedRecord | Skipped]:
+    rows = (
+        read_parquet_rows(path, progress)
+        if fmt == "parquet"
+        else read_table_rows(path, "\t" if fmt == "tsv" else ",", progress)
+    )
+    label = "row" if fmt == "parquet" else "line"
+    first = True
+    for number, row in rows:
+        if first and not hn and text_field not in row:
+            columns = ", ".join(sorted(map(str, row))) or "none"
+            raise ImportFault(
+                str(path), None, f'no "{text_field}" column (columns: {columns}); use --text-field'
+            )
+        first = False
+        if hn:
+            yield hn_record(path, number, row)
+            continue
+        value = row.get(text_field)
+        text = require_text(path, number, "" if value is None else value, text_field)
+        if not text.strip():
+            yield Skipped(number, f"empty text ({label} {number})")
+            continue
+        meta = {k: v for k, v in row.items() if k != text_field and v not in (None, "")}
+        yield ParsedRecord(line=number, text=text, meta={k: json_safe(v) for k, v in meta.items()})
+
+
+def json_safe(value: Any) -> Any:
+    return value if is_scalar(value) else str(value)
+
+
+def parse_text_lines(path: Path, progress: Progress | None) -> Iterator[ParsedRecord | Skipped]:
+    for number, line in read_lines(path, progress):
+        text = require_text(path, number, line)
+        yield ParsedRecord(line=number, text=text, meta={"line": number})
+
+
+# -- format detection ----------------------------------------------------------------------------
+
+
+def detect_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return "hn" if HN_COLUMNS <= table_columns(path, "parquet") else "parquet"
+    if suffix in (".csv", ".tsv"):
+        fmt = suffix[1:]
+        return "hn" if HN_COLUMNS <= table_columns(path, fmt) else fmt
+    if suffix in (".jsonl", ".json", ".ndjson", ".jl"):
+        first = first_json_object(path)
+        if first is None:
+            return "jsonl"
+        if any(key in first for key in PRODIGY_KEYS):
+            return "prodigy"
+        if "hits" in first or any(key in first for key in HN_KEYS):
+            return "hn"
+        return "jsonl"
+    return "text"
+
+
+def first_json_object(path: Path) -> dict[str, Any] | None:
+    with path.open("rb") as handle:
+        for raw in handle:
+            if raw.strip():
+                try:
+                    record = json.loads(raw.decode("utf-8", errors="replace")[:MAX_LINE_BYTES])
+                except (json.JSONDecodeError, RecursionError):
+                    return None
+                return record if isinstance(record, dict) else None
+    return None
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def import_file(
+    store: Store,
+    path: str | Path,
+    *,
+    fmt: str = "auto",
+    text_field: str = "text",
+    annotator: str | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import one file in one transaction; raise ImportFault (and store nothing) on bad input."""
+    path = Path(path)
+    if not path.exists():
+        raise ImportFault(str(path), None, "no such file")
+    if path.is_dir():
+        raise ImportFault(str(path), None, "is a directory; name the files inside it")
+    if fmt not in FORMATS:
+        raise ImportFault(str(path), None, f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    resolved = detect_format(path) if fmt == "auto" else fmt
+    if resolved == "hn" and path.suffix.lower() in (".csv", ".tsv", ".parquet"):
+        table_fmt = "parquet" if path.suffix.lower() == ".parquet" else path.suffix.lower()[1:]
+        records: Iterator[ParsedRecord | Skipped] = parse_table(path, table_fmt, text_field, True, progress)
+    elif resolved == "hn":
+        records = parse_hn_jsonl(path, progress)
+    elif resolved == "prodigy":
+        records = parse_prodigy(path, annotator, progress)
+    elif resolved == "jsonl":
+        records = parse_plain_jsonl(path, text_field, progress)
+    elif resolved in ("csv", "tsv", "parquet"):
+        records = parse_table(path, resolved, text_field, False, progress)
+    else:
+        records = parse_text_lines(path, progress)
+    summary = ImportSummary(path=str(path), format=resolved)
+    try:
+        with store.transaction() as conn:
+            for record in records:
+                if isinstance(record, Skipped):
+                    summary.skipped[record.reason.split(" (")[0]] += 1
+                    if len(summary.first_skips) < 5:
+                        summary.first_skips.append(record)
+                    continue
+                write_record(conn, path, record, summary)
+    except UnicodeError as error:
+        raise ImportFault(str(path), None, f"cannot decode: {error}") from None
+    except OSError as error:
+        raise ImportFault(str(path), None, f"cannot read: {error.strerror or error}") from None
+    except StoreError as error:
+        raise ImportFault(str(path), None, str(error)) from None
+    return summary
+
+
+def write_record(conn: Any, path: Path, record: ParsedRecord, summary: ImportSummary) -> None:
+    key = text_key(record.text)
+    existing = conn.execute("SELECT id, text FROM items WHERE text_key = ?", (key,)).fetchone()
+    if existing is not None:
+        item_id, stored_text = existing["id"], existing["text"]
+        summary.merged += 1
+    else:
+        external_id = record.external_id or f"t:{key[:20]}"
+        clash = conn.execute(
+            "SELECT text FROM items WHERE external_id = ?", (external_id,)
+        ).fetchone()
+        if clash is not None:
+            raise ImportFault(
+                str(path), record.line, f"id {external_id} is already stored with a different text"
+            )
+        input_hash = record.input_hash if record.input_hash is not None else stable_hash(record.text)
+        cursor = conn.execute(
+            "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (external_id, record.text, json.dumps(record.meta), input_hash, key, path.name, time.time()),
+        )
+        item_id, stored_text = cursor.lastrowid, record.text
+        summary.new_items += 1
+    for answer in record.answers:
+        spans = remap_spans(answer.spans, record.text, stored_text)
+        spans_json = spans_to_json(spans)
+        task_key = task_key_for(answer.label, answer.view_id, bool(spans))
+        created_at = answer.created_at if answer.created_at is not None else time.time()
+        duplicate = conn.execute(
+            "SELECT 1 FROM answers WHERE item_id = ? AND annotator = ? AND answer = ? AND task_key = ?"
+            " AND label IS ? AND spans = ? AND CAST(created_at AS INTEGER) = CAST(? AS INTEGER)",
+            (item_id, answer.annotator, answer.answer, task_key, answer.label, spans_json, created_at),
+        ).fetchone()
+        if duplicate is not None:
+            summary.answers_already_present += 1
+            continue
+        conn.execute(
+            "INSERT INTO answers (item_id, annotator, answer, task_key, label, view_id, spans,"
+            " task_hash, strategy, score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                item_id,
+                answer.annotator,
+                answer.answer,
+                task_key,
+                answer.label,
+                answer.view_id,
+                spans_json,
+                answer.task_hash,
+                answer.strategy,
+                answer.score,
+                created_at,
+            ),
+        )
+        summary.answers += 1
