@@ -211,10 +211,31 @@ def joined_by_spaces(text: str, end: int, next_start: int) -> bool:
     return bool(gap) and gap.strip(" \t") == ""
 
 
+def at_sentence_start(text: str, offset: int) -> bool:
+    """Whether only spaces separate `offset` from the text's start, a line break or a full stop."""
+    before = text[max(0, offset - 80) : offset]
+    stripped = before.rstrip()
+    if not stripped:
+        return offset - len(before) == 0 or "\n" in before
+    return stripped[-1] in ".!?" or "\n" in before[len(stripped) :]
+
+
+def is_title_run(run_words: list[str]) -> bool:
+    """2+ capitalised words, at most MAX_CANDIDATE_WORDS, not all of them acronyms."""
+    capitalised = sum(1 for word in run_words if is_capitalised(word))
+    return (
+        capitalised >= 2
+        and len(run_words) <= MAX_CANDIDATE_WORDS
+        and any(is_capitalised(word) and any(c.islower() for c in word) for word in run_words)
+    )
+
+
 def title_case_candidates(text: str, words: list[tuple[int, int]]) -> list[Candidate]:
     """Runs of 2+ capitalised words, small lowercase words allowed inside, on one line.
 
-    A run right after "by" is an author's name, not a title, so it is left out.
+    A run right after "by" is an author's name, not a title, so it is left out. A run starting a
+    sentence may owe its first capital to the sentence ("Read Zen and the Art of ..."), so the run
+    without its first word is proposed as well.
     """
     found = []
     index = 0
@@ -224,28 +245,29 @@ def title_case_candidates(text: str, words: list[tuple[int, int]]) -> list[Candi
             index += 1
             continue
         last_capitalised = index
-        capitalised = 1
         probe = index + 1
         while probe < len(words) and joined_by_spaces(text, words[probe - 1][1], words[probe][0]):
             word = text[words[probe][0] : words[probe][1]]
             if is_capitalised(word):
                 last_capitalised = probe
-                capitalised += 1
             elif word not in SMALL_WORDS:
                 break
             probe += 1
-        run_start, run_end = words[index][0], words[last_capitalised][1]
-        run_words = [text[s:e] for s, e in words[index : last_capitalised + 1]]
-        after_by = index > 0 and text[words[index - 1][0] : words[index - 1][1]].lower() == "by" and (
-            joined_by_spaces(text, words[index - 1][1], start)
+        run = words[index : last_capitalised + 1]
+        run_words = [text[s:e] for s, e in run]
+        after_by = (
+            index > 0
+            and text[words[index - 1][0] : words[index - 1][1]].lower() == "by"
+            and joined_by_spaces(text, words[index - 1][1], start)
         )
-        if (
-            capitalised >= 2
-            and len(run_words) <= MAX_CANDIDATE_WORDS
-            and any(any(c.islower() for c in w) for w in run_words)
-            and not after_by
-        ):
-            found.append(Candidate(run_start, run_end, "title-case"))
+        if is_title_run(run_words) and not after_by:
+            found.append(Candidate(run[0][0], run[-1][1], "title-case"))
+            if (
+                at_sentence_start(text, run[0][0])
+                and is_capitalised(run_words[1])
+                and is_title_run(run_words[1:])
+            ):
+                found.append(Candidate(run[1][0], run[-1][1], "title-case"))
         index = last_capitalised + 1
     return found
 
@@ -255,14 +277,13 @@ def by_author_candidates(text: str, words: list[tuple[int, int]]) -> list[Candid
     found = []
     for index in range(1, len(words) - 1):
         by_start, by_end = words[index]
-        if text[by_start:by_end] != "by":
-            continue
         name_start, name_end = words[index + 1]
-        if not is_capitalised(text[name_start:name_end]):
-            continue
-        if not joined_by_spaces(text, by_end, name_start):
-            continue
-        if not joined_by_spaces(text, words[index - 1][1], by_start):
+        if (
+            text[by_start:by_end] != "by"
+            or not is_capitalised(text[name_start:name_end])
+            or not joined_by_spaces(text, by_end, name_start)
+            or not joined_by_spaces(text, words[index - 1][1], by_start)
+        ):
             continue
         first = last = index - 1
         if not is_capitalised(text[words[last][0] : words[last][1]]):
@@ -275,8 +296,16 @@ def by_author_candidates(text: str, words: list[tuple[int, int]]) -> list[Candid
             elif word not in SMALL_WORDS:
                 break
             probe -= 1
-        if last - first + 1 <= MAX_CANDIDATE_WORDS:
-            found.append(Candidate(words[first][0], words[last][1], "by-author"))
+        if last - first + 1 > MAX_CANDIDATE_WORDS:
+            continue
+        found.append(Candidate(words[first][0], words[last][1], "by-author"))
+        second = words[first + 1] if first < last else None
+        if (
+            second is not None
+            and at_sentence_start(text, words[first][0])
+            and is_capitalised(text[second[0] : second[1]])
+        ):
+            found.append(Candidate(second[0], words[last][1], "by-author"))
     return found
 
 
@@ -305,13 +334,14 @@ def isbn13_checksum_ok(digits: str) -> bool:
 def suggest_candidates(text: str) -> list[Candidate]:
     """Every rule's candidates, sorted by position; one per (start, end), the first rule kept."""
     words = word_spans(text)
-    everything = (
-        quoted_candidates(text)
-        + italic_candidates(text)
-        + link_candidates(text)
-        + title_case_candidates(text, words)
-        + by_author_candidates(text, words)
-    )
+    links = link_candidates(text)
+    # Capitalised words inside a URL ("/5907.The_Hobbit") are the link's, not a title of their own.
+    word_rules = [
+        candidate
+        for candidate in title_case_candidates(text, words) + by_author_candidates(text, words)
+        if not any(link.start < candidate.end and candidate.start < link.end for link in links)
+    ]
+    everything = quoted_candidates(text) + italic_candidates(text) + links + word_rules
     unique: dict[tuple[int, int], Candidate] = {}
     for candidate in everything:
         unique.setdefault((candidate.start, candidate.end), candidate)
