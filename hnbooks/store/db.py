@@ -531,6 +531,15 @@ class Store:
         row = self._one("SELECT COALESCE(MAX(id), 0) FROM batches")
         return int(row[0]) if row else 0
 
+    def latest_batch_id_of(self, source: str) -> int | None:
+        row = self._one("SELECT MAX(id) FROM batches WHERE source = ?", (source,))
+        return None if row is None or row[0] is None else int(row[0])
+
+    def batch_strategies(self, batch_id: int) -> dict[int, str]:
+        """Item id → the strategy that placed it in the batch."""
+        rows = self._query("SELECT item_id, strategy FROM batch_items WHERE batch_id = ?", (batch_id,))
+        return {r["item_id"]: r["strategy"] for r in rows}
+
     def batch_count(self) -> int:
         row = self._one("SELECT COUNT(*) FROM batches")
         return int(row[0]) if row else 0

@@ -1,0 +1,256 @@
+"""One scoring round: train the head on every answer so far, score the whole pool, choose and publish.
+
+Embedding happens before this (the cache is filled by `scoring.embed`); this module only reads
+vectors, so the same round runs on a synthetic pool in the benchmark and in tests. The batch and
+the round's report are published in one transaction at the very end: a round killed earlier leaves
+nothing visible, and the next run starts it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hnbooks.scoring.estimate import prevalence_estimate, recall_estimate
+from hnbooks.scoring.head import Head, HeadConfig, train_head
+from hnbooks.scoring.pool import PoolVectors, top_by_cosine
+from hnbooks.scoring.select import Mix, SelectionContext, select_batch
+from hnbooks.store.db import Store
+from hnbooks.store.records import BatchEntry
+
+DEFAULT_SEED_QUERIES = {
+    "BOOK": "I recommend reading this book by its author, a great novel",
+}
+FALLBACK_SEED_QUERY = "{label}"
+
+QueryEncoder = Callable[[str], NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    label: str = "BOOK"
+    batch_size: int = 50
+    mix: Mix = field(default_factory=Mix)
+    seed_query: str | None = None
+    """Used while no positive exists; default: a sentence describing the label."""
+    random_seed: int | None = None
+    threshold: float = 0.5
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+    def cold_start_query(self) -> str:
+        if self.seed_query:
+            return self.seed_query
+        return DEFAULT_SEED_QUERIES.get(self.label, FALLBACK_SEED_QUERY.format(label=self.label.lower()))
+
+
+@dataclass
+class RoundResult:
+    mode: str
+    """"model" (head trained, mix selected), "seed" (no positive yet) or "empty" (nothing left)."""
+    batch_id: int | None
+    entries: list[BatchEntry]
+    report: dict[str, Any]
+    head: Head | None = None
+
+
+def item_verdicts(store: Store, label: str) -> dict[int, bool]:
+    """Item id → has `label`, from every current answer; annotators disagreeing are put to a vote,
+    a tie counting as positive (a rare positive is the costlier one to lose)."""
+    votes: dict[int, list[bool]] = defaultdict(list)
+    for answer in store.current_answers():
+        verdict = answer.verdict_for(label)
+        if verdict is not None:
+            votes[answer.item_id].append(verdict)
+    return {item_id: 2 * sum(v) >= len(v) for item_id, v in votes.items()}
+
+
+@dataclass(frozen=True)
+class BatchYield:
+    batch_id: int
+    answered: dict[str, int]
+    positives: dict[str, int]
+
+
+def last_batch_yield(store: Store, label: str, verdicts: dict[int, bool]) -> BatchYield | None:
+    """Per strategy, how many items of the latest scored batch were answered and how many were positive."""
+    batch_id = store.latest_batch_id_of("score")
+    if batch_id is None:
+        return None
+    strategies = store.batch_strategies(batch_id)
+    answered: Counter[str] = Counter()
+    positives: Counter[str] = Counter()
+    for item_id, strategy in strategies.items():
+        if item_id in verdicts:
+            answered[strategy] += 1
+            positives[strategy] += int(verdicts[item_id])
+    return BatchYield(batch_id, dict(answered), dict(positives))
+
+
+def run_round(
+    store: Store,
+    pool: PoolVectors,
+    config: RoundConfig,
+    *,
+    encode_query: QueryEncoder | None = None,
+    extra_report: dict[str, Any] | None = None,
+    started_at: float | None = None,
+) -> RoundResult:
+    started_at = started_at or time.time()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    rng = np.random.default_rng(config.random_seed)
+    verdicts = item_verdicts(store, config.label)
+    excluded = store.excluded_item_ids()
+    pool_ids = pool.item_ids()
+    positives = sum(verdicts.values())
+    report: dict[str, Any] = {
+        "label": config.label,
+        "pool": int(len(pool_ids)),
+        "answers": store.answer_count(),
+        "labelled_items": len(verdicts),
+        "positives": positives,
+        "negatives": len(verdicts) - positives,
+        "batch_size": config.batch_size,
+        **(extra_report or {}),
+    }
+    last_yield = last_batch_yield(store, config.label, verdicts)
+    if last_yield is not None:
+        report["last_batch"] = last_yield.batch_id
+        report["answers_per_strategy"] = last_yield.answered
+        report["positives_per_strategy"] = last_yield.positives
+
+    if positives == 0:
+        return seed_round(store, pool, config, excluded, report, encode_query, started_at)
+
+    labelled_ids = np.array(sorted(verdicts), dtype=np.int64)
+    labelled_ids = labelled_ids[np.isin(labelled_ids, pool_ids)]
+    labels = np.array([verdicts[int(i)] for i in labelled_ids], dtype=bool)
+    eligible_ids = pool_ids[~np.isin(pool_ids, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))]
+    if eligible_ids.size == 0:
+        report.update(mode="empty", note="every item is answered or queued")
+        store.record_round(report, config.label)
+        return RoundResult("empty", None, [], report)
+    true_negatives = int((~labels).sum())
+    pseudo_count = max(0, min(config.head.pseudo_negatives - true_negatives, eligible_ids.size // 2))
+    pseudo_ids = np.sort(rng.choice(eligible_ids, pseudo_count, replace=False)) if pseudo_count else eligible_ids[:0]
+
+    random_answers = store.random_answers_with_probability(config.label)
+    random_positive = np.array([verdicts.get(item_id, False) for item_id, _, _ in random_answers], dtype=bool)
+    random_probability = np.array([p for _, _, p in random_answers], dtype=np.float64)
+    prevalence = prevalence_estimate(
+        random_positive,
+        random_probability,
+        known_positives=positives,
+        unlabelled_count=int(eligible_ids.size),
+        pool_count=int(len(pool_ids)),
+    )
+    head = train_head(
+        pool.rows(labelled_ids),
+        labels,
+        pseudo_negative_features=pool.rows(pseudo_ids) if pseudo_count else None,
+        prior=prevalence.estimate if prevalence.estimate else None,
+        config=config.head,
+        random_state=config.random_seed or 0,
+    )
+    timings["train"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    scores = np.full(int(pool_ids.max()) + 1, np.nan)
+    for ids, vectors in pool.chunks():
+        scores[ids] = head.probability(vectors)
+    timings["score"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    eligible = np.zeros(scores.size, dtype=bool)
+    eligible[eligible_ids] = True
+    blocked = np.fromiter((i for i in excluded if i < scores.size), dtype=np.intp)
+    context = SelectionContext(
+        scores=scores,
+        eligible=eligible,
+        vectors=lambda rows: pool.rows(rows),
+        labelled_rows=labelled_ids.astype(np.intp),
+        blocked_rows=np.sort(blocked),
+        threshold=config.threshold,
+    )
+    picks = select_batch(context, config.batch_size, config.mix, rng)
+    timings["select"] = time.perf_counter() - clock
+
+    recall = recall_estimate(
+        random_positive,
+        random_probability,
+        scores[np.array([i for i, _, _ in random_answers], dtype=np.int64)] if random_answers else np.array([]),
+        config.threshold,
+    )
+    entries = [BatchEntry(p.row, p.strategy, p.score, p.rank, p.inclusion_probability) for p in picks]
+    report.update(
+        mode="model",
+        pseudo_negatives=head.training["pseudo_negatives"],
+        cv_average_precision=head.training["cv_average_precision"],
+        prevalence=prevalence.as_dict(),
+        recall=recall.as_dict(),
+        mix=config.mix.describe(),
+        picked_per_strategy=dict(Counter(e.strategy for e in entries)),
+        seconds={k: round(v, 3) for k, v in timings.items()},
+    )
+    # Shuffled so the annotator cannot tell the strategy from the position.
+    order = rng.permutation(len(entries))
+    entries = [entries[i] for i in order]
+    batch_id = store.publish_batch(
+        entries, source="score", label=config.label, round_report=report, round_started_at=started_at
+    ) if entries else None
+    return RoundResult("model", batch_id, entries, report, head)
+
+
+def seed_round(
+    store: Store,
+    pool: PoolVectors,
+    config: RoundConfig,
+    excluded: set[int],
+    report: dict[str, Any],
+    encode_query: QueryEncoder | None,
+    started_at: float,
+) -> RoundResult:
+    """No positive yet: a model can't find one at 1/5,000, so the batch comes from the seed channel."""
+    query = config.cold_start_query()
+    entries = seed_entries(store, pool, query, "semantic" if encode_query else "fts", excluded, config.batch_size, encode_query)
+    report.update(mode="seed", seed_query=query, note="no positive answer yet: seed channel only")
+    if not entries:
+        report["note"] += "; nothing matched"
+        store.record_round(report, config.label)
+        return RoundResult("seed", None, [], report)
+    batch_id = store.publish_batch(
+        entries, source="seed", label=config.label, note=query, round_report=report, round_started_at=started_at
+    )
+    return RoundResult("seed", batch_id, entries, report)
+
+
+def seed_entries(
+    store: Store,
+    pool: PoolVectors | None,
+    query: str,
+    mode: str,
+    excluded: set[int],
+    limit: int,
+    encode_query: QueryEncoder | None = None,
+) -> list[BatchEntry]:
+    """Candidates for a seed batch: FTS5 keyword, regex or embedding-similarity matches of `query`."""
+    if mode == "semantic":
+        if pool is None or encode_query is None:
+            raise ValueError("semantic seeding needs the encoder and the embedded pool")
+        matches = top_by_cosine(pool, encode_query(query), excluded, limit)
+        return [BatchEntry(item_id, "seed", score, rank) for rank, (item_id, score) in enumerate(matches)]
+    hits = store.search(query, mode=mode, limit=limit + len(excluded))
+    entries = []
+    for hit in hits:
+        if hit.item.id in excluded:
+            continue
+        entries.append(BatchEntry(hit.item.id, "seed", 1.0 / (1 + len(entries)), len(entries)))
+        if len(entries) >= limit:
+            break
+    return entries
