@@ -1,0 +1,103 @@
+"""Builders for TUI tests: a small database with texts and a published batch, and Pilot helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from hnbooks.store.db import Store
+from hnbooks.store.records import BatchEntry
+from hnbooks.tui.app import AnnotateApp
+
+TEXTS = [
+    'I finally read "The Hobbit" last winter and loved it.',
+    "Dune by Frank Herbert is still the best science fiction novel.",
+    "Rust's borrow checker is annoying at first, then it clicks.",
+    "Has anyone tried Zen and the Art of Motorcycle Maintenance? Worth it?",
+    "We migrated our Postgres cluster over the weekend.",
+    "see https://www.goodreads.com/book/show/5907.The_Hobbit for reviews",
+]
+
+
+def insert_items(store: Store, texts: list[str], metas: list[dict[str, Any]] | None = None) -> list[int]:
+    """Insert `texts` as items (what `hnbooks import` would store) and return their ids in order."""
+    now = time.time()
+    ids = []
+    with store.transaction() as conn:
+        for n, text in enumerate(texts):
+            key = hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
+            meta = metas[n] if metas else {"id": 1000 + n}
+            cursor = conn.execute(
+                "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (f"hn:{meta.get('id', 1000 + n)}", text, json.dumps(meta), n, key, "test", now),
+            )
+            ids.append(int(cursor.lastrowid or 0))
+    return ids
+
+
+def publish(store: Store, item_ids: list[int], strategy: str = "top") -> int:
+    entries = [BatchEntry(item_id, strategy, round(0.9 - n / 100, 3), n + 1) for n, item_id in enumerate(item_ids)]
+    return store.publish_batch(entries, source="test")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "tui.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Store:
+    opened = Store(db_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def item_ids(store: Store) -> list[int]:
+    return insert_items(store, TEXTS)
+
+
+@pytest.fixture
+def batch(store: Store, item_ids: list[int]) -> int:
+    return publish(store, item_ids[:4])
+
+
+def make_app(db_path: Path, annotator: str = "ann", **kwargs: Any) -> AnnotateApp:
+    # A fixed clock keeps the rate shown (and so the snapshots) the same on every run.
+    kwargs.setdefault("clock", lambda: 1000.0)
+    return AnnotateApp(db_path, annotator, **kwargs)
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], attempts: int = 200) -> None:
+    """Let the app work until `condition` holds (each attempt waits for the app to go idle)."""
+    for _ in range(attempts):
+        if condition():
+            return
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    raise AssertionError("condition never held")
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Wait for the workers (fetch, writer) and the messages they post."""
+    app = pilot.app
+    assert isinstance(app, AnnotateApp)
+    await app.wait_for_writes()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def screen_text(app: AnnotateApp) -> str:
+    """What the terminal shows, as plain text lines (for asserting on and for reviewing layouts)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join(strip.text.rstrip() for strip in strips)

@@ -1,0 +1,137 @@
+"""Item text as Rich `Text`, always literal: no markup parsing, no control character reaches the terminal.
+
+`printable` returns a copy of equal length (one character replaced by one), so every offset computed
+on the stored text — spans, candidates, search matches — is valid on the copy shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+# rich's own line breaker, which Textual's Content uses to wrap: the same breaks, so the cursor's
+# row computed here is the row shown.
+from rich._wrap import divide_line
+from rich.text import Text
+
+from hnbooks.store.records import Span
+
+ESCAPE_PICTURE = "␛"
+CONTROL_PLACEHOLDER = "·"
+
+
+def control_translation() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for code in range(0x20):
+        table[code] = chr(0x2400 + code)  # U+2400.. "control pictures": ␀ ␁ … ␟
+    table[0x1B] = ESCAPE_PICTURE
+    table[ord("\n")] = "\n"
+    # Tabs and carriage returns are layout, not content: a space keeps the width predictable.
+    table[ord("\t")] = " "
+    table[ord("\r")] = " "
+    table[0x7F] = "␡"
+    for code in range(0x80, 0xA0):  # C1 controls, including the 8-bit CSI and OSC introducers
+        table[code] = CONTROL_PLACEHOLDER
+    # Bidirectional overrides and isolates can reorder what is shown (a "Trojan source" spoof).
+    for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]:
+        table[code] = CONTROL_PLACEHOLDER
+    table[0x2028] = " "
+    table[0x2029] = " "
+    return table
+
+
+CONTROL_TRANSLATION = control_translation()
+
+CANDIDATE_STYLE = "underline #61afef"
+ACTIVE_STYLE = "bold black on #98c379"
+CURSOR_STYLE = "reverse"
+MATCH_STYLE = "bold black on #e5c07b"
+# One style per label, by the label's position in the database's label list.
+LABEL_STYLES = (
+    "bold black on #e5c07b",
+    "bold black on #c678dd",
+    "bold black on #56b6c2",
+    "bold black on #e06c75",
+    "bold black on #d19a66",
+    "bold black on #abb2bf",
+)
+
+
+def printable(text: str) -> str:
+    """`text` with every control character replaced one-for-one by a visible placeholder."""
+    return text.translate(CONTROL_TRANSLATION)
+
+
+def one_line(text: str, limit: int) -> str:
+    """A printable single-line preview of at most `limit` characters."""
+    flat = " ".join(printable(text).split())
+    return flat if len(flat) <= limit else flat[: max(0, limit - 1)] + "…"
+
+
+def label_style(labels: Sequence[str], label: str) -> str:
+    position = labels.index(label) if label in labels else len(labels)
+    return LABEL_STYLES[position % len(LABEL_STYLES)]
+
+
+def item_text(
+    display_text: str,
+    *,
+    candidates: Iterable[tuple[int, int]] = (),
+    spans: Iterable[Span] = (),
+    labels: Sequence[str] = (),
+    selection: tuple[int, int] | None = None,
+) -> Text:
+    """The item's (already printable) text with candidates underlined, marked spans filled in their
+    label's colour and the selection on top."""
+    text = Text(display_text, no_wrap=False, overflow="fold")
+    for start, end in candidates:
+        text.stylize(CANDIDATE_STYLE, start, end)
+    for span in spans:
+        text.stylize(label_style(labels, span.label), span.start, span.end)
+    if selection is not None:
+        text.stylize(ACTIVE_STYLE, selection[0], selection[1])
+    return text
+
+
+def highlighted(display_text: str, ranges: Iterable[tuple[int, int]], style: str = MATCH_STYLE) -> Text:
+    text = Text(display_text, overflow="fold")
+    for start, end in ranges:
+        text.stylize(style, start, end)
+    return text
+
+
+def snippet_with_matches(
+    text: str, ranges: Sequence[tuple[int, int]], width: int = 200
+) -> Text:
+    """A one-line window of `text` around its first match, matches highlighted."""
+    first = ranges[0][0] if ranges else 0
+    start = max(0, first - width // 3)
+    end = min(len(text), start + width)
+    window = printable(text[start:end]).replace("\n", " ")
+    snippet = Text("…" if start else "", overflow="ellipsis", no_wrap=True)
+    offset = len(snippet)
+    snippet.append(window)
+    for match_start, match_end in ranges:
+        if match_end > start and match_start < end:
+            snippet.stylize(
+                MATCH_STYLE, offset + max(match_start, start) - start, offset + min(match_end, end) - start
+            )
+    if end < len(text):
+        snippet.append("…")
+    return snippet
+
+
+def wrapped_row(display_text: str, offset: int, width: int) -> int:
+    """The row (0-based) on which character `offset` lands when the text is wrapped to `width`."""
+    if width <= 0:
+        return 0
+    row = 0
+    line_start = 0
+    for line in display_text.split("\n"):
+        line_end = line_start + len(line)
+        breaks = divide_line(line, width, fold=True)
+        if offset <= line_end:
+            column = offset - line_start
+            return row + sum(1 for position in breaks if position <= column)
+        row += len(breaks) + 1
+        line_start = line_end + 1
+    return row

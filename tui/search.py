@@ -1,0 +1,202 @@
+"""The `/` search screen: keyword (FTS5) or regex search over every text, answered in place.
+
+This is the cold-start channel: before the scorer has a single positive, searching "novel by" or
+"goodreads.com" finds the first ones. Answers given here carry the strategy "search".
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.reactive import var
+from textual.screen import Screen
+from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from hnbooks.store.db import StoreError
+from hnbooks.store.records import SearchHit
+from hnbooks.tui.app import AnnotateApp, AnswerSaved, WriteFailed
+from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
+from hnbooks.tui.session import AnswerToWrite
+
+SEARCH_LIMIT = 100
+ANSWER_MARKS = {"accept": ("✓ ", "bold green"), "reject": ("✗ ", "bold red"), "ignore": ("· ", "dim")}
+
+
+@dataclass
+class SearchFinished(Message, bubble=False):
+    """Hits of one query, with this annotator's current answer to each (by item id)."""
+
+    query: str
+    mode: str
+    hits: tuple[SearchHit, ...]
+    answers: dict[int, str]
+
+
+@dataclass
+class SearchFailed(Message, bubble=False):
+    query: str
+    error: str
+
+
+class SearchScreen(Screen[None]):
+    """Search every text; answer hits with a / x / space."""
+
+    AUTO_FOCUS = "#query"
+    BINDINGS = [
+        Binding("escape", "close", "Back", id="search-back"),
+        Binding("ctrl+t", "toggle_mode", "FTS/regex", id="search-mode"),
+        Binding("a", "answer('accept')", "Accept", id="search-accept"),
+        Binding("x", "answer('reject')", "Reject", id="search-reject"),
+        Binding("space", "answer('ignore')", "Ignore", id="search-ignore", key_display="space"),
+        Binding("slash", "focus_query", "New query", id="search-query", key_display="/"),
+    ]
+
+    mode: var[str] = var("fts")
+    """How the query is read: "fts" (every word must appear) or "regex"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits: tuple[SearchHit, ...] = ()
+        self.answers: dict[int, str] = {}
+        """This annotator's answer to each hit's item, as given (or being saved) here or before."""
+
+    @property
+    def annotate_app(self) -> AnnotateApp:
+        assert isinstance(self.app, AnnotateApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="keywords, then ⏎   (ctrl+t: regex)", id="query")
+        yield Static(id="search-status")
+        yield OptionList(id="hits")
+        with VerticalScroll(id="hit-scroll", can_focus=False):
+            yield Static(id="hit-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.render_status("type a query and press ⏎")
+
+    def render_status(self, message: str) -> None:
+        status = Text(no_wrap=True, overflow="ellipsis")
+        status.append(f" {self.mode} ", "bold reverse")
+        status.append(f" {message}")
+        self.query_one("#search-status", Static).update(status)
+
+    def watch_mode(self) -> None:
+        if self.is_mounted:
+            self.render_status("mode changed: ⏎ to search again")
+
+    def action_toggle_mode(self) -> None:
+        self.mode = "regex" if self.mode == "fts" else "fts"
+
+    def action_focus_query(self) -> None:
+        self.query_one("#query", Input).focus()
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+    @on(Input.Submitted, "#query")
+    def start_search(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            return
+        self.render_status(f"searching {one_line(event.value, 50)!r}…")
+        self.run_search(event.value, self.mode)
+
+    # Exclusive: only the latest query's results matter.
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def run_search(self, query: str, mode: str) -> None:
+        app = self.annotate_app
+        try:
+            hits = app.store.search(query, mode=mode, limit=SEARCH_LIMIT)
+            answers = {}
+            for hit in hits:
+                current = app.store.answers_of_item(hit.item.id, app.annotator)
+                if current:
+                    answers[hit.item.id] = current[-1].answer
+        except StoreError as error:
+            self.post_message(SearchFailed(query, str(error)))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(SearchFinished(query, mode, tuple(hits), answers))
+
+    @on(SearchFinished)
+    def show_hits(self, event: SearchFinished) -> None:
+        self.hits = event.hits
+        self.answers = dict(event.answers)
+        hit_list = self.query_one("#hits", OptionList)
+        hit_list.set_options(Option(self.hit_prompt(hit)) for hit in self.hits)
+        more = "+" if len(self.hits) >= SEARCH_LIMIT else ""
+        self.render_status(
+            f"{len(self.hits)}{more} hits for {one_line(event.query, 40)!r} · a/x/space answer · / new query"
+        )
+        if self.hits:
+            hit_list.highlighted = 0
+            hit_list.focus()
+        else:
+            self.query_one("#hit-text", Static).update("")
+
+    @on(SearchFailed)
+    def show_failure(self, event: SearchFailed) -> None:
+        self.render_status(event.error)
+
+    def hit_prompt(self, hit: SearchHit) -> Text:
+        mark, style = ANSWER_MARKS.get(self.answers.get(hit.item.id, ""), ("  ", ""))
+        prompt = Text(mark, style=style, no_wrap=True, overflow="ellipsis")
+        prompt.append_text(snippet_with_matches(hit.item.text, hit.match_ranges))
+        return prompt
+
+    @on(OptionList.OptionHighlighted, "#hits")
+    def show_hit_text(self, event: OptionList.OptionHighlighted) -> None:
+        hit = self.hits[event.option_index]
+        text = highlighted(printable(hit.item.text), hit.match_ranges)
+        self.query_one("#hit-text", Static).update(text)
+        self.query_one("#hit-scroll", VerticalScroll).scroll_home(animate=False)
+
+    def action_answer(self, answer: str) -> None:
+        hit_list = self.query_one("#hits", OptionList)
+        index = hit_list.highlighted
+        if index is None or not self.hits:
+            return
+        hit = self.hits[index]
+        # Pressing the same answer again (a double press) writes nothing.
+        if self.answers.get(hit.item.id) == answer:
+            return
+        self.answers[hit.item.id] = answer
+        self.annotate_app.submit_write(
+            AnswerToWrite(
+                item_id=hit.item.id,
+                answer=answer,
+                label=self.annotate_app.labels[0],
+                spans=(),
+                client_key=f"search:{uuid.uuid4().hex}",
+                strategy="search",
+                reply_to=self,
+            )
+        )
+        hit_list.replace_option_prompt_at_index(index, self.hit_prompt(hit))
+        if index + 1 < len(self.hits):
+            hit_list.highlighted = index + 1
+
+    @on(AnswerSaved)
+    def answer_saved(self, event: AnswerSaved) -> None:
+        self.render_status(f"saved: {event.request.answer} (answer {event.answer_id})")
+
+    @on(WriteFailed)
+    def answer_failed(self, event: WriteFailed) -> None:
+        request = event.request
+        if isinstance(request, AnswerToWrite) and self.answers.get(request.item_id) == request.answer:
+            del self.answers[request.item_id]
+            for index, hit in enumerate(self.hits):
+                if hit.item.id == request.item_id:
+                    self.query_one("#hits", OptionList).replace_option_prompt_at_index(
+                        index, self.hit_prompt(hit)
+                    )
