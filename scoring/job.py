@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hnbooks.scoring.estimate import prevalence_estimate, recall_estimate
+from hnbooks.scoring.estimate import Estimate, prevalence_estimate, recall_estimate
 from hnbooks.scoring.head import Head, HeadConfig, train_head
 from hnbooks.scoring.pool import PoolVectors, top_by_cosine
-from hnbooks.scoring.select import Mix, SelectionContext, select_batch
+from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
 from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry
 
@@ -92,6 +92,84 @@ def last_batch_yield(store: Store, label: str, verdicts: dict[int, bool]) -> Bat
     return BatchYield(batch_id, dict(answered), dict(positives))
 
 
+@dataclass
+class TrainedSelection:
+    """What one round computes from arrays alone: the head, every pool score and the picks."""
+
+    head: Head
+    scores: NDArray[np.float64]
+    """Calibrated probability indexed by pool id (NaN for ids without a vector)."""
+    picks: list[Pick]
+    prevalence: Estimate
+    seconds: dict[str, float]
+
+
+def train_and_select(
+    pool: PoolVectors,
+    labelled_ids: NDArray[np.int64],
+    labels: NDArray[np.bool_],
+    eligible_ids: NDArray[np.int64],
+    blocked_ids: NDArray[np.int64],
+    *,
+    random_positive: NDArray[np.bool_],
+    random_probability: NDArray[np.float64],
+    config: RoundConfig,
+    rng: np.random.Generator,
+    vectors: RowVectors | None = None,
+) -> TrainedSelection:
+    """Train the head on the labelled ids, score the whole pool and choose the next batch.
+
+    No store: `run_round` and the discovery simulation both call this. Random pool items stand in
+    as pseudo-negatives while true negatives number fewer than `config.head.pseudo_negatives`; the
+    prior comes from the stratified random answers (IPW). `vectors` gives the unit vectors that
+    selection measures distance with (default: the pool's own rows).
+    """
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    pool_ids = pool.item_ids()
+    positives = int(labels.sum())
+    true_negatives = int((~labels).sum())
+    pseudo_count = max(0, min(config.head.pseudo_negatives - true_negatives, eligible_ids.size // 2))
+    pseudo_ids = np.sort(rng.choice(eligible_ids, pseudo_count, replace=False)) if pseudo_count else eligible_ids[:0]
+    prevalence = prevalence_estimate(
+        random_positive,
+        random_probability,
+        known_positives=positives,
+        unlabelled_count=int(eligible_ids.size),
+        pool_count=int(len(pool_ids)),
+    )
+    head = train_head(
+        pool.rows(labelled_ids),
+        labels,
+        pseudo_negative_features=pool.rows(pseudo_ids) if pseudo_count else None,
+        prior=prevalence.estimate if prevalence.estimate else None,
+        config=config.head,
+        random_state=config.random_seed or 0,
+    )
+    seconds["train"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    scores = np.full(int(pool_ids.max()) + 1, np.nan)
+    for ids, features in pool.chunks():
+        scores[ids] = head.probability(features)
+    seconds["score"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    eligible = np.zeros(scores.size, dtype=bool)
+    eligible[eligible_ids] = True
+    context = SelectionContext(
+        scores=scores,
+        eligible=eligible,
+        vectors=vectors or (lambda rows: pool.rows(rows)),
+        labelled_rows=labelled_ids.astype(np.intp),
+        blocked_rows=np.asarray(blocked_ids, dtype=np.intp),
+        threshold=config.threshold,
+    )
+    picks = select_batch(context, config.batch_size, config.mix, rng)
+    seconds["select"] = time.perf_counter() - clock
+    return TrainedSelection(head, scores, picks, prevalence, seconds)
+
+
 def run_round(
     store: Store,
     pool: PoolVectors,
@@ -136,50 +214,25 @@ def run_round(
         report.update(mode="empty", note="every item is answered or queued")
         store.record_round(report, config.label)
         return RoundResult("empty", None, [], report)
-    true_negatives = int((~labels).sum())
-    pseudo_count = max(0, min(config.head.pseudo_negatives - true_negatives, eligible_ids.size // 2))
-    pseudo_ids = np.sort(rng.choice(eligible_ids, pseudo_count, replace=False)) if pseudo_count else eligible_ids[:0]
 
     random_answers = store.random_answers_with_probability(config.label)
     random_positive = np.array([verdicts.get(item_id, False) for item_id, _, _ in random_answers], dtype=bool)
     random_probability = np.array([p for _, _, p in random_answers], dtype=np.float64)
-    prevalence = prevalence_estimate(
-        random_positive,
-        random_probability,
-        known_positives=positives,
-        unlabelled_count=int(eligible_ids.size),
-        pool_count=int(len(pool_ids)),
-    )
-    head = train_head(
-        pool.rows(labelled_ids),
+    blocked = np.fromiter((i for i in excluded if i <= pool_ids.max()), dtype=np.int64)
+    trained = train_and_select(
+        pool,
+        labelled_ids,
         labels,
-        pseudo_negative_features=pool.rows(pseudo_ids) if pseudo_count else None,
-        prior=prevalence.estimate if prevalence.estimate else None,
-        config=config.head,
-        random_state=config.random_seed or 0,
+        eligible_ids,
+        np.sort(blocked),
+        random_positive=random_positive,
+        random_probability=random_probability,
+        config=config,
+        rng=rng,
     )
-    timings["train"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    scores = np.full(int(pool_ids.max()) + 1, np.nan)
-    for ids, vectors in pool.chunks():
-        scores[ids] = head.probability(vectors)
-    timings["score"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    eligible = np.zeros(scores.size, dtype=bool)
-    eligible[eligible_ids] = True
-    blocked = np.fromiter((i for i in excluded if i < scores.size), dtype=np.intp)
-    context = SelectionContext(
-        scores=scores,
-        eligible=eligible,
-        vectors=lambda rows: pool.rows(rows),
-        labelled_rows=labelled_ids.astype(np.intp),
-        blocked_rows=np.sort(blocked),
-        threshold=config.threshold,
-    )
-    picks = select_batch(context, config.batch_size, config.mix, rng)
-    timings["select"] = time.perf_counter() - clock
+    head, scores, picks = trained.head, trained.scores, trained.picks
+    timings.update(trained.seconds)
+    timings["train"] = time.perf_counter() - clock - trained.seconds["score"] - trained.seconds["select"]
 
     recall = recall_estimate(
         random_positive,
@@ -192,7 +245,7 @@ def run_round(
         mode="model",
         pseudo_negatives=head.training["pseudo_negatives"],
         cv_average_precision=head.training["cv_average_precision"],
-        prevalence=prevalence.as_dict(),
+        prevalence=trained.prevalence.as_dict(),
         recall=recall.as_dict(),
         mix=config.mix.describe(),
         picked_per_strategy=dict(Counter(e.strategy for e in entries)),
