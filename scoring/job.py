@@ -104,6 +104,42 @@ class TrainedSelection:
     seconds: dict[str, float]
 
 
+def train_round_head(
+    pool: PoolVectors,
+    labelled_ids: NDArray[np.int64],
+    labels: NDArray[np.bool_],
+    eligible_ids: NDArray[np.int64],
+    *,
+    random_positive: NDArray[np.bool_],
+    random_probability: NDArray[np.float64],
+    config: RoundConfig,
+    rng: np.random.Generator,
+) -> tuple[Head, Estimate]:
+    """The round's head: answers plus random eligible items as pseudo-negatives while true
+    negatives number fewer than `config.head.pseudo_negatives`, calibrated to the IPW prior
+    (no prior without random answers)."""
+    positives = int(labels.sum())
+    true_negatives = int((~labels).sum())
+    pseudo_count = max(0, min(config.head.pseudo_negatives - true_negatives, eligible_ids.size // 2))
+    pseudo_ids = np.sort(rng.choice(eligible_ids, pseudo_count, replace=False)) if pseudo_count else eligible_ids[:0]
+    prevalence = prevalence_estimate(
+        random_positive,
+        random_probability,
+        known_positives=positives,
+        unlabelled_count=int(eligible_ids.size),
+        pool_count=int(len(pool.item_ids())),
+    )
+    head = train_head(
+        pool.rows(labelled_ids),
+        labels,
+        pseudo_negative_features=pool.rows(pseudo_ids) if pseudo_count else None,
+        prior=prevalence.estimate if prevalence.estimate else None,
+        config=config.head,
+        random_state=config.random_seed or 0,
+    )
+    return head, prevalence
+
+
 def train_and_select(
     pool: PoolVectors,
     labelled_ids: NDArray[np.int64],
@@ -127,24 +163,15 @@ def train_and_select(
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     pool_ids = pool.item_ids()
-    positives = int(labels.sum())
-    true_negatives = int((~labels).sum())
-    pseudo_count = max(0, min(config.head.pseudo_negatives - true_negatives, eligible_ids.size // 2))
-    pseudo_ids = np.sort(rng.choice(eligible_ids, pseudo_count, replace=False)) if pseudo_count else eligible_ids[:0]
-    prevalence = prevalence_estimate(
-        random_positive,
-        random_probability,
-        known_positives=positives,
-        unlabelled_count=int(eligible_ids.size),
-        pool_count=int(len(pool_ids)),
-    )
-    head = train_head(
-        pool.rows(labelled_ids),
+    head, prevalence = train_round_head(
+        pool,
+        labelled_ids,
         labels,
-        pseudo_negative_features=pool.rows(pseudo_ids) if pseudo_count else None,
-        prior=prevalence.estimate if prevalence.estimate else None,
-        config=config.head,
-        random_state=config.random_seed or 0,
+        eligible_ids,
+        random_positive=random_positive,
+        random_probability=random_probability,
+        config=config,
+        rng=rng,
     )
     seconds["train"] = time.perf_counter() - clock
 
