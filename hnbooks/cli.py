@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
+from hnbooks.models.registry import DEFAULT_MODEL, MODELS
 from hnbooks.store.db import DEFAULT_DB_PATH, Store, StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,6 +65,34 @@ def open_store(db_path: str, *, create: bool = False) -> Iterator[Store]:
         fail(str(error))
     finally:
         store.close()
+
+
+def models_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--models-dir",
+        envvar="HNBOOKS_MODELS_DIR",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Where exported models live [env HNBOOKS_MODELS_DIR; default ~/.cache/hnbooks/models].",
+    )(func)
+
+
+def encoder_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default="auto",
+        show_default=True,
+        help="auto: CUDA when onnxruntime-gpu sees a GPU, else CPU.",
+    )(func)
+    func = click.option(
+        "--model",
+        type=click.Choice(sorted(MODELS)),
+        default=DEFAULT_MODEL,
+        show_default=True,
+        help="Encoder (see `hnbooks models list`).",
+    )(func)
+    return models_dir_option(func)
 
 
 class HnbooksGroup(click.Group):
@@ -321,6 +350,46 @@ def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
         preview = " ".join(e.text.split())[:80]
         table.add_row(str(e.batch), str(e.position), str(e.item_id), e.strategy, score, Text(preview))
     out_console.print(table)
+
+
+@cli.command("seed")
+@db_option()
+@click.option("--query", required=True, help="Words, a regular expression, or a sentence (--semantic).")
+@click.option("--fts", "mode", flag_value="fts", default=True, help="FTS5 keyword search: every word must match (default).")
+@click.option("--regex", "mode", flag_value="regex", help="Python regular expression, case-insensitive.")
+@click.option("--semantic", "mode", flag_value="semantic", help="Closest texts by embedding cosine.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Most items in the batch.")
+@click.option("--label", default=None, help="Label the batch asks about (default: the database's first).")
+@encoder_options
+def seed_command(
+    db_path: str, query: str, mode: str, limit: int, label: str | None, models_dir: str | None, model: str, device: str
+) -> None:
+    """Publish a batch of matches for QUERY: the cold-start channel for a rare label.
+
+    Items already answered or already waiting in a batch are left out. The batch's items are
+    tagged with strategy `seed`.
+
+    \b
+    Examples:
+      hnbooks seed --query "book"
+      hnbooks seed --regex --query "by [A-Z][a-z]+ [A-Z][a-z]+"
+      hnbooks seed --semantic --query "a novel I would recommend" --limit 100
+    """
+    from hnbooks.scoring.job import seed_entries
+
+    with open_store(db_path) as store:
+        chosen_label = label or store.labels()[0]
+        pool, encode_query = None, None
+        if mode == "semantic":
+            from hnbooks.scoring.cli import prepare_pool
+
+            prepared = prepare_pool(store, db_path, model, models_dir, device)
+            pool, encode_query = prepared.pool, prepared.encode_query
+        entries = seed_entries(store, pool, query, mode, store.excluded_item_ids(), limit, encode_query)
+        if not entries:
+            fail(f"nothing new matches {query!r} ({mode}); try other words or --semantic")
+        batch_id = store.publish_batch(entries, source="seed", label=chosen_label, note=f"{mode}: {query}")
+    out_console.print(f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})", markup=False)
 
 
 def main() -> None:

@@ -1,0 +1,204 @@
+"""`hnbooks-score`: the batch job between annotation rounds.
+
+Embeds the texts not embedded yet (cached beside the database), retrains the head on every answer so
+far, scores the whole pool and publishes the next batch. Progress and the round's report go to the
+terminal; the same report is stored in the database for `hnbooks stats` and the TUI.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from hnbooks.cli import db_option, encoder_options, fail, open_store, rounds_table
+from hnbooks.models.registry import MODELS
+from hnbooks.store.db import Store
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class PreparedPool:
+    pool: Any
+    encode_query: Callable[[str], Any]
+    device: str
+    embed_report: dict[str, Any]
+
+
+def prepare_pool(store: Store, db_path: str, model: str, models_dir: str | None, device: str) -> PreparedPool:
+    """Make sure the model exists, embed what is not cached yet, and return the pool's vectors."""
+    from hnbooks.models.export import ModelMissing, ensure_model
+    from hnbooks.models.registry import default_models_dir
+    from hnbooks.scoring.cache import EmbeddingCache
+    from hnbooks.scoring.embed import embed_missing
+    from hnbooks.scoring.encoder import Encoder
+    from hnbooks.scoring.pool import CachedPool
+
+    root = Path(models_dir) if models_dir else default_models_dir()
+    try:
+        with console.status(f"preparing {model} (first use exports it to ONNX, about a minute)…"):
+            model_dir = ensure_model(model, root)
+    except ModelMissing as error:
+        fail(str(error))
+    try:
+        encoder = Encoder(model_dir, device=device)
+        provider = encoder.provider
+    except (RuntimeError, ValueError) as error:
+        fail(str(error))
+    console.print(Text.assemble(("encoder ", "bold"), f"{model} on {provider}"))
+    cache = EmbeddingCache.open(db_path, encoder.model_hash, MODELS[model].dimension)
+    if cache.reset_reason:
+        console.print(f"embedding cache rebuilt: {cache.reset_reason}", style="yellow")
+    with Progress(
+        TextColumn("embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("embed", total=None, rate="")
+        started = time.perf_counter()
+
+        def advance(done: int, total: int) -> None:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.0f} texts/s")
+
+        report = embed_missing(store, encoder, cache, progress=advance)
+    if report.embedded:
+        console.print(
+            f"embedded {report.embedded:,} new texts in {report.seconds:.1f} s "
+            f"({report.texts_per_s:.0f} texts/s, padding waste {report.pad_waste:.1%}); "
+            f"{report.already_cached:,} already cached"
+        )
+    else:
+        console.print(f"embedded nothing new: all {report.already_cached:,} texts already cached")
+
+    def encode_query(query: str) -> Any:
+        return encoder.encode([query])[0]
+
+    return PreparedPool(
+        pool=CachedPool(cache, store),
+        encode_query=encode_query,
+        device=provider,
+        embed_report={
+            "embedded": report.embedded,
+            "already_cached": report.already_cached,
+            "texts_per_s": round(report.texts_per_s, 1) if report.embedded else None,
+            "pad_waste": round(report.pad_waste, 4) if report.embedded else None,
+        },
+    )
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@db_option()
+@encoder_options
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=50, show_default=True, help="Items in the published batch.")
+@click.option(
+    "--mix",
+    default="top=0.7,uncertain=0.1,novel=0.1,random=0.1",
+    show_default=True,
+    help="Shares of the batch per strategy: top score, uncertain, novel (far from all answered), random.",
+)
+@click.option("--label", default=None, help="Label to score for (default: the database's first label).")
+@click.option("--seed-query", default=None, help="Cold start: what to look for while no positive exists.")
+@click.option("--random-seed", type=int, default=None, help="Fix the random choices (reproducible batches).")
+def main(
+    db_path: str,
+    models_dir: str | None,
+    model: str,
+    device: str,
+    batch_size: int,
+    mix: str,
+    label: str | None,
+    seed_query: str | None,
+    random_seed: int | None,
+) -> None:
+    """Score the whole pool and publish the next batch to annotate.
+
+    \b
+    Each run:
+      1. embeds only the texts not embedded yet (vectors cached beside the database),
+      2. trains the head on every answer so far (before any positive: seed channel only),
+      3. scores every unlabelled text and picks a mix of top / uncertain / novel / random,
+      4. publishes the batch and the round's report in one transaction.
+    Safe to run while annotators work in hnbooks-tui; a killed run publishes nothing and the
+    next run reuses what was already embedded.
+
+    \b
+    Examples:
+      hnbooks-score --db books.db
+      hnbooks-score --batch-size 100 --mix top=0.8,random=0.2
+      hnbooks-score --seed-query "a novel I recommend" --device cpu
+    """
+    from hnbooks.scoring.job import RoundConfig, run_round
+    from hnbooks.scoring.select import parse_mix
+
+    try:
+        parsed_mix = parse_mix(mix)
+    except ValueError as error:
+        fail(str(error))
+    started_at = time.time()
+    with open_store(db_path) as store:
+        if store.item_count() == 0:
+            fail(f"{db_path} holds no texts yet; import some with `hnbooks import FILE --db {db_path}`")
+        labels = store.labels()
+        chosen_label = label or labels[0]
+        if chosen_label not in labels:
+            fail(f"unknown label {chosen_label!r}; the database defines {', '.join(labels)}")
+        prepared = prepare_pool(store, db_path, model, models_dir, device)
+        config = RoundConfig(
+            label=chosen_label,
+            batch_size=batch_size,
+            mix=parsed_mix,
+            seed_query=seed_query,
+            random_seed=random_seed,
+        )
+        with console.status("training the head and scoring the pool…"):
+            result = run_round(
+                store,
+                prepared.pool,
+                config,
+                encode_query=prepared.encode_query,
+                extra_report={"device": prepared.device, "model": model, **prepared.embed_report},
+                started_at=started_at,
+            )
+        print_round(result.report, result.batch_id, len(result.entries))
+        last = store.rounds()[-1] if store.rounds() else None
+        if last is not None:
+            console.print(rounds_table([{"id": last.id, **last.report}]))
+    if result.batch_id is None:
+        sys.exit(0)
+
+
+def print_round(report: dict[str, Any], batch_id: int | None, size: int) -> None:
+    if report.get("mode") == "seed":
+        console.print(
+            f"no positive answer yet: seed channel only (query: {report.get('seed_query')!r})",
+            style="yellow",
+            markup=False,
+        )
+    if batch_id is None:
+        console.print(f"no batch published: {report.get('note', 'nothing to choose')}", markup=False)
+        return
+    table = Table(title=f"published batch {batch_id}: {size} items", show_header=False)
+    picked = report.get("picked_per_strategy") or {"seed": size}
+    table.add_row("picked", ", ".join(f"{k} {v}" for k, v in picked.items()))
+    table.add_row("answers so far", f"{report.get('answers', 0):,} ({report.get('positives', 0):,} positive)")
+    if report.get("cv_average_precision") is not None:
+        table.add_row("head CV average precision", f"{report['cv_average_precision']:.3f}")
+    seconds = report.get("seconds") or {}
+    if seconds:
+        table.add_row("seconds", ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    console.print(table)
