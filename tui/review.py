@@ -151,6 +151,8 @@ class ReviewScreen(Screen[None]):
         highlighted_row = table.cursor_row
         self.rows = event.rows
         table.clear()
+        # The text column takes what the others leave, so the table never scrolls sideways.
+        text_width = max(12, self.size.width - 52)
         for row in self.rows:
             answer = row.answer
             table.add_row(
@@ -160,7 +162,7 @@ class ReviewScreen(Screen[None]):
                 one_line(answer.strategy or "", 10),
                 "" if answer.score is None else f"{answer.score:.2f}",
                 str(len(answer.spans)) if answer.spans else "",
-                one_line(row.item.text, 60),
+                one_line(row.item.text, text_width),
                 key=str(answer.id),
             )
             if answer.strategy and answer.strategy not in self.strategies:

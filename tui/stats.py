@@ -3,6 +3,7 @@ recall, as a table and terminal charts (textual-plotext).
 
 Round reports are the scorer's JSON; any key may be missing (a seed round has no estimates), so every
 value is read through `report_number` / `report_interval` and shown as "–" when absent.
+Prevalence is shown as "1 in N" (about 1/5000 for books), recall as a percentage.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from textual_plotext import PlotextPlot
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import Round
 from hnbooks.tui.app import AnnotateApp
+from hnbooks.tui.render import one_line
 
 ESTIMATE_KEYS = ("estimate", "value", "point", "mean")
 INTERVAL_KEYS = (("low", "high"), ("lo", "hi"), ("lower", "upper"))
@@ -69,14 +71,36 @@ def per_strategy(report: dict[str, Any], key: str) -> dict[str, float]:
     return found
 
 
-def format_share(value: Any) -> str:
-    """'0.0213 (0.0101–0.0402)', or '–' when the report has no such estimate."""
+def format_prevalence(value: Any) -> str:
+    """A rare class reads best as "1 in N": '1/5000 (1/10000–1/2500)', or '–' when absent."""
+    number = report_number(value)
+    if number is None:
+        return "–"
+    if number <= 0:
+        return "0"
+    interval = report_interval(value)
+    shown = f"1/{compact(1 / number)}"
+    if interval and interval[0] > 0 and interval[1] > 0:
+        return f"{shown} ({compact(1 / interval[1])}–{compact(1 / interval[0])})"
+    return shown
+
+
+def compact(number: float) -> str:
+    """2500 → '2.5k', 1200000 → '1.2M', 12 → '12'."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if number >= size:
+            return f"{number / size:.2g}{suffix}" if number < 10 * size else f"{number / size:.0f}{suffix}"
+    return f"{number:.0f}"
+
+
+def format_recall(value: Any) -> str:
+    """'40% (20–70)', or '–' when the report has no recall estimate."""
     number = report_number(value)
     if number is None:
         return "–"
     interval = report_interval(value)
-    shown = f"{number:.3g}"
-    return f"{shown} ({interval[0]:.2g}–{interval[1]:.2g})" if interval else shown
+    shown = f"{100 * number:.0f}%"
+    return f"{shown} ({100 * interval[0]:.0f}–{100 * interval[1]:.0f})" if interval else shown
 
 
 def format_counts(counts: dict[str, float]) -> str:
@@ -118,7 +142,7 @@ class StatsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#rounds", DataTable)
-        for column in ("round", "mode", "answers", "positives", "positives per strategy", "prevalence", "recall"):
+        for column in ("#", "mode", "answers", "pos.", "pos. per strategy", "prevalence", "recall"):
             table.add_column(column, key=column)
         self.query_one("#stats-summary", Static).update("loading…")
         self.load_stats()
@@ -164,27 +188,31 @@ class StatsScreen(Screen[None]):
                 str(report.get("mode", "–"))[:10],
                 "–" if answers is None else f"{answers:g}",
                 "–" if positives is None else f"{positives:g}",
-                format_counts(per_strategy(report, "positives_per_strategy")),
-                format_share(report.get("prevalence")),
-                format_share(report.get("recall")),
+                one_line(format_counts(per_strategy(report, "positives_per_strategy")), 20),
+                format_prevalence(report.get("prevalence")),
+                format_recall(report.get("recall")),
                 key=str(round_.id),
             )
         self.plot_positives(event.rounds)
         self.plot_estimates(event.rounds)
 
     def plot_positives(self, rounds: tuple[Round, ...]) -> None:
+        """Positives found per round, stacked by the strategy that served them."""
         plot = self.query_one("#positives-chart", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("positives per strategy")
         numbers = list(range(1, len(rounds) + 1))
         strategies = sorted({s for r in rounds for s in per_strategy(r.report, "positives_per_strategy")})
-        for strategy in strategies:
-            counts = [per_strategy(r.report, "positives_per_strategy").get(strategy, 0.0) for r in rounds]
-            plt.plot(numbers, counts, label=strategy, marker="braille")
-        if not strategies:
-            plt.title("positives per strategy: no report yet")
+        if strategies:
+            plt.title("positives per strategy")
+            counts = [
+                [per_strategy(r.report, "positives_per_strategy").get(strategy, 0.0) for r in rounds]
+                for strategy in strategies
+            ]
+            plt.stacked_bar(numbers, counts, labels=strategies)
+        else:
+            plt.title("positives per strategy: none yet")
         plt.xlabel("round")
         plot.refresh()
 
@@ -201,7 +229,7 @@ class StatsScreen(Screen[None]):
         ]
         if points:
             plt.title("estimated recall")
-            plt.plot([p[0] for p in points], [p[1] for p in points], marker="braille")
+            plt.plot([p[0] for p in points], [p[1] for p in points], marker="dot")
             plt.ylim(0, 1)
         else:
             plt.title("estimated recall: none yet")
