@@ -37,6 +37,10 @@ from hnbooks.tui.session import (
 )
 
 LABEL_KEYS = "123456789"
+# Actions about the item on screen: hidden from the footer (and inert) while the queue is empty.
+ITEM_ACTIONS = frozenset(
+    ["answer", "mark", "candidate", "move", "extend", "delete_span", "clear_selection", "toggle_context"]
+)
 
 
 @dataclass
@@ -211,7 +215,10 @@ class AnnotateScreen(Screen[None]):
 
     def show(self, shown: ShownItem | None) -> None:
         """Put `shown` on screen (None: the queue is empty) with a fresh marking state."""
+        was_waiting = self.shown is None
         self.shown = shown
+        if was_waiting != (shown is None):
+            self.refresh_bindings()
         self.set_class(shown is None, "-waiting")
         if shown is None:
             self.marker = None
@@ -228,6 +235,9 @@ class AnnotateScreen(Screen[None]):
         self.render_why()
         self.render_progress()
         self.render_context()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in ITEM_ACTIONS and self.shown is None)
 
     def on_screen_resume(self) -> None:
         """Back from search or review: drop queued items answered there meanwhile."""
@@ -293,7 +303,7 @@ class AnnotateScreen(Screen[None]):
                 why.append(f" · rank {shown.rank}")
             why.append(f" · {one_line(shown.source_id, 30)}")
             if shown.context:
-                why.append(" · p: parent/story", "dim")
+                why.append(" · p parent", "dim")
         self.query_one("#why", Static).update(why)
 
     def render_progress(self, tally: SessionTally | None = None) -> None:

@@ -217,20 +217,31 @@ class StatsScreen(Screen[None]):
         plot.refresh()
 
     def plot_estimates(self, rounds: tuple[Round, ...]) -> None:
-        """Recall per round (prevalence, ~1/5000, would be a flat line on the same axis: see the table)."""
+        """Recall per round with its interval (prevalence, ~1/5000, would be a flat line on the same
+        axis: it is in the table)."""
         plot = self.query_one("#estimates-chart", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        points = [
-            (number, value)
-            for number, r in enumerate(rounds, start=1)
-            if (value := report_number(r.report.get("recall"))) is not None
-        ]
-        if points:
-            plt.title("estimated recall")
-            plt.plot([p[0] for p in points], [p[1] for p in points], marker="dot")
+        numbers, estimates, lows, highs = [], [], [], []
+        for number, round_ in enumerate(rounds, start=1):
+            recall = round_.report.get("recall")
+            estimate = report_number(recall)
+            if estimate is None:
+                continue
+            low, high = report_interval(recall) or (estimate, estimate)
+            numbers.append(number)
+            estimates.append(estimate)
+            lows.append(low)
+            highs.append(high)
+        if numbers:
+            plt.title("estimated recall (interval dotted)")
+            plt.plot(numbers, highs, marker="dot", color="gray")
+            plt.plot(numbers, lows, marker="dot", color="gray")
+            plt.plot(numbers, estimates, marker="braille", color="cyan")
+            plt.scatter(numbers, estimates, marker="●", color="cyan")
             plt.ylim(0, 1)
+            plt.xticks(numbers)
         else:
             plt.title("estimated recall: none yet")
         plt.xlabel("round")
