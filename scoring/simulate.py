@@ -1,0 +1,721 @@
+"""Replay the annotation loop on a labelled corpus, with an oracle answering from the gold labels.
+
+The loop is the scorer's: head and selection come from `scoring.job.train_and_select` (the function
+`run_round` calls), run in memory in row space instead of through the store. Against it run two
+baselines: `random` (label items drawn uniformly) and `stream-ema` (Prodigy's `prefer_uncertain`
+over a stream in random order, see `scoring.stream_ema`) with the same head.
+
+One run:
+1. The task is drawn: a held-out split (stratified by class, never labelled), then the positives
+   kept in the pool (`keep_positives` per positive class; the others leave the pool), then the
+   seed positives given at start (not counted as found, not charged to the budget).
+2. Cold start, the same for every strategy but `random`: while no positive is known, and for the
+   first batch whenever a seed query is given, the batch is the seed query's best keyword (TF-IDF
+   cosine) matches not yet labelled, as `hnbooks-score`'s seed channel would serve them; with no
+   query the label's name is the query (the scorer's fallback); slots no match fills are drawn at
+   random.
+3. Then batch after batch until the budget is spent: the strategy picks, the oracle answers, the
+   head is retrained on every answer so far.
+
+Runs with the same `random_seed` and repeat draw the same task (split, kept positives, seeds), so
+strategies are compared on identical pools.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hnbooks.scoring.datasets import Dataset
+from hnbooks.scoring.head import Head, HeadConfig
+from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
+from hnbooks.scoring.select import Mix
+from hnbooks.scoring.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredStream
+
+STRATEGY_MIXES: dict[str, Mix | None] = {
+    "default": None,
+    "top": Mix(top=1, uncertain=0, novel=0, random=0),
+    "uncertain": Mix(top=0, uncertain=1, novel=0, random=0),
+    "novel": Mix(top=0, uncertain=0, novel=1, random=0),
+    "stratified": Mix(top=0, uncertain=0, novel=0, random=1),
+}
+"""Pool strategies: the default mix (`Mix()`) and each selection channel alone."""
+BASELINES = ("random", "stream-ema")
+STRATEGIES = (*STRATEGY_MIXES, "mix", *BASELINES)
+FEATURE_KINDS = ("onnx", "tfidf", "both")
+EMBED_CHUNK = 1024
+"""Texts per call to the encoder, so progress can be shown on a long first embedding."""
+GEOMETRY_DIMENSIONS = 256
+"""Dimensions of the LSA projection that stands in for embeddings when features are TF-IDF only."""
+IdArray = NDArray[np.int64]
+Progress = Callable[[int], None]
+"""Called with the number of labels just answered."""
+
+
+# -- features -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureSet:
+    """Per dataset row: what the head reads, the unit vectors selection measures distance with,
+    and the TF-IDF index the seed query searches."""
+
+    kind: str
+    head_matrix: Any
+    """Dense float32 array or scipy CSR matrix, one row per dataset row."""
+    geometry: NDArray[np.float32]
+    keyword_matrix: Any
+    vectorizer: Any
+    model: str | None = None
+
+    def keyword_scores(self, query: str) -> NDArray[np.float64]:
+        """TF-IDF cosine between the query and every row (rows are L2-normalised)."""
+        query_vector = self.vectorizer.transform([query])
+        return np.asarray((self.keyword_matrix @ query_vector.T).toarray(), dtype=np.float64).ravel()
+
+
+Embedder = Callable[[Sequence[str]], NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class EncoderSource:
+    """Where embeddings come from: a name for the cache key and a function that embeds texts."""
+
+    key: str
+    embed: Embedder
+
+
+def tfidf_features(texts: Sequence[str]) -> tuple[Any, Any]:
+    """Sublinear TF-IDF over words seen in at least two texts; rows L2-normalised."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True, min_df=2, max_df=0.5, stop_words="english", dtype=np.float32
+    )
+    matrix = vectorizer.fit_transform(texts)
+    return vectorizer, matrix.tocsr()
+
+
+def unit_rows(matrix: NDArray[np.floating]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.asarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def lsa_geometry(dataset: Dataset, tfidf: Any, cache_dir: Path | None) -> NDArray[np.float32]:
+    """Unit vectors from a truncated SVD of the TF-IDF matrix, cached beside the dataset."""
+    from sklearn.decomposition import TruncatedSVD
+
+    dimensions = min(GEOMETRY_DIMENSIONS, tfidf.shape[1] - 1, tfidf.shape[0] - 1)
+    path = None
+    if cache_dir is not None:
+        path = cache_dir / "features" / f"lsa-{dataset.name}-{dataset.content_key()}-{dimensions}.npy"
+        if path.exists():
+            cached = np.load(path)
+            if cached.shape[0] == len(dataset):
+                return cached
+    if dimensions < 2:
+        return unit_rows(np.asarray(tfidf.toarray(), dtype=np.float32))
+    vectors = TruncatedSVD(n_components=dimensions, random_state=0).fit_transform(tfidf)
+    vectors = unit_rows(vectors)
+    if path is not None:
+        save_array(path, vectors)
+    return vectors
+
+
+def save_array(path: Path, array: NDArray[Any]) -> None:
+    """Write atomically, so an interrupted run never leaves a truncated cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npy")
+    np.save(partial, array)
+    partial.replace(path)
+
+
+def cached_embeddings(
+    dataset: Dataset, encoder: EncoderSource, cache_dir: Path | None, progress: Progress | None = None
+) -> NDArray[np.float32]:
+    """The dataset's embeddings, computed once per dataset and model and kept as .npy."""
+    path = None
+    if cache_dir is not None:
+        path = cache_dir / "embeddings" / f"{dataset.name}-{dataset.content_key()}-{encoder.key}.npy"
+        if path.exists():
+            cached = np.load(path)
+            if cached.shape[0] == len(dataset):
+                return cached
+    blocks = []
+    for start in range(0, len(dataset), EMBED_CHUNK):
+        texts = list(dataset.texts[start : start + EMBED_CHUNK])
+        blocks.append(np.asarray(encoder.embed(texts), dtype=np.float32))
+        if progress is not None:
+            progress(len(texts))
+    vectors = unit_rows(np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32))
+    if path is not None:
+        save_array(path, vectors)
+    return vectors
+
+
+def onnx_encoder_source(
+    model: str | None = None, models_dir: Path | None = None, device: str = "auto"
+) -> EncoderSource:
+    """The exported encoder (exported first when missing and possible); keyed by its model hash."""
+    from hnbooks.models.export import ensure_model
+    from hnbooks.scoring.encoder import Encoder
+
+    folder = ensure_model(model, models_dir) if model else ensure_model(models_dir=models_dir)
+    encoder = Encoder(folder, device=device)
+    return EncoderSource(key=str(encoder.model_hash)[:16], embed=lambda texts: encoder.encode(list(texts)))
+
+
+def build_features(
+    dataset: Dataset,
+    kind: str,
+    *,
+    cache_dir: Path | None = None,
+    encoder: EncoderSource | None = None,
+    progress: Progress | None = None,
+) -> FeatureSet:
+    """`tfidf`: TF-IDF for the head, its LSA for distances. `onnx`: embeddings for both. `both`: the
+    head reads TF-IDF and embeddings side by side; distances use the embeddings. The seed query
+    always searches TF-IDF, as a keyword search would."""
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"features must be one of {', '.join(FEATURE_KINDS)}, not {kind!r}")
+    vectorizer, tfidf = tfidf_features(dataset.texts)
+    if kind == "tfidf":
+        return FeatureSet(kind, tfidf, lsa_geometry(dataset, tfidf, cache_dir), tfidf, vectorizer)
+    if encoder is None:
+        encoder = onnx_encoder_source()
+    embeddings = cached_embeddings(dataset, encoder, cache_dir, progress)
+    if kind == "onnx":
+        return FeatureSet(kind, embeddings, embeddings, tfidf, vectorizer, encoder.key)
+    from scipy import sparse
+
+    combined = sparse.hstack([tfidf, sparse.csr_matrix(embeddings)], format="csr", dtype=np.float32)
+    return FeatureSet(kind, combined, embeddings, tfidf, vectorizer, encoder.key)
+
+
+class MatrixPool:
+    """The pool rows of a feature matrix as `PoolVectors`; item ids are dataset row numbers."""
+
+    def __init__(self, matrix: Any, pool_rows: IdArray) -> None:
+        self.matrix = matrix
+        self._ids = np.sort(np.asarray(pool_rows, dtype=np.int64))
+        self.dim = int(matrix.shape[1])
+
+    def item_ids(self) -> IdArray:
+        return self._ids
+
+    def rows(self, item_ids: NDArray[np.integer]) -> Any:
+        return self.matrix[np.asarray(item_ids, dtype=np.int64)]
+
+    def chunks(self, rows: int = 65_536) -> Iterator[tuple[IdArray, Any]]:
+        for start in range(0, len(self._ids), rows):
+            ids = self._ids[start : start + rows]
+            yield ids, self.matrix[ids]
+
+
+# -- the task -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Which texts are positive and how the pool is cut from the dataset."""
+
+    positive_classes: tuple[str, ...]
+    keep_positives: int | None = None
+    """Positives kept in the pool per positive class (the rest leave it); None keeps all."""
+    seeds: int = 0
+    """Positives given as answered before the first batch."""
+    seed_query: str | None = None
+    heldout_share: float = 0.2
+
+    def cold_start_query(self) -> str:
+        """The seed query, else the positive class names (as the scorer falls back to the label)."""
+        return self.seed_query or " ".join(self.positive_classes)
+
+
+@dataclass(frozen=True)
+class TaskDraw:
+    """One repeat's pool: which rows are in it, held out, positive, and given as seeds."""
+
+    pool_rows: IdArray
+    heldout_rows: IdArray
+    positive: NDArray[np.bool_]
+    """Gold label per dataset row."""
+    seed_rows: IdArray
+
+    @property
+    def pool_positives(self) -> int:
+        return int(self.positive[self.pool_rows].sum())
+
+    @property
+    def findable(self) -> int:
+        """Positives in the pool that were not given as seeds."""
+        return self.pool_positives - len(self.seed_rows)
+
+    @property
+    def prevalence(self) -> float:
+        return self.pool_positives / len(self.pool_rows)
+
+    @property
+    def random_per_100(self) -> float:
+        """Expected new positives per 100 labels drawn uniformly from the pool after the seeds."""
+        return 100.0 * self.findable / max(1, len(self.pool_rows) - len(self.seed_rows))
+
+
+def draw_task(dataset: Dataset, spec: TaskSpec, rng: np.random.Generator) -> TaskDraw:
+    """Held-out split stratified by class, then `keep_positives` per positive class, then seeds."""
+    positive = np.zeros(len(dataset), dtype=bool)
+    for name in spec.positive_classes:
+        positive |= dataset.is_class(name)
+    in_pool = np.ones(len(dataset), dtype=bool)
+    heldout: list[NDArray[np.int64]] = []
+    if spec.heldout_share > 0:
+        for name in np.unique(dataset.classes):
+            rows = np.flatnonzero(dataset.classes == name)
+            count = int(round(spec.heldout_share * rows.size))
+            if count and count < rows.size:
+                chosen = rng.choice(rows, count, replace=False)
+                heldout.append(chosen)
+                in_pool[chosen] = False
+    if spec.keep_positives is not None:
+        for name in spec.positive_classes:
+            rows = np.flatnonzero((dataset.classes == name) & in_pool)
+            if rows.size > spec.keep_positives:
+                dropped = rng.choice(rows, rows.size - spec.keep_positives, replace=False)
+                in_pool[dropped] = False
+    pool_rows = np.flatnonzero(in_pool).astype(np.int64)
+    pool_positive_rows = pool_rows[positive[pool_rows]]
+    if spec.seeds > pool_positive_rows.size:
+        raise ValueError(
+            f"{spec.seeds} seeds asked for but the pool holds only {pool_positive_rows.size} positives"
+        )
+    if spec.seeds == pool_positive_rows.size and spec.seeds:
+        raise ValueError("every positive would be a seed: nothing left to find")
+    seed_rows = np.sort(rng.choice(pool_positive_rows, spec.seeds, replace=False)).astype(np.int64)
+    heldout_rows = np.sort(np.concatenate(heldout)).astype(np.int64) if heldout else np.zeros(0, np.int64)
+    return TaskDraw(pool_rows, heldout_rows, positive, seed_rows)
+
+
+# -- the loop -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    strategy: str = "default"
+    mix: Mix | None = None
+    """For `strategy="mix"`: the shares to use."""
+    batch_size: int = 20
+    budget: int = 300
+    head: HeadConfig = field(default_factory=HeadConfig)
+    ema_alpha: float = DEFAULT_ALPHA
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if self.strategy == "mix" and self.mix is None:
+            raise ValueError('strategy "mix" needs the shares (a Mix)')
+        if self.batch_size < 1 or self.budget < 1:
+            raise ValueError("batch size and budget must be at least 1")
+
+    def selection_mix(self) -> Mix:
+        if self.strategy == "mix":
+            assert self.mix is not None
+            return self.mix
+        return STRATEGY_MIXES.get(self.strategy) or Mix()
+
+
+@dataclass
+class RunResult:
+    """One run: what each label found, in order, and the final head's held-out quality."""
+
+    repeat: int
+    found: NDArray[np.bool_]
+    """Per label spent (seeds excluded), in answer order: was it a positive."""
+    channels: list[str]
+    """Per label spent: which channel chose it (seed, top, uncertain, novel, random, stream)."""
+    answered_rows: list[int]
+    """Per label spent: the dataset row answered."""
+    findable: int
+    pool_size: int
+    pool_positives: int
+    seeds: int
+    random_per_100: float
+    heldout_ap: float | None
+    budget: int
+    stream_scored: int | None = None
+    """stream-ema only: items the stream scored (shown or dropped)."""
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "positives_per_100": positives_per_100(self.found),
+            "recall_at_budget": recall_at_budget(self.found, self.findable),
+            "labels_to_first": labels_to_first(self.found),
+            "audc": audc(self.found, self.findable, self.budget),
+            "found": int(self.found.sum()),
+            "heldout_ap": self.heldout_ap,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        record = {
+            "repeat": self.repeat,
+            **self.metrics(),
+            "labels": int(self.found.size),
+            "findable": self.findable,
+            "pool": self.pool_size,
+            "prevalence": self.pool_positives / self.pool_size,
+            "found_at": [int(i) + 1 for i in np.flatnonzero(self.found)],
+            "positives_by_channel": positives_by_channel([self]),
+        }
+        if self.stream_scored is not None:
+            record["stream_scored"] = self.stream_scored
+        return record
+
+
+class LoopState:
+    """What has been labelled so far, in row space, plus the random answers the IPW prior needs."""
+
+    def __init__(self, draw: TaskDraw, size: int) -> None:
+        self.draw = draw
+        self.labelled = np.zeros(size, dtype=bool)
+        self.in_pool = np.zeros(size, dtype=bool)
+        self.in_pool[draw.pool_rows] = True
+        self.labelled_rows: list[int] = []
+        self.labels: list[bool] = []
+        self.random_rows: list[int] = []
+        self.random_probability: list[float] = []
+        self.found: list[bool] = []
+        self.channels: list[str] = []
+        self.answered_rows: list[int] = []
+        for row in draw.seed_rows:
+            self.record(int(row))
+
+    def record(self, row: int) -> bool:
+        if self.labelled[row] or not self.in_pool[row]:
+            raise AssertionError(f"row {row} labelled twice or outside the pool")
+        self.labelled[row] = True
+        verdict = bool(self.draw.positive[row])
+        self.labelled_rows.append(row)
+        self.labels.append(verdict)
+        return verdict
+
+    def answer(self, row: int, channel: str, inclusion_probability: float | None = None) -> None:
+        """The oracle answers one item chosen by `channel`."""
+        self.found.append(self.record(row))
+        self.channels.append(channel)
+        self.answered_rows.append(row)
+        if inclusion_probability is not None:
+            self.random_rows.append(row)
+            self.random_probability.append(inclusion_probability)
+
+    @property
+    def spent(self) -> int:
+        return len(self.found)
+
+    @property
+    def has_positive(self) -> bool:
+        return any(self.labels)
+
+    def eligible_rows(self) -> IdArray:
+        return self.draw.pool_rows[~self.labelled[self.draw.pool_rows]]
+
+    def arrays(self) -> tuple[IdArray, NDArray[np.bool_]]:
+        return np.array(self.labelled_rows, dtype=np.int64), np.array(self.labels, dtype=bool)
+
+    def random_answers(self) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+        rows = np.array(self.random_rows, dtype=np.int64)
+        return self.draw.positive[rows], np.array(self.random_probability, dtype=np.float64)
+
+
+def draw_random(state: LoopState, count: int, rng: np.random.Generator, channel: str = "random") -> None:
+    """`count` uniform draws from the unlabelled pool, each with its inclusion probability."""
+    eligible = state.eligible_rows()
+    count = min(count, eligible.size)
+    if count == 0:
+        return
+    probability = count / eligible.size
+    for row in rng.choice(eligible, count, replace=False):
+        state.answer(int(row), channel, probability)
+
+
+def seed_batch(
+    state: LoopState, features: FeatureSet, query: str, count: int, rng: np.random.Generator
+) -> None:
+    """The seed channel: best keyword matches not yet labelled, the rest of the batch at random."""
+    scores = features.keyword_scores(query)
+    eligible = state.eligible_rows()
+    matching = eligible[scores[eligible] > 0]
+    best = matching[np.argsort(-scores[matching], kind="stable")[:count]]
+    for row in best:
+        state.answer(int(row), "seed")
+    if best.size < count:
+        draw_random(state, count - best.size, rng)
+
+
+def round_config(config: LoopConfig, batch_size: int, seed: int) -> RoundConfig:
+    return RoundConfig(batch_size=batch_size, mix=config.selection_mix(), random_seed=seed, head=config.head)
+
+
+def run_once(
+    features: FeatureSet,
+    draw: TaskDraw,
+    spec: TaskSpec,
+    config: LoopConfig,
+    *,
+    repeat: int,
+    rng: np.random.Generator,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Label `config.budget` items with `config.strategy`, the oracle answering each batch."""
+    state = LoopState(draw, features.head_matrix.shape[0])
+    pool = MatrixPool(features.head_matrix, draw.pool_rows)
+    query = spec.cold_start_query()
+    query_pending = spec.seed_query is not None
+    head_seed = int(rng.integers(2**31))
+    stream: ScoredStream[int] | None = None
+    emitted: Iterator[int] | None = None
+    current_head: list[Head] = []
+
+    while state.spent < config.budget and state.eligible_rows().size:
+        size = min(config.batch_size, config.budget - state.spent)
+        before = state.spent
+        if config.strategy == "random":
+            draw_random(state, size, rng)
+        elif query_pending or not state.has_positive:
+            seed_batch(state, features, query, size, rng)
+            query_pending = False
+        elif config.strategy == "stream-ema":
+            labelled_rows, labels = state.arrays()
+            head, _ = train_round_head(
+                pool,
+                labelled_rows,
+                labels,
+                state.eligible_rows(),
+                random_positive=np.zeros(0, dtype=bool),
+                random_probability=np.zeros(0),
+                config=round_config(config, size, head_seed),
+                rng=rng,
+            )
+            current_head[:] = [head]
+            if stream is None:
+                order = [int(row) for row in rng.permutation(state.eligible_rows())]
+                stream = ScoredStream(
+                    order,
+                    lambda rows: current_head[0].probability(features.head_matrix[np.array(rows)]),
+                    chunk_size=config.batch_size,
+                    available=lambda row: not state.labelled[row],
+                )
+                emitted = EmaUncertaintySorter(alpha=config.ema_alpha)(iter(stream))
+            assert emitted is not None
+            batch = [row for _, row in zip(range(size), emitted)]
+            if not batch:
+                break
+            for row in batch:
+                state.answer(row, "stream")
+        else:
+            labelled_rows, labels = state.arrays()
+            random_positive, random_probability = state.random_answers()
+            trained = train_and_select(
+                pool,
+                labelled_rows,
+                labels,
+                state.eligible_rows(),
+                np.sort(labelled_rows),
+                random_positive=random_positive,
+                random_probability=random_probability,
+                config=round_config(config, size, head_seed),
+                rng=rng,
+                vectors=lambda rows: features.geometry[np.asarray(rows, dtype=np.int64)],
+            )
+            # Shuffled as run_round shuffles a published batch: the order answered is not the rank.
+            for index in rng.permutation(len(trained.picks)):
+                pick = trained.picks[index]
+                state.answer(pick.row, pick.strategy, pick.inclusion_probability if pick.strategy == "random" else None)
+        if progress is not None:
+            progress(state.spent - before)
+        if state.spent == before:
+            break
+
+    return RunResult(
+        repeat=repeat,
+        found=np.array(state.found, dtype=bool),
+        channels=state.channels,
+        answered_rows=state.answered_rows,
+        findable=draw.findable,
+        pool_size=len(draw.pool_rows),
+        pool_positives=draw.pool_positives,
+        seeds=len(draw.seed_rows),
+        random_per_100=draw.random_per_100,
+        heldout_ap=heldout_average_precision(features, draw, state, config, head_seed, rng),
+        budget=config.budget,
+        stream_scored=len(stream.scored) if stream is not None else (0 if config.strategy == "stream-ema" else None),
+    )
+
+
+def heldout_average_precision(
+    features: FeatureSet,
+    draw: TaskDraw,
+    state: LoopState,
+    config: LoopConfig,
+    head_seed: int,
+    rng: np.random.Generator,
+) -> float | None:
+    """Average precision on the held-out rows of a head trained on every answer of the run."""
+    from sklearn.metrics import average_precision_score
+
+    heldout_labels = draw.positive[draw.heldout_rows]
+    if not state.has_positive or not heldout_labels.any() or heldout_labels.all():
+        return None
+    labelled_rows, labels = state.arrays()
+    random_positive, random_probability = state.random_answers()
+    head, _ = train_round_head(
+        MatrixPool(features.head_matrix, draw.pool_rows),
+        labelled_rows,
+        labels,
+        state.eligible_rows(),
+        random_positive=random_positive,
+        random_probability=random_probability,
+        config=round_config(config, config.batch_size, head_seed),
+        rng=rng,
+    )
+    decision = head.decision(features.head_matrix[draw.heldout_rows])
+    return float(average_precision_score(heldout_labels, decision))
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def positives_per_100(found: NDArray[np.bool_]) -> float:
+    """New positives per 100 labels spent."""
+    return 100.0 * float(found.sum()) / found.size if found.size else 0.0
+
+
+def recall_at_budget(found: NDArray[np.bool_], findable: int) -> float | None:
+    """Share of the positives not given as seeds that the run found."""
+    return float(found.sum()) / findable if findable else None
+
+
+def labels_to_first(found: NDArray[np.bool_]) -> int | None:
+    """Labels spent up to and including the first new positive; None if none was found."""
+    hits = np.flatnonzero(found)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def discovery_curve(found: NDArray[np.bool_], budget: int) -> NDArray[np.float64]:
+    """Positives found after each of `budget` labels (flat after the last label spent)."""
+    curve = np.zeros(budget)
+    counts = np.cumsum(found[:budget])
+    curve[: counts.size] = counts
+    if counts.size < budget:
+        curve[counts.size :] = counts[-1] if counts.size else 0
+    return curve
+
+
+def audc(found: NDArray[np.bool_], findable: int, budget: int) -> float | None:
+    """Area under the discovery curve over the budget, divided by the oracle's (every positive
+    first): 1 means no labelling order could have found positives sooner."""
+    if not findable:
+        return None
+    oracle = np.minimum(np.arange(1, budget + 1), findable).sum()
+    return float(discovery_curve(found, budget).sum() / oracle)
+
+
+def mean_of(values: Sequence[float | int | None]) -> float | None:
+    """Mean of the values that exist; None if none does."""
+    present = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return sum(present) / len(present) if present else None
+
+
+def positives_by_channel(runs: Sequence[RunResult]) -> dict[str, float]:
+    """Mean positives found per run by each channel."""
+    totals: Counter[str] = Counter()
+    for run in runs:
+        for channel, hit in zip(run.channels, run.found):
+            if hit:
+                totals[channel] += 1
+    return {channel: count / len(runs) for channel, count in sorted(totals.items())}
+
+
+@dataclass
+class SimulationSummary:
+    """Means over repeats of one strategy on one task, and every run."""
+
+    dataset: str
+    spec: TaskSpec
+    config: LoopConfig
+    features: str
+    random_seed: int
+    runs: list[RunResult]
+
+    def mean_curve(self) -> NDArray[np.float64]:
+        return np.mean([discovery_curve(r.found, self.config.budget) for r in self.runs], axis=0)
+
+    def as_dict(self) -> dict[str, Any]:
+        metrics = [run.metrics() for run in self.runs]
+
+        def mean(key: str) -> float | None:
+            return mean_of([m[key] for m in metrics])
+
+        return {
+            "dataset": self.dataset,
+            "positive": list(self.spec.positive_classes),
+            "strategy": self.config.strategy,
+            "mix": self.config.selection_mix().describe() if self.config.strategy not in BASELINES else None,
+            "features": self.features,
+            "batch_size": self.config.batch_size,
+            "budget": self.config.budget,
+            "seeds": self.spec.seeds,
+            "seed_query": self.spec.seed_query,
+            "keep_positives": self.spec.keep_positives,
+            "heldout_share": self.spec.heldout_share,
+            "repeats": len(self.runs),
+            "random_seed": self.random_seed,
+            "positives_per_100": mean("positives_per_100"),
+            "recall_at_budget": mean("recall_at_budget"),
+            "labels_to_first": mean("labels_to_first"),
+            "audc": mean("audc"),
+            "share_found_none": mean_of([float(r.found.sum() == 0) for r in self.runs]),
+            "heldout_ap": mean("heldout_ap"),
+            "prevalence": mean_of([r.pool_positives / r.pool_size for r in self.runs]),
+            "random_per_100": mean_of([r.random_per_100 for r in self.runs]),
+            "found": mean("found"),
+            "findable": mean_of([r.findable for r in self.runs]),
+            "pool": mean_of([r.pool_size for r in self.runs]),
+            "positives_by_channel": positives_by_channel(self.runs),
+            "runs": [run.as_dict() for run in self.runs],
+        }
+
+
+def task_rng(random_seed: int, repeat: int) -> np.random.Generator:
+    """The same draw for every strategy of a repeat, so strategies meet identical pools."""
+    return np.random.default_rng([random_seed, repeat, 0])
+
+
+def simulate(
+    dataset: Dataset,
+    features: FeatureSet,
+    spec: TaskSpec,
+    config: LoopConfig,
+    *,
+    repeats: int = 1,
+    random_seed: int = 0,
+    progress: Progress | None = None,
+) -> SimulationSummary:
+    """Run `repeats` independent runs; a fixed `random_seed` gives identical numbers."""
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    runs = []
+    for repeat in range(repeats):
+        draw = draw_task(dataset, spec, task_rng(random_seed, repeat))
+        rng = np.random.default_rng([random_seed, repeat, 1])
+        runs.append(run_once(features, draw, spec, config, repeat=repeat, rng=rng, progress=progress))
+    return SimulationSummary(dataset.name, spec, config, features.kind, random_seed, runs)
+
+
+def with_strategy(config: LoopConfig, strategy: str, mix: Mix | None = None) -> LoopConfig:
+    return replace(config, strategy=strategy, mix=mix)
