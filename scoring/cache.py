@@ -1,0 +1,345 @@
+"""Float16 embeddings cached beside the database, memory-mapped, indexed by item id, crash-safe.
+
+For a database `X.db` the cache is three files:
+- `X.db.vectors.npy`: float16 (capacity, dim), row i holds item i's vector;
+- `X.db.vectors.filled.npy`: uint8 (capacity,), 1 where row i holds a written vector;
+- `X.db.vectors.json`: format version, model hash and name, dim, capacity.
+
+Vectors are flushed to disk before the mask marks them, so a process killed at any moment never
+leaves a mask that claims an unwritten row. A damaged or inconsistent cache is rebuilt (empty) on
+open with the reason in `reset_reason`, and so is a cache built by another model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib.format import open_memmap, read_array_header_1_0, read_array_header_2_0, read_magic
+
+FORMAT_VERSION = 1
+VECTOR_DTYPE = np.float16
+INITIAL_CAPACITY = 1024
+# Rows copied at a time when the files grow: bounded memory whatever the cache size.
+COPY_CHUNK_ROWS = 65536
+
+
+class CacheDamaged(Exception):
+    """A cache file is missing, truncated or disagrees with the others."""
+
+
+def cache_paths(db_path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+    """(vectors, filled mask, metadata) paths of the cache beside `db_path`."""
+    base = str(db_path) + ".vectors"
+    return Path(base + ".npy"), Path(base + ".filled.npy"), Path(base + ".json")
+
+
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """(shape, dtype, data offset) of an .npy file, after checking the file holds all its data."""
+    with path.open("rb") as handle:
+        version = read_magic(handle)
+        if version == (1, 0):
+            shape, fortran_order, dtype = read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = read_array_header_2_0(handle)
+        else:
+            raise CacheDamaged(f"{path.name}: unsupported .npy version {version}")
+        offset = handle.tell()
+    if fortran_order:
+        raise CacheDamaged(f"{path.name}: unexpected Fortran order")
+    expected_bytes = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual_bytes = path.stat().st_size
+    if actual_bytes != expected_bytes:
+        raise CacheDamaged(f"{path.name}: {actual_bytes} bytes on disk, its header says {expected_bytes}")
+    return shape, dtype, offset
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make renames in `folder` durable (no-op where directories cannot be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+class EmbeddingCache:
+    """Item vectors of one model, float16 on disk, read through memory maps."""
+
+    def __init__(
+        self, db_path: str | os.PathLike[str], model_hash: str, dim: int, model_name: str = ""
+    ) -> None:
+        """Use `EmbeddingCache.open`; this only records where the files are."""
+        self.db_path = Path(db_path)
+        self.vectors_path, self.filled_path, self.metadata_path = cache_paths(db_path)
+        self.model_hash = model_hash
+        self.model_name = model_name
+        self.dim = dim
+        self.reset_reason: str | None = None
+        """Why an existing cache was discarded on open (None when it was reused or new)."""
+        self._vectors: np.memmap[Any, np.dtype[np.float16]] | None = None
+        self._filled: np.memmap[Any, np.dtype[np.uint8]] | None = None
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, db_path: str | os.PathLike[str], model_hash: str, dim: int, *, model_name: str = ""
+    ) -> EmbeddingCache:
+        """Open (or create) the cache beside `db_path` for the model `model_hash` of `dim` dimensions."""
+        if dim < 1:
+            raise ValueError("dim must be positive")
+        cache = cls(db_path, model_hash, dim, model_name)
+        cache._remove_leftovers()
+        paths = (cache.vectors_path, cache.filled_path, cache.metadata_path)
+        if not any(path.exists() for path in paths):
+            cache._create(INITIAL_CAPACITY)
+            return cache
+        try:
+            cache._open_existing()
+        except CacheDamaged as damage:
+            cache._discard()
+            cache.reset_reason = str(damage)
+            cache._create(INITIAL_CAPACITY)
+        return cache
+
+    def _open_existing(self) -> None:
+        try:
+            metadata = json.loads(self.metadata_path.read_text(encoding="utf-8"))
+            stored_format = metadata["format"]
+            stored_hash = str(metadata["model_hash"])
+            stored_dim = int(metadata["dim"])
+            stored_capacity = int(metadata["capacity"])
+            stored_name = str(metadata.get("model_name", ""))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CacheDamaged(f"metadata {self.metadata_path.name} unreadable ({error})") from None
+        if stored_format != FORMAT_VERSION:
+            raise CacheDamaged(f"cache format {stored_format} is not {FORMAT_VERSION}")
+        if stored_hash != self.model_hash:
+            old = f"{stored_name} " if stored_name else ""
+            new = f"{self.model_name} " if self.model_name else ""
+            raise CacheDamaged(
+                f"the model changed (vectors are from {old}{stored_hash[:12]}, the encoder is {new}{self.model_hash[:12]})"
+            )
+        if stored_dim != self.dim:
+            raise CacheDamaged(f"dimension changed ({stored_dim} stored, {self.dim} now)")
+        try:
+            vector_shape, vector_dtype, _ = npy_header(self.vectors_path)
+            filled_shape, filled_dtype, _ = npy_header(self.filled_path)
+        except (OSError, ValueError) as error:
+            raise CacheDamaged(f"cache file unreadable ({error})") from None
+        if vector_dtype != VECTOR_DTYPE or len(vector_shape) != 2 or vector_shape[1] != self.dim:
+            raise CacheDamaged(f"{self.vectors_path.name}: {vector_dtype} {vector_shape}, expected float16 (n, {self.dim})")
+        if filled_dtype != np.uint8 or len(filled_shape) != 1:
+            raise CacheDamaged(f"{self.filled_path.name}: {filled_dtype} {filled_shape}, expected uint8 (n,)")
+        vector_rows, filled_rows = vector_shape[0], filled_shape[0]
+        if stored_capacity > vector_rows:
+            # The metadata is written last, so it can lag behind a growth but never run ahead.
+            raise CacheDamaged(f"metadata says {stored_capacity} rows, the vectors file holds {vector_rows}")
+        if filled_rows > vector_rows:
+            raise CacheDamaged(f"the mask has {filled_rows} rows but only {vector_rows} vectors exist")
+        self._map()
+        if filled_rows < vector_rows:
+            # Growth replaces the vectors file first, then the mask: a kill in between leaves the
+            # old mask, whose marks all refer to rows the new vectors file holds. Finish the growth.
+            self._grow_mask(vector_rows)
+        if stored_capacity != vector_rows:
+            self._write_metadata()
+
+    def _create(self, capacity: int) -> None:
+        self.vectors_path.parent.mkdir(parents=True, exist_ok=True)
+        for path, dtype, shape in (
+            (self.vectors_path, VECTOR_DTYPE, (capacity, self.dim)),
+            (self.filled_path, np.uint8, (capacity,)),
+        ):
+            temporary = self._temporary(path)
+            created = open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
+            created.flush()
+            del created
+            os.replace(temporary, path)
+        self._write_metadata(capacity)
+        fsync_directory(self.vectors_path.parent)
+        self._map()
+
+    def _map(self) -> None:
+        self._vectors = open_memmap(self.vectors_path, mode="r+")
+        self._filled = open_memmap(self.filled_path, mode="r+")
+
+    def _discard(self) -> None:
+        self._vectors = None
+        self._filled = None
+        for path in (self.vectors_path, self.filled_path, self.metadata_path):
+            path.unlink(missing_ok=True)
+
+    def _remove_leftovers(self) -> None:
+        for path in (self.vectors_path, self.filled_path, self.metadata_path):
+            self._temporary(path).unlink(missing_ok=True)
+
+    @staticmethod
+    def _temporary(path: Path) -> Path:
+        return path.with_name(path.name + ".tmp")
+
+    def _write_metadata(self, capacity: int | None = None) -> None:
+        metadata = {
+            "format": FORMAT_VERSION,
+            "model_hash": self.model_hash,
+            "model_name": self.model_name,
+            "dim": self.dim,
+            "capacity": self.capacity if capacity is None else capacity,
+            "dtype": "float16",
+        }
+        temporary = self._temporary(self.metadata_path)
+        with temporary.open("w", encoding="utf-8") as handle:
+            json.dump(metadata, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.metadata_path)
+
+    # -- what it holds ----------------------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        """Rows the files hold now (ids 0 .. capacity-1); grows on demand."""
+        return int(self._mask().shape[0])
+
+    @property
+    def filled_count(self) -> int:
+        filled = self._mask()
+        return sum(
+            int(np.count_nonzero(filled[start : start + COPY_CHUNK_ROWS]))
+            for start in range(0, filled.shape[0], COPY_CHUNK_ROWS)
+        )
+
+    def missing_ids(self, item_ids: np.ndarray) -> np.ndarray:
+        """The ids among `item_ids` with no cached vector, in their given order (int64)."""
+        ids = np.asarray(item_ids, dtype=np.int64).ravel()
+        filled = self._mask()
+        in_range = (ids >= 0) & (ids < filled.shape[0])
+        missing = ~in_range
+        missing[in_range] = filled[ids[in_range]] == 0
+        return ids[missing]
+
+    def filled_ids(self) -> np.ndarray:
+        """Every id with a cached vector, ascending (int64)."""
+        filled = self._mask()
+        parts = [
+            np.flatnonzero(filled[start : start + COPY_CHUNK_ROWS]) + start
+            for start in range(0, filled.shape[0], COPY_CHUNK_ROWS)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
+
+    def vectors(self, item_ids: np.ndarray) -> np.ndarray:
+        """float32 (len(item_ids), dim) vectors of cached ids; KeyError if any is not cached."""
+        ids = np.asarray(item_ids, dtype=np.int64).ravel()
+        absent = self.missing_ids(ids)
+        if absent.size:
+            shown = ", ".join(str(item_id) for item_id in absent[:5])
+            raise KeyError(f"{absent.size} item(s) have no cached vector (e.g. {shown})")
+        return np.asarray(self._matrix()[ids], dtype=np.float32)
+
+    def matrix(self) -> np.ndarray:
+        """All rows (capacity, dim) as a read-only float16 memory map; unfilled rows are zeros."""
+        view = self._matrix().view()
+        view.flags.writeable = False
+        return view
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def reserve(self, capacity: int) -> None:
+        """Grow the files now to hold ids below `capacity` (saves repeated growth while embedding)."""
+        if capacity > self.capacity:
+            self._grow(capacity)
+
+    def write(self, item_ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Store `vectors` (n, dim) for `item_ids` (n,): on disk first, then marked as filled."""
+        ids = np.asarray(item_ids, dtype=np.int64).ravel()
+        rows = np.asarray(vectors)
+        if rows.shape != (ids.size, self.dim):
+            raise ValueError(f"vectors have shape {rows.shape}, expected ({ids.size}, {self.dim})")
+        if ids.size == 0:
+            return
+        if int(ids.min()) < 0:
+            raise ValueError("item ids must not be negative")
+        needed_capacity = int(ids.max()) + 1
+        if needed_capacity > self.capacity:
+            # Doubling keeps the total copying linear in the final size.
+            self._grow(max(needed_capacity, 2 * self.capacity))
+        stored = self._matrix()
+        filled = self._mask()
+        stored[ids] = rows.astype(VECTOR_DTYPE)
+        stored.flush()
+        self._mark_filled(filled, ids)
+
+    def _mark_filled(self, filled: np.memmap[Any, np.dtype[np.uint8]], ids: np.ndarray) -> None:
+        """Mark rows as written; only ever called after their vectors were flushed to disk."""
+        filled[ids] = 1
+        filled.flush()
+
+    def flush(self) -> None:
+        """Write every mapped change to disk (vectors before the mask)."""
+        if self._vectors is not None:
+            self._vectors.flush()
+        if self._filled is not None:
+            self._filled.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._vectors = None
+        self._filled = None
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- growing ----------------------------------------------------------------------------------
+
+    def _grow(self, new_capacity: int) -> None:
+        """Rewrite both files with `new_capacity` rows (temp file + atomic rename each)."""
+        old_vectors = self._matrix()
+        temporary = self._temporary(self.vectors_path)
+        grown_vectors = open_memmap(temporary, mode="w+", dtype=VECTOR_DTYPE, shape=(new_capacity, self.dim))
+        for start in range(0, old_vectors.shape[0], COPY_CHUNK_ROWS):
+            stop = min(start + COPY_CHUNK_ROWS, old_vectors.shape[0])
+            grown_vectors[start:stop] = old_vectors[start:stop]
+        grown_vectors.flush()
+        del grown_vectors
+        self._vectors = None
+        os.replace(temporary, self.vectors_path)
+        fsync_directory(self.vectors_path.parent)
+        self._vectors = open_memmap(self.vectors_path, mode="r+")
+        self._grow_mask(new_capacity)
+
+    def _grow_mask(self, new_capacity: int) -> None:
+        old_filled = self._mask()
+        temporary = self._temporary(self.filled_path)
+        grown_filled = open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(new_capacity,))
+        for start in range(0, old_filled.shape[0], COPY_CHUNK_ROWS):
+            stop = min(start + COPY_CHUNK_ROWS, old_filled.shape[0])
+            grown_filled[start:stop] = old_filled[start:stop]
+        grown_filled.flush()
+        del grown_filled
+        self._filled = None
+        os.replace(temporary, self.filled_path)
+        fsync_directory(self.filled_path.parent)
+        self._filled = open_memmap(self.filled_path, mode="r+")
+        self._write_metadata()
+
+    def _matrix(self) -> np.memmap[Any, np.dtype[np.float16]]:
+        if self._vectors is None:
+            raise ValueError("the embedding cache is closed")
+        return self._vectors
+
+    def _mask(self) -> np.memmap[Any, np.dtype[np.uint8]]:
+        if self._filled is None:
+            raise ValueError("the embedding cache is closed")
+        return self._filled

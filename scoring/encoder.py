@@ -1,0 +1,311 @@
+"""Sentence encoder on onnxruntime + tokenizers: length-sorted batches, mean pooling, L2 norm.
+
+Never imports torch or transformers. onnxruntime and tokenizers are imported when the session is
+first needed, so constructing an `Encoder` (or importing this module) costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from hnbooks.models.registry import MANIFEST_NAME, ModelMissing, ModelSpec, read_manifest
+
+if TYPE_CHECKING:
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+Device = Literal["auto", "cpu", "cuda"]
+Variant = Literal["auto", "fp32", "int8"]
+
+DEVICES = ("auto", "cpu", "cuda")
+VARIANTS = ("auto", "fp32", "int8")
+ORT_ERRORS_ONLY = 3
+ORT_FATAL_ONLY = 4
+
+
+class EncoderError(RuntimeError):
+    """The encoder cannot run as asked (e.g. CUDA requested where it is not usable)."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (respects affinity and container CPU sets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def cuda_unusable_reason() -> str | None:
+    """Why onnxruntime cannot run on a CUDA GPU here, or None when it looks usable."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "onnxruntime has no CUDA provider here (the CPU package `onnxruntime` is installed)"
+    # The GPU package lists CUDA even on machines without a GPU; a device node is the cheap check.
+    if sys.platform.startswith("linux") and not any(Path("/dev").glob("nvidia[0-9]*")):
+        return "onnxruntime-gpu is installed but no NVIDIA GPU device is visible"
+    return None
+
+
+class Encoder:
+    """Embeds texts with an exported model folder (see `hnbooks models export`).
+
+    `device`: "auto" (CUDA when onnxruntime-gpu can really use a GPU, else CPU), "cpu" or "cuda".
+    `variant`: "auto" (int8 on CPU when exported, fp32 on CUDA), "fp32" or "int8".
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        *,
+        device: Device = "auto",
+        variant: Variant = "auto",
+        threads: int | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+    ) -> None:
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.model_dir = Path(model_dir)
+        manifest = read_manifest(self.model_dir)
+        if manifest is None:
+            raise ModelMissing(
+                f"{self.model_dir} holds no complete exported model ({MANIFEST_NAME} missing or "
+                f"incomplete); run `hnbooks models export` or `make setup`"
+            )
+        self.manifest: dict[str, Any] = manifest
+        self.spec = ModelSpec.from_json(manifest["spec"])
+        if variant == "int8" and "int8" not in manifest["files"]:
+            raise EncoderError(f"{self.model_dir} has no int8 variant; use variant fp32")
+        self.requested_device: Device = device
+        self.requested_variant: Variant = variant
+        self.threads = threads or available_cores()
+        self.batch_size = batch_size
+        self.max_length = max_length or self.spec.max_length
+        self.last_pad_waste = 0.0
+        """Share of token positions that were padding in the last `embed` call (0..1)."""
+        self.last_token_slots = 0
+        """Token positions (real + padding) run through the model in the last `embed` call."""
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._device = ""
+        self._variant = ""
+        self._input_types: dict[str, type[np.integer[Any]]] = {}
+        self._output_name = ""
+        self._pad_id = 0
+
+    # -- what it is ---------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dimension(self) -> int:
+        return self.spec.dimension
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the onnxruntime session exists yet (it is created on first use)."""
+        return self._session is not None
+
+    @property
+    def device(self) -> str:
+        """"cuda" or "cpu": where the session runs (creates it)."""
+        self._load()
+        return self._device
+
+    @property
+    def variant(self) -> str:
+        """"fp32" or "int8": the graph the session runs (creates it)."""
+        self._load()
+        return self._variant
+
+    @property
+    def provider(self) -> str:
+        """Where and how texts are encoded, for a start-up line (creates the session)."""
+        self._load()
+        if self._device == "cuda":
+            return f"CUDA (onnxruntime-gpu), {self._variant}"
+        return f"CPU, {self.threads} thread{'s' if self.threads != 1 else ''}, {self._variant}"
+
+    @property
+    def model_hash(self) -> str:
+        """sha256 of the ONNX graph in use: embeddings from another graph are not interchangeable."""
+        self._load()
+        return str(self.manifest["files"][self._variant]["sha256"])
+
+    # -- running --------------------------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors (len(texts), dimension), in the order of `texts`."""
+        session, tokenizer = self._load()
+        texts = list(texts)
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            self.last_pad_waste, self.last_token_slots = 0.0, 0
+            return vectors
+        encodings = tokenizer.encode_batch(texts)
+        token_ids = [encoding.ids for encoding in encodings]
+        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+        # Sorting by length makes each batch's texts nearly equal in length: little padding.
+        order = np.argsort(lengths, kind="stable")
+        real_tokens = 0
+        token_slots = 0
+        for start in range(0, len(texts), self.batch_size):
+            batch_rows = order[start : start + self.batch_size]
+            batch_lengths = lengths[batch_rows]
+            width = max(int(batch_lengths.max()), 1)
+            input_ids = np.full((len(batch_rows), width), self._pad_id, dtype=np.int64)
+            for row, text_index in enumerate(batch_rows):
+                input_ids[row, : batch_lengths[row]] = token_ids[text_index]
+            attention_mask = (np.arange(width)[None, :] < batch_lengths[:, None]).astype(np.int64)
+            hidden = self._run(session, input_ids, attention_mask)
+            vectors[batch_rows] = mean_pool(hidden, attention_mask)
+            real_tokens += int(batch_lengths.sum())
+            token_slots += len(batch_rows) * width
+        self.last_token_slots = token_slots
+        self.last_pad_waste = 1.0 - real_tokens / token_slots if token_slots else 0.0
+        return vectors
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Same as `embed` (the name sentence-transformers users reach for)."""
+        return self.embed(texts)
+
+    def close(self) -> None:
+        """Release the session (the next `embed` creates it again)."""
+        self._session = None
+        self._tokenizer = None
+
+    def _run(
+        self, session: onnxruntime.InferenceSession, input_ids: np.ndarray, attention_mask: np.ndarray
+    ) -> np.ndarray:
+        available = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": np.zeros_like(input_ids),
+        }
+        feed = {name: available[name].astype(dtype, copy=False) for name, dtype in self._input_types.items()}
+        hidden: np.ndarray = session.run([self._output_name], feed)[0]
+        if hidden.ndim != 3 or hidden.shape[-1] != self.dimension:
+            raise EncoderError(
+                f"{self.model_dir}: output {self._output_name} has shape {hidden.shape}, "
+                f"expected (batch, tokens, {self.dimension})"
+            )
+        return hidden
+
+    # -- lazy set-up ----------------------------------------------------------------------------------
+
+    def _load(self) -> tuple[onnxruntime.InferenceSession, Tokenizer]:
+        if self._session is not None and self._tokenizer is not None:
+            return self._session, self._tokenizer
+        import onnxruntime as ort
+
+        # Keep onnxruntime's C++ logger to real errors: no provider warnings on a CPU box.
+        ort.set_default_logger_severity(ORT_ERRORS_ONLY)
+        session = None
+        if self.requested_device in ("auto", "cuda"):
+            session = self._try_cuda_session()
+        if session is None:
+            self._variant = self._resolve_variant("cpu")
+            session = ort.InferenceSession(
+                str(self._graph_path(self._variant)),
+                self._session_options(ORT_ERRORS_ONLY),
+                providers=["CPUExecutionProvider"],
+            )
+            self._device = "cpu"
+        self._describe_graph(session)
+        self._tokenizer = self._load_tokenizer()
+        self._session = session
+        return session, self._tokenizer
+
+    def _try_cuda_session(self) -> onnxruntime.InferenceSession | None:
+        """A session on CUDA, None in auto mode when CUDA is not usable, EncoderError in cuda mode."""
+        import onnxruntime as ort
+
+        reason = cuda_unusable_reason()
+        if reason is None:
+            variant = self._resolve_variant("cuda")
+            # In auto mode a failed CUDA start is expected on some boxes: only fatal lines may show.
+            severity = ORT_ERRORS_ONLY if self.requested_device == "cuda" else ORT_FATAL_ONLY
+            try:
+                session = ort.InferenceSession(
+                    str(self._graph_path(variant)),
+                    self._session_options(severity),
+                    providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
+                )
+            except Exception as error:  # onnxruntime raises its own Fail/RuntimeException types
+                reason = f"onnxruntime could not start a CUDA session ({error})"
+            else:
+                if session.get_providers()[0] == "CUDAExecutionProvider":
+                    self._device, self._variant = "cuda", variant
+                    return session
+                reason = "onnxruntime-gpu could not load CUDA (driver, CUDA or cuDNN libraries missing?)"
+        if self.requested_device == "cuda":
+            raise EncoderError(
+                f"device cuda was requested but {reason}. On a GPU machine run `make setup GPU=1` "
+                "(replaces onnxruntime with onnxruntime-gpu), or use --device cpu/auto."
+            )
+        return None
+
+    def _resolve_variant(self, device: str) -> str:
+        files = self.manifest["files"]
+        if self.requested_variant != "auto":
+            return self.requested_variant
+        preferred = str(self.manifest.get("default_variant", {}).get(device, "fp32"))
+        return preferred if preferred in files else "fp32"
+
+    def _graph_path(self, variant: str) -> Path:
+        return self.model_dir / self.manifest["files"][variant]["file"]
+
+    def _session_options(self, log_severity: int) -> onnxruntime.SessionOptions:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = log_severity
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        return options
+
+    def _describe_graph(self, session: onnxruntime.InferenceSession) -> None:
+        """Record the inputs the graph declares (and their integer type) and its token output."""
+        integer_types: dict[str, type[np.integer[Any]]] = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+        self._input_types = {}
+        for declared in session.get_inputs():
+            if declared.name not in ("input_ids", "attention_mask", "token_type_ids"):
+                raise EncoderError(f"{self.model_dir}: unexpected graph input {declared.name!r}")
+            self._input_types[declared.name] = integer_types.get(declared.type, np.int64)
+        output_names = [declared.name for declared in session.get_outputs()]
+        self._output_name = "last_hidden_state" if "last_hidden_state" in output_names else output_names[0]
+
+    def _load_tokenizer(self) -> Tokenizer:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.model_dir / self.manifest["tokenizer"]))
+        # Padding happens per batch here; truncation keeps texts within the model's trained length.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_length)
+        pad_id = tokenizer.token_to_id("[PAD]")
+        self._pad_id = pad_id if pad_id is not None else 0
+        return tokenizer
+
+
+def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """Masked mean over tokens, then L2 normalisation, as float32 (batch, dim)."""
+    mask = attention_mask.astype(np.float32)
+    summed = np.einsum("bsd,bs->bd", hidden.astype(np.float32, copy=False), mask)
+    pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)

@@ -1,0 +1,136 @@
+"""The ONNX encoder on a tiny exported BERT: order, normalisation, batching, padding, providers, laziness."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hnbooks.models.registry import ModelMissing
+from hnbooks.scoring.encoder import Encoder, EncoderError
+
+TEXTS = [
+    "I loved this novel",
+    "thanks",
+    "the kernel update made the server crash and we read the data again",
+    "",
+    "Rust code in python? we loved it, the author of the book read it to us in 2019!",
+    "a book",
+    "reading books is great",
+    "ünïcödé and emoji 📚 are fine too",
+]
+
+
+def test_constructing_an_encoder_creates_no_session(tiny_model_dir: Path) -> None:
+    encoder = Encoder(tiny_model_dir)
+    assert not encoder.loaded
+    assert encoder.dimension == 32 and encoder.name == "tiny-bert"
+    encoder.embed(["hello"])
+    assert encoder.loaded
+
+
+def test_vectors_are_unit_float32_rows_in_input_order(tiny_model_dir: Path) -> None:
+    encoder = Encoder(tiny_model_dir, variant="fp32")
+    vectors = encoder.embed(TEXTS)
+    assert vectors.shape == (len(TEXTS), 32)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.stack([encoder.embed([text])[0] for text in TEXTS])
+    np.testing.assert_allclose(vectors, one_by_one, atol=1e-5)
+
+
+def test_batch_size_one_and_thirty_two_agree(tiny_model_dir: Path) -> None:
+    rng = random.Random(7)
+    words = "the a book novel read server crash python data loved great thanks".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(70)]
+    single = Encoder(tiny_model_dir, variant="fp32", batch_size=1).embed(texts)
+    batched = Encoder(tiny_model_dir, variant="fp32", batch_size=32).embed(texts)
+    np.testing.assert_allclose(single, batched, atol=1e-5)
+
+
+def test_length_sorting_keeps_padding_small(tiny_model_dir: Path) -> None:
+    word_counts = list(range(1, 33))
+    random.Random(3).shuffle(word_counts)
+    texts = [" ".join(["book"] * count) for count in word_counts]
+    encoder = Encoder(tiny_model_dir, variant="fp32", batch_size=4)
+    encoder.embed(texts)
+    # Sorted, each batch of 4 holds counts k..k+3 (+ [CLS] and [SEP]): 6 pad slots per batch.
+    real_tokens = sum(count + 2 for count in word_counts)
+    token_slots = sum(4 * (k + 3 + 2) for k in range(1, 33, 4))
+    assert encoder.last_token_slots == token_slots
+    assert encoder.last_pad_waste == pytest.approx(1 - real_tokens / token_slots)
+    assert encoder.last_pad_waste < 0.12
+    unsorted_slots = sum(4 * (max(word_counts[i : i + 4]) + 2) for i in range(0, 32, 4))
+    assert 1 - real_tokens / unsorted_slots > 2 * encoder.last_pad_waste
+
+
+def test_texts_are_truncated_to_max_length(tiny_model_dir: Path) -> None:
+    long_text = " ".join(["book"] * 500)
+    encoder = Encoder(tiny_model_dir, variant="fp32")
+    encoder.embed([long_text])
+    assert encoder.last_token_slots == 64
+    short = Encoder(tiny_model_dir, variant="fp32", max_length=16)
+    short.embed([long_text])
+    assert short.last_token_slots == 16
+
+
+def test_no_texts_give_an_empty_matrix(tiny_model_dir: Path) -> None:
+    vectors = Encoder(tiny_model_dir).embed([])
+    assert vectors.shape == (0, 32) and vectors.dtype == np.float32
+
+
+def test_int8_variant_runs_and_is_the_cpu_default(tiny_model_dir: Path) -> None:
+    manifest = json.loads((tiny_model_dir / "hnbooks-model.json").read_text())
+    encoder = Encoder(tiny_model_dir, device="cpu", threads=2)
+    assert encoder.variant == manifest["default_variant"]["cpu"] == "int8"
+    assert encoder.provider == "CPU, 2 threads, int8"
+    int8 = encoder.embed(TEXTS)
+    fp32 = Encoder(tiny_model_dir, variant="fp32").embed(TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    assert np.einsum("nd,nd->n", int8, fp32).min() > 0.99
+
+
+def test_model_hash_is_the_sha256_of_the_graph_in_use(tiny_model_dir: Path) -> None:
+    for variant, file_name in (("fp32", "model.onnx"), ("int8", "model_int8.onnx")):
+        encoder = Encoder(tiny_model_dir, variant=variant)  # type: ignore[arg-type]
+        expected = hashlib.sha256((tiny_model_dir / file_name).read_bytes()).hexdigest()
+        assert encoder.model_hash == expected
+
+
+def test_cuda_requested_without_a_usable_gpu_is_a_clear_error(tiny_model_dir: Path) -> None:
+    from hnbooks.scoring.encoder import cuda_unusable_reason
+
+    if cuda_unusable_reason() is None:
+        pytest.skip("this machine can run onnxruntime on CUDA")
+    with pytest.raises(EncoderError, match="make setup GPU=1"):
+        Encoder(tiny_model_dir, device="cuda").embed(["x"])
+    assert Encoder(tiny_model_dir, device="auto").provider.startswith("CPU")
+
+
+def test_a_folder_without_an_export_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(ModelMissing, match="hnbooks models export"):
+        Encoder(tmp_path)
+
+
+def test_bad_arguments_are_refused(tiny_model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="device"):
+        Encoder(tiny_model_dir, device="tpu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="variant"):
+        Encoder(tiny_model_dir, variant="fp8")  # type: ignore[arg-type]
+
+
+def test_a_cpu_run_prints_nothing_on_stderr(tiny_model_dir: Path) -> None:
+    code = (
+        "import sys; from hnbooks.scoring.encoder import Encoder; "
+        f"e = Encoder({str(tiny_model_dir)!r}); print(e.provider); e.embed(['a book', 'thanks'])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("CPU")
+    assert result.stderr == ""
