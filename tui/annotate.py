@@ -133,6 +133,7 @@ class AnnotateScreen(Screen[None]):
         self.current_label = self.annotate_app.labels[0]
         self.watch(self.app, "tally", self.render_progress)
         self.set_interval(self.annotate_app.poll_interval_s, self.poll_for_items)
+        self.add_class("-waiting")
         self.show(None)
         self.query_one("#waiting", Static).update("Loading the queue…")
         self.request_items()
@@ -218,8 +219,8 @@ class AnnotateScreen(Screen[None]):
         was_waiting = self.shown is None
         self.shown = shown
         if was_waiting != (shown is None):
+            self.set_class(shown is None, "-waiting")
             self.refresh_bindings()
-        self.set_class(shown is None, "-waiting")
         if shown is None:
             self.marker = None
             self.query_one("#waiting", Static).update(self.waiting_message())
@@ -229,7 +230,9 @@ class AnnotateScreen(Screen[None]):
                 [(c.start, c.end) for c in shown.candidates],
                 spans=list(shown.spans),
             )
-            self.query_one("#text-scroll", VerticalScroll).scroll_home(animate=False)
+            scroller = self.query_one("#text-scroll", VerticalScroll)
+            if scroller.scroll_y:
+                scroller.scroll_home(animate=False)
         self.render_item()
         self.render_marking()
         self.render_why()
@@ -281,7 +284,6 @@ class AnnotateScreen(Screen[None]):
                 selection=self.marker.selection(),
             )
         )
-        self.render_marking()
 
     def render_why(self) -> None:
         shown = self.shown
@@ -304,7 +306,7 @@ class AnnotateScreen(Screen[None]):
             why.append(f" · {one_line(shown.source_id, 30)}")
             if shown.context:
                 why.append(" · p parent", "dim")
-        self.query_one("#why", Static).update(why)
+        self.query_one("#why", Static).update(why, layout=False)
 
     def render_progress(self, tally: SessionTally | None = None) -> None:
         app = self.annotate_app
@@ -322,12 +324,14 @@ class AnnotateScreen(Screen[None]):
         saving = len(self.pending_answers)
         if saving:
             progress.append(f" · saving {saving}", "dim")
-        self.query_one("#progress", Static).update(progress)
+        self.query_one("#progress", Static).update(progress, layout=False)
 
     def render_context(self) -> None:
         context = self.query_one("#context", Static)
-        context.display = self.show_context and self.shown is not None
-        if self.shown is None:
+        visible = self.show_context and self.shown is not None
+        if context.display != visible:
+            context.display = visible
+        if not visible or self.shown is None:
             return
         panel = Text(overflow="ellipsis")
         panel.append("parent / story: ", "bold")
@@ -338,7 +342,7 @@ class AnnotateScreen(Screen[None]):
         marker = self.marker
         line = Text(no_wrap=True, overflow="ellipsis")
         if marker is None or self.shown is None:
-            self.query_one("#marking", Static).update(line)
+            self.query_one("#marking", Static).update(line, layout=False)
             return
         display = self.shown.display_text
         selection = marker.selection()
@@ -366,7 +370,7 @@ class AnnotateScreen(Screen[None]):
                     one_line(display[span.start : span.end], 30),
                     label_style(self.annotate_app.labels, span.label),
                 )
-        self.query_one("#marking", Static).update(line)
+        self.query_one("#marking", Static).update(line, layout=False)
 
     def scroll_to_selection(self) -> None:
         if self.shown is None or self.marker is None:
@@ -450,6 +454,7 @@ class AnnotateScreen(Screen[None]):
 
     def after_marking_change(self) -> None:
         self.render_item()
+        self.render_marking()
         self.scroll_to_selection()
 
     def action_move(self, step: int) -> None:

@@ -1,0 +1,221 @@
+"""Latency of the annotate screen on a large database: answering key press → next item painted.
+
+    python bench/tui.py                 # 1,000,000 items (built once, then reused from --db)
+    python bench/tui.py --items 20000   # a quick run
+
+Builds (or reuses) a database of short synthetic items with a published batch, starts `AnnotateApp`
+headless under Pilot, and for each of `--answers` answers sends one key event and waits for the
+first frame painted with the next item on it (the compositor's update, turned into the terminal
+bytes a real terminal would get). Start-up is measured from before importing the app to the first
+item painted. The baseline, measured in the same run on the same file, is what a UI that commits
+before showing would wait for: `record_answer` then `next_queued_item`, one after the other.
+
+Prints a table, then as the last line one JSON object:
+{"items": N, "next_item_p50_ms": .., "next_item_p99_ms": .., "startup_s": ..}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+WORDS = (
+    "the a of and to in is it that for on with as was this but be have not are you they at by or"
+    " from one all would there their what so up out if about who get which go me when make can like"
+    " time no just him know take people into year your good some could them see other than then now"
+    " look only come its over think also back after use two how our work first well way even new want"
+    " because any these give day most us book read novel author chapter story series library kindle"
+    " rust python compiler database startup market sqlite postgres kernel linux browser server cloud"
+    " Hobbit Dune Neuromancer Foundation Hyperion Solaris Gödel Escher Bach Knuth Dijkstra Turing"
+).split()
+PREFETCH_MARGIN = 20
+# Time between two answering key presses: 20 per second, faster than anyone reads a comment. It
+# also keeps each press out of the frame just painted (Textual paints at most every 1/60 s).
+KEY_INTERVAL_S = 0.05
+
+
+def build_database(path: Path, items: int, batch_size: int, seed: int = 7) -> None:
+    """`items` synthetic comments and one published batch of `batch_size` random ones."""
+    from hnbooks.store.db import Store
+    from hnbooks.store.records import BatchEntry
+
+    rng = random.Random(seed)
+    store = Store(path)
+    started = time.perf_counter()
+    chunk = 50_000
+    now = time.time()
+    for first in range(0, items, chunk):
+        rows = []
+        for n in range(first, min(items, first + chunk)):
+            text = " ".join(rng.choices(WORDS, k=rng.randint(6, 40))) + f" #{n}"
+            rows.append((f"bench:{n}", text, "{}", n, f"bench-key-{n}", "bench", now))
+        with store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        print(f"  inserted {min(items, first + chunk):>9,} items ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    picked = rng.sample(range(1, items + 1), batch_size)
+    store.publish_batch(
+        [BatchEntry(item_id, "top", 1.0 - rank / batch_size, rank + 1) for rank, item_id in enumerate(picked)],
+        source="bench",
+    )
+    store.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
+
+
+async def measure_app(db_path: Path, annotator: str, answers: int) -> dict[str, Any]:
+    # Start-up counts importing Textual and the app (the store modules may be loaded already).
+    import_started_at = time.perf_counter()
+    from textual import events
+
+    from hnbooks.tui.annotate import AnnotateScreen
+    from hnbooks.tui.app import AnnotateApp
+
+    imported_at = time.perf_counter()
+    app = AnnotateApp(db_path, annotator)
+    painted = asyncio.Event()
+    waiting_for: dict[str, int | None] = {"previous_item_id": None}
+    paint_times: list[float] = []
+
+    original_display = app._display
+
+    def display(screen: Any, renderable: Any) -> None:
+        original_display(screen, renderable)
+        if renderable is None:
+            return
+        # Headless, Textual skips turning the update into terminal bytes; a terminal would need them.
+        if hasattr(renderable, "render_segments"):
+            renderable.render_segments(app.console)
+        annotate = app.screen
+        if not isinstance(annotate, AnnotateScreen) or annotate.shown is None:
+            return
+        if annotate.shown.item_id != waiting_for["previous_item_id"]:
+            paint_times.append(time.perf_counter())
+            painted.set()
+
+    app._display = display  # type: ignore[method-assign]
+    latencies_ms: list[float] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await asyncio.wait_for(painted.wait(), 30)
+        startup_s = paint_times[0] - import_started_at
+        app_start_s = paint_times[0] - imported_at
+        screen = app.screen
+        assert isinstance(screen, AnnotateScreen)
+        await pilot.pause()
+        for n in range(answers):
+            shown = screen.shown
+            assert shown is not None, "the batch ran out: publish a bigger one (--batch-size)"
+            waiting_for["previous_item_id"] = shown.item_id
+            painted.clear()
+            key = "a" if n % 7 == 0 else "x"
+            pressed_at = time.perf_counter()
+            app._driver.send_message(events.Key(key, key))  # type: ignore[union-attr]
+            await asyncio.wait_for(painted.wait(), 10)
+            latencies_ms.append((paint_times[-1] - pressed_at) * 1000)
+            # Let the writer and the prefetch finish, as between two human key presses.
+            await pilot.pause()
+            await asyncio.sleep(KEY_INTERVAL_S)
+        await app.wait_for_writes()
+        await pilot.press("q")
+    return {
+        "latencies_ms": latencies_ms,
+        "startup_s": startup_s,
+        "app_start_s": app_start_s,
+        "import_s": imported_at - import_started_at,
+    }
+
+
+def measure_commit_then_show(db_path: Path, annotator: str, answers: int) -> list[float]:
+    """The baseline: a UI that commits the answer and reads the next item before showing it."""
+    from hnbooks.store.db import Store
+
+    store = Store(db_path, create=False)
+    waits_ms = []
+    queued = store.next_queued_item(annotator)
+    for n in range(answers):
+        assert queued is not None
+        started = time.perf_counter()
+        store.record_answer(
+            queued.item.id, annotator, "accept" if n % 7 == 0 else "reject",
+            batch_id=queued.batch_id, strategy=queued.strategy, score=queued.score,
+            client_key=f"bench:{uuid.uuid4().hex}",
+        )  # fmt: skip
+        queued = store.next_queued_item(annotator)
+        waits_ms.append((time.perf_counter() - started) * 1000)
+    store.close()
+    return waits_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--answers", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=300)
+    parser.add_argument("--db", type=Path, help="database to reuse or build (default: one per --items in the temp dir)")
+    args = parser.parse_args()
+    if args.batch_size < args.answers + PREFETCH_MARGIN:
+        parser.error("--batch-size must exceed --answers by at least 20 (items are fetched ahead)")
+    db_path = args.db or Path(tempfile.gettempdir()) / f"hnbooks-bench-tui-{args.items}.db"
+    if not db_path.exists():
+        print(f"building {db_path} with {args.items:,} items…", file=sys.stderr)
+        build_database(db_path, args.items, args.batch_size)
+
+    run = uuid.uuid4().hex[:8]
+    # A fresh annotator per run: the published batch is unanswered for it, so the file is reusable.
+    result = asyncio.run(measure_app(db_path, f"bench-tui-{run}", args.answers))
+    baseline_ms = measure_commit_then_show(db_path, f"bench-sync-{run}", args.answers)
+
+    from hnbooks.store.db import Store
+
+    with Store(db_path, create=False) as store:
+        item_count = store.item_count()
+
+    latencies = result["latencies_ms"]
+    p50, p90, p99 = (percentile(latencies, q) for q in (0.5, 0.9, 0.99))
+    base_p50, base_p99 = percentile(baseline_ms, 0.5), percentile(baseline_ms, 0.99)
+    rows = [
+        ("items in the database", f"{item_count:,}", ""),
+        ("answers timed", f"{len(latencies)}", f"one key press every ≥ {KEY_INTERVAL_S * 1000:.0f} ms"),
+        ("next item painted, p50", f"{p50:.2f} ms", "target ≤ 16 ms (one frame)"),
+        ("next item painted, p90", f"{p90:.2f} ms", ""),
+        ("next item painted, p99", f"{p99:.2f} ms", "target ≤ 16 ms"),
+        ("next item painted, max", f"{max(latencies):.2f} ms", ""),
+        ("mean", f"{statistics.fmean(latencies):.2f} ms", ""),
+        ("baseline: commit then fetch, p50", f"{base_p50:.2f} ms", f"{base_p50 / p50:.1f}× the TUI's p50"),
+        ("baseline: commit then fetch, p99", f"{base_p99:.2f} ms", f"{base_p99 / p99:.1f}× the TUI's p99"),
+        ("start-up to first item painted", f"{result['startup_s']:.3f} s", "target ≤ 1 s (includes imports)"),
+        ("  of which importing the app", f"{result['import_s']:.3f} s", ""),
+        ("  of which app start → first item", f"{result['app_start_s']:.3f} s", ""),
+    ]
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>12}  {note}")
+    print(
+        json.dumps(
+            {
+                "items": item_count,
+                "next_item_p50_ms": round(p50, 3),
+                "next_item_p99_ms": round(p99, 3),
+                "startup_s": round(result["startup_s"], 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
