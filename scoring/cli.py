@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from hnbooks.cli import db_option, encoder_options, fail, open_store, rounds_table
+from hnbooks.cli import db_option, encoder_options, fail, fmt_interval, open_store
 from hnbooks.models.registry import MODELS
 from hnbooks.store.db import Store
 
@@ -175,9 +175,6 @@ def main(
                 started_at=started_at,
             )
         print_round(result.report, result.batch_id, len(result.entries))
-        last = store.rounds()[-1] if store.rounds() else None
-        if last is not None:
-            console.print(rounds_table([{"id": last.id, **last.report}]))
     if result.batch_id is None:
         sys.exit(0)
 
@@ -196,8 +193,21 @@ def print_round(report: dict[str, Any], batch_id: int | None, size: int) -> None
     picked = report.get("picked_per_strategy") or {"seed": size}
     table.add_row("picked", ", ".join(f"{k} {v}" for k, v in picked.items()))
     table.add_row("answers so far", f"{report.get('answers', 0):,} ({report.get('positives', 0):,} positive)")
+    if report.get("positives_per_strategy"):
+        found = report["positives_per_strategy"]
+        answered = report.get("answers_per_strategy") or {}
+        table.add_row(
+            "positives in the last batch",
+            ", ".join(f"{k} {v}/{answered.get(k, 0)}" for k, v in found.items()),
+        )
     if report.get("cv_average_precision") is not None:
         table.add_row("head CV average precision", f"{report['cv_average_precision']:.3f}")
+    if report.get("prevalence"):
+        table.add_row("estimated prevalence", fmt_interval(report["prevalence"]))
+    if report.get("recall"):
+        table.add_row("estimated recall of the head", fmt_interval(report["recall"]))
+    if report.get("device"):
+        table.add_row("device", str(report["device"]))
     seconds = report.get("seconds") or {}
     if seconds:
         table.add_row("seconds", ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))

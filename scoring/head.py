@@ -45,7 +45,11 @@ class Head:
     def decision(self, features: Any) -> NDArray[np.float64]:
         if self.transform is not None:
             features = self.transform(features)
-        values = features @ self.coef
+        coef = self.coef
+        if isinstance(features, np.ndarray) and features.dtype == np.float32:
+            # float32 keeps a chunk of the pool from being copied to float64 just to be scored.
+            coef = coef.astype(np.float32)
+        values = features @ coef
         return np.asarray(values, dtype=np.float64).ravel() + self.intercept
 
     def probability_from_decision(self, decision: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -176,7 +176,8 @@ def train_and_select(
     seconds["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    scores = np.full(int(pool_ids.max()) + 1, np.nan)
+    # float32: four bytes an item is what the pool's size costs in memory here.
+    scores = np.full(int(pool_ids.max()) + 1, np.nan, dtype=np.float32)
     for ids, features in pool.chunks():
         scores[ids] = head.probability(features)
     seconds["score"] = time.perf_counter() - clock
@@ -233,10 +234,16 @@ def run_round(
     if positives == 0:
         return seed_round(store, pool, config, excluded, report, encode_query, started_at)
 
-    labelled_ids = np.array(sorted(verdicts), dtype=np.int64)
-    labelled_ids = labelled_ids[np.isin(labelled_ids, pool_ids)]
+    # Boolean masks over ids, not set operations on the pool: memory stays ~1 byte per item.
+    in_pool = np.zeros(int(pool_ids.max()) + 1, dtype=bool)
+    in_pool[pool_ids] = True
+    labelled_ids = np.array([i for i in sorted(verdicts) if i < in_pool.size and in_pool[i]], dtype=np.int64)
     labels = np.array([verdicts[int(i)] for i in labelled_ids], dtype=bool)
-    eligible_ids = pool_ids[~np.isin(pool_ids, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))]
+    for item_id in excluded:
+        if item_id < in_pool.size:
+            in_pool[item_id] = False
+    eligible_ids = np.flatnonzero(in_pool)
+    del in_pool
     if eligible_ids.size == 0:
         report.update(mode="empty", note="every item is answered or queued")
         store.record_round(report, config.label)

@@ -6,15 +6,25 @@ through the same interface, so memory stays flat however large the pool grows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from hnbooks.scoring.cache import npy_header
+
+if TYPE_CHECKING:
+    from hnbooks.scoring.cache import EmbeddingCache
+
 IdArray = NDArray[np.int64]
 Matrix = NDArray[np.float32]
-SCORE_CHUNK_ROWS = 65_536
+SCORE_CHUNK_ROWS = 32_768
+
+
+class ItemCounter(Protocol):
+    def max_item_id(self) -> int: ...
 
 
 class PoolVectors(Protocol):
@@ -77,3 +87,67 @@ def top_by_cosine(
     all_ids, all_scores = np.concatenate(best_ids), np.concatenate(best_scores)
     order = np.argsort(-all_scores, kind="stable")[:limit]
     return [(int(all_ids[i]), float(all_scores[i])) for i in order]
+
+
+class CachedPool:
+    """The embedding cache as a pool: rows read on demand, the whole pool streamed in chunks.
+
+    Chunks are read with plain file reads into a reused buffer rather than through the memory map,
+    so scoring a million rows leaves no mapped pages behind and peak memory does not grow with the
+    pool.
+    """
+
+    def __init__(self, cache: EmbeddingCache, store: ItemCounter | None = None) -> None:
+        self.cache = cache
+        self.dim = cache.dim
+        ids = cache.filled_ids()
+        if store is not None:
+            ids = ids[ids <= store.max_item_id()]
+        self._ids = ids
+
+    def item_ids(self) -> IdArray:
+        return self._ids
+
+    def rows(self, item_ids: NDArray[np.integer]) -> Matrix:
+        """Rows read one by one with pread: faulting them in through the memory map would pull in
+        the kernel's read-around (megabytes per row) and grow memory with the pool."""
+        ids = np.asarray(item_ids, dtype=np.int64).ravel()
+        missing = self.cache.missing_ids(ids)
+        if missing.size:
+            raise KeyError(f"{missing.size} item(s) have no cached vector (e.g. {missing[:5].tolist()})")
+        self.cache.flush()
+        _, dtype, offset = npy_header(self.cache.vectors_path)
+        row_bytes = self.dim * dtype.itemsize
+        out = np.empty((ids.size, self.dim), dtype=dtype)
+        view = memoryview(out).cast("B")
+        descriptor = os.open(self.cache.vectors_path, os.O_RDONLY)
+        try:
+            for n, item_id in enumerate(ids.tolist()):
+                os.preadv(descriptor, [view[n * row_bytes : (n + 1) * row_bytes]], offset + item_id * row_bytes)
+        finally:
+            os.close(descriptor)
+        return out.astype(np.float32)
+
+    def chunks(self, rows: int = SCORE_CHUNK_ROWS) -> Iterator[tuple[IdArray, Matrix]]:
+        """Chunks share one pair of buffers: each yielded matrix is valid until the next is read."""
+        self.cache.flush()
+        _, dtype, offset = npy_header(self.cache.vectors_path)
+        row_bytes = self.dim * dtype.itemsize
+        stored = np.empty((rows, self.dim), dtype=dtype)
+        converted = np.empty((rows, self.dim), dtype=np.float32)
+        with self.cache.vectors_path.open("rb", buffering=0) as handle:
+            start = 0
+            while start < len(self._ids):
+                first = int(self._ids[start])
+                # The ids in [first, first + rows) that exist: one contiguous read covers them.
+                stop = start + int(np.searchsorted(self._ids[start : start + rows], first + rows))
+                ids = self._ids[start:stop]
+                span = int(ids[-1]) - first + 1
+                handle.seek(offset + first * row_bytes)
+                handle.readinto(memoryview(stored[:span]).cast("B"))
+                if span == len(ids):
+                    np.copyto(converted[:span], stored[:span])
+                else:
+                    np.copyto(converted[: len(ids)], stored[ids - first])
+                yield ids, converted[: len(ids)]
+                start = stop

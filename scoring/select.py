@@ -17,6 +17,8 @@ from numpy.typing import NDArray
 STRATEGIES = ("top", "uncertain", "novel", "random")
 NEAR_DUPLICATE_COSINE = 0.95
 CLUSTER_COSINE = 0.8
+ANCHOR_BLOCK = 512
+"""Labelled rows compared with the novelty sample at a time (sample x block floats in memory)."""
 
 RowVectors = Callable[[NDArray[np.intp]], NDArray[np.float32]]
 """Returns the L2-normalised vectors of the given pool rows, as float32."""
@@ -138,9 +140,8 @@ def select_batch(
     context: SelectionContext, batch_size: int, mix: Mix, rng: np.random.Generator
 ) -> list[Pick]:
     """Choose up to `batch_size` eligible rows: top, uncertain, novel and stratified random picks."""
-    scores = np.where(np.isnan(context.scores), -np.inf, context.scores)
-    eligible = context.eligible & np.isfinite(scores)
-    ranking = np.flatnonzero(eligible)
+    scores = context.scores
+    ranking = np.flatnonzero(context.eligible & ~np.isnan(scores))
     ranking = ranking[np.argsort(-scores[ranking], kind="stable")]
     rank_of = {int(row): rank for rank, row in enumerate(ranking[: max(batch_size * 50, 1000)])}
     counts = mix.counts(batch_size)
@@ -151,8 +152,11 @@ def select_batch(
 
     def rank(row: int) -> int:
         if row not in rank_of:
-            rank_of[row] = int(np.count_nonzero(scores[eligible] > scores[row]))
+            rank_of[row] = int(np.flatnonzero(ranking == row)[0])
         return rank_of[row]
+
+    def score_at(position: int) -> float:
+        return float(scores[ranking[position]])
 
     def take(row: int, strategy: str, probability: float | None = None, capped: bool = True) -> bool:
         if row in taken or not guard.admit(row, capped):
@@ -163,7 +167,8 @@ def select_batch(
 
     # Random first: its inclusion probabilities must not depend on what the other strategies took.
     random_picks = stratified_random(ranking, counts["random"], rng)
-    for row, probability in random_picks:
+    for row, probability, position in random_picks:
+        rank_of[row] = position
         taken.add(row)
         picks.append(Pick(row, "random", float(scores[row]), rank(row), probability))
         guard.picked_vectors.append(context.vectors(np.array([row]))[0])
@@ -178,7 +183,12 @@ def select_batch(
 
     wanted = counts["uncertain"]
     if wanted:
-        remaining = without(ranking, taken)
+        # The ranking is sorted by score, so the rows closest to the threshold sit around one
+        # position in it: only a window there is examined, whatever the pool's size.
+        threshold_position = bisect_descending(ranking.size, score_at, context.threshold)
+        reach = wanted * 2 + len(taken)
+        window = ranking[max(0, threshold_position - reach) : threshold_position + reach]
+        remaining = without(window, taken)
         distance = np.abs(logits(scores[remaining]) - logits(np.array([context.threshold]))[0])
         band = remaining[np.argsort(distance, kind="stable")[: wanted * 2]]
         for row in rng.permutation(band):
@@ -208,15 +218,28 @@ def without(rows: NDArray[np.intp], taken: set[int]) -> NDArray[np.intp]:
     return rows[~np.isin(rows, np.fromiter(taken, dtype=np.intp, count=len(taken)))]
 
 
+def bisect_descending(size: int, value_at: Callable[[int], float], threshold: float) -> int:
+    """First position whose value is below `threshold`, in values sorted from high to low."""
+    low, high = 0, size
+    while low < high:
+        middle = (low + high) // 2
+        if value_at(middle) >= threshold:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
 def logits(p: NDArray[np.float64]) -> NDArray[np.float64]:
-    clipped = np.clip(p, 1e-9, 1 - 1e-9)
+    clipped = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
     return np.log(clipped / (1 - clipped))
 
 
 def stratified_random(
     ranking: NDArray[np.intp], count: int, rng: np.random.Generator
-) -> list[tuple[int, float]]:
-    """One uniform pick from each of `count` equal strata of the score ranking, with 1/stratum size."""
+) -> list[tuple[int, float, int]]:
+    """One uniform pick from each of `count` equal strata of the score ranking:
+    (row, inclusion probability = 1/stratum size, position in the ranking)."""
     if count <= 0 or ranking.size == 0:
         return []
     count = min(count, ranking.size)
@@ -224,7 +247,8 @@ def stratified_random(
     picks = []
     for low, high in zip(bounds[:-1], bounds[1:]):
         if high > low:
-            picks.append((int(ranking[rng.integers(low, high)]), 1.0 / (high - low)))
+            position = int(rng.integers(low, high))
+            picks.append((int(ranking[position]), 1.0 / (high - low), position))
     return picks
 
 
@@ -237,16 +261,19 @@ def k_center(
 ) -> list[int]:
     """Greedy k-center on a sample of eligible rows: each pick is the farthest (cosine) from all
     labelled rows, the rows already taken, and the earlier picks."""
-    candidates = without(ranking, taken)
+    if ranking.size > context.novelty_sample + len(taken):
+        # Sampling positions (not copying the ranking) keeps memory independent of the pool size.
+        positions = rng.choice(ranking.size, context.novelty_sample + len(taken), replace=False)
+        candidates = without(ranking[np.sort(positions)], taken)[: context.novelty_sample]
+    else:
+        candidates = without(ranking, taken)
     if candidates.size == 0:
         return []
-    if candidates.size > context.novelty_sample:
-        candidates = np.sort(rng.choice(candidates, context.novelty_sample, replace=False))
     candidate_vectors = context.vectors(candidates)
     nearest = np.full(candidates.size, -1.0)
     anchors = np.concatenate([context.labelled_rows, np.array(sorted(taken), dtype=np.intp)])
-    for start in range(0, anchors.size, 2048):
-        block = context.vectors(anchors[start : start + 2048])
+    for start in range(0, anchors.size, ANCHOR_BLOCK):
+        block = context.vectors(anchors[start : start + ANCHOR_BLOCK])
         nearest = np.maximum(nearest, (candidate_vectors @ block.T).max(axis=1))
     chosen: list[int] = []
     for _ in range(min(count * 3, candidates.size)):

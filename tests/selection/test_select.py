@@ -102,8 +102,9 @@ def test_novel_is_farthest_from_everything_labelled() -> None:
 def test_stratified_random_covers_every_stratum_with_its_probability() -> None:
     ranking = np.arange(100, dtype=np.intp)
     picks = stratified_random(ranking, 4, np.random.default_rng(1))
-    assert [p for _, p in picks] == [1 / 25] * 4
-    assert [row // 25 for row, _ in picks] == [0, 1, 2, 3]
+    assert [p for _, p, _ in picks] == [1 / 25] * 4
+    assert [row // 25 for row, _, _ in picks] == [0, 1, 2, 3]
+    assert all(ranking[position] == row for row, _, position in picks)
 
 
 def test_never_picks_ineligible_rows_and_fills_from_top() -> None:

@@ -1,0 +1,184 @@
+"""Scale benchmark: one scoring round (train + score + select + publish) from cached embeddings.
+
+Builds synthetic pools of random unit vectors (no encoding) at two sizes, 100k and 1M by default,
+with a few hundred answers (planted positives, rejects and stratified random answers), then times
+`run_round` in a fresh process per size so each peak RSS is its own. The ratio of the two peaks shows
+whether memory stays flat as the pool grows.
+
+    python bench/round.py                  # 100k and 1M
+    python bench/round.py --sizes 20000,200000 --keep
+
+Last line: {"items": N, "round_s": .., "peak_rss_mb": .., "rss_ratio_1m_vs_100k": ..}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+DIM = 384
+POSITIVES = 400
+CHUNK = 100_000
+
+
+def build(folder: Path, items: int, seed: int = 0) -> Path:
+    """A database of `items` short texts and a filled embedding cache beside it."""
+    from hnbooks.scoring.cache import EmbeddingCache
+    from hnbooks.store.db import Store
+
+    db_path = folder / f"pool-{items}.db"
+    Store(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = OFF")
+    with conn:
+        conn.executemany(
+            "INSERT INTO items (external_id, text, meta, input_hash, text_key, created_at)"
+            " VALUES (?, ?, '{}', ?, ?, 0)",
+            ((f"s:{n}", f"synthetic comment {n}", n, f"k{n}") for n in range(1, items + 1)),
+        )
+    conn.close()
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=DIM).astype(np.float32)
+    direction /= np.linalg.norm(direction)
+    positive_ids = set(rng.choice(np.arange(1, items + 1), POSITIVES, replace=False).tolist())
+    cache = EmbeddingCache.open(db_path, "synthetic", DIM)
+    cache.reserve(items + 1)
+    for start in range(1, items + 1, CHUNK):
+        ids = np.arange(start, min(start + CHUNK, items + 1))
+        vectors = rng.normal(size=(len(ids), DIM)).astype(np.float32)
+        planted = np.isin(ids, list(positive_ids))
+        vectors[planted] += 4.0 * direction * np.sqrt(DIM) / 4
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        cache.write(ids, vectors)
+    cache.close()
+    (folder / f"pool-{items}.positives.json").write_text(json.dumps(sorted(positive_ids)))
+    return db_path
+
+
+def answer_some(db_path: Path, positive_ids: list[int], items: int, seed: int = 0) -> None:
+    """60 found positives, 300 rejects, and 40 random-strategy answers with inclusion probabilities."""
+    from hnbooks.store.db import Store
+    from hnbooks.store.records import BatchEntry
+
+    rng = np.random.default_rng(seed + 1)
+    store = Store(db_path)
+    positive_set = set(positive_ids)
+    for item_id in positive_ids[:60]:
+        store.record_answer(item_id, "bench", "accept")
+    negatives = [i for i in rng.choice(np.arange(1, items + 1), 400, replace=False).tolist() if i not in positive_set]
+    for item_id in negatives[:300]:
+        store.record_answer(item_id, "bench", "reject")
+    randoms = [i for i in negatives[300:340]]
+    batch = store.publish_batch(
+        [BatchEntry(i, "random", 0.0, None, 40 / items) for i in randoms], source="score"
+    )
+    for item_id in randoms:
+        store.record_answer(item_id, "bench", "reject", batch_id=batch, strategy="random")
+    store.close()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from
+    the parent across exec, which would charge the pool building to the measuring process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(db_path: Path, repeats: int) -> dict[str, float]:
+    """Run in a fresh process: open the cache, run rounds, report the median time and peak RSS."""
+    from hnbooks.scoring.cache import EmbeddingCache
+    from hnbooks.scoring.job import RoundConfig, run_round
+    from hnbooks.scoring.pool import CachedPool
+    from hnbooks.store.db import Store
+
+    # Imports and their memory are paid before the clock and the baseline start.
+    import sklearn.linear_model  # noqa: F401
+
+    baseline_rss = peak_rss_mb()
+    times = []
+    for repeat in range(repeats):
+        store = Store(db_path)
+        started = time.perf_counter()
+        cache = EmbeddingCache.open(db_path, "synthetic", DIM)
+        pool = CachedPool(cache, store)
+        result = run_round(store, pool, RoundConfig(batch_size=50, random_seed=repeat))
+        times.append(time.perf_counter() - started)
+        assert result.mode == "model" and len(result.entries) == 50
+        cache.close()
+        store.close()
+    peak = peak_rss_mb()
+    return {
+        "round_s": statistics.median(times),
+        "round_s_min": min(times),
+        "peak_rss_mb": peak,
+        "baseline_rss_mb": baseline_rss,
+        "seconds": result.report.get("seconds", {}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000,1000000", help="pool sizes, small first")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--folder", type=Path, default=None, help="reuse / keep pools here")
+    parser.add_argument("--keep", action="store_true", help="keep the built pools")
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.repeats)))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="hnbooks-round-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    results = {}
+    try:
+        for items in sizes:
+            db_path = folder / f"pool-{items}.db"
+            if not db_path.exists():
+                started = time.perf_counter()
+                build(folder, items)
+                positives = json.loads((folder / f"pool-{items}.positives.json").read_text())
+                answer_some(db_path, positives, items)
+                print(f"built {items:,} items in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            output = subprocess.run(
+                [sys.executable, __file__, "--measure", str(db_path), "--repeats", str(args.repeats)],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            results[items] = json.loads(output.strip().splitlines()[-1])
+    finally:
+        if not args.keep and args.folder is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(f"{'items':>10} {'round s (median)':>17} {'min':>7} {'peak RSS MB':>12} {'of which imports':>17}  phases")
+    for items, r in results.items():
+        phases = ", ".join(f"{k} {v:.2f}" for k, v in r["seconds"].items())
+        print(f"{items:>10,} {r['round_s']:>17.2f} {r['round_s_min']:>7.2f} {r['peak_rss_mb']:>12.0f} {r['baseline_rss_mb']:>17.0f}  {phases}")
+    small, large = sizes[0], sizes[-1]
+    ratio = results[large]["peak_rss_mb"] / results[small]["peak_rss_mb"]
+    print(f"peak RSS {large:,} vs {small:,}: {ratio:.3f}x")
+    print(json.dumps({
+        "items": large,
+        "round_s": round(results[large]["round_s"], 3),
+        "peak_rss_mb": round(results[large]["peak_rss_mb"], 1),
+        "rss_ratio_1m_vs_100k": round(ratio, 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()
