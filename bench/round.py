@@ -38,6 +38,7 @@ CHUNK = 100_000
 def build(folder: Path, items: int, seed: int = 0) -> Path:
     """A database of `items` short texts and a filled embedding cache beside it."""
     from hnbooks.scoring.cache import EmbeddingCache
+
     from hnbooks.store.db import Store
 
     db_path = folder / f"pool-{items}.db"
@@ -103,13 +104,13 @@ def peak_rss_mb() -> float:
 
 def measure(db_path: Path, repeats: int) -> dict[str, float]:
     """Run in a fresh process: open the cache, run rounds, report the median time and peak RSS."""
+    # Imports and their memory are paid before the clock and the baseline start.
+    import sklearn.linear_model  # noqa: F401
     from hnbooks.scoring.cache import EmbeddingCache
     from hnbooks.scoring.job import RoundConfig, run_round
     from hnbooks.scoring.pool import CachedPool
-    from hnbooks.store.db import Store
 
-    # Imports and their memory are paid before the clock and the baseline start.
-    import sklearn.linear_model  # noqa: F401
+    from hnbooks.store.db import Store
 
     baseline_rss = peak_rss_mb()
     times = []

@@ -182,7 +182,7 @@ def import_command(
                         fmt=fmt,
                         text_field=text_field,
                         annotator=annotator,
-                        progress=lambda n: progress.advance(task, n),
+                        progress=lambda n, task=task: progress.advance(task, n),
                     )
                 except ImportFault as fault:
                     failures += 1

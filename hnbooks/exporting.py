@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from hnbooks.importing import stable_hash
 from hnbooks.store.db import Store
+from hnbooks.store.ingest import stable_hash
 from hnbooks.store.records import AnswerWithItem
 
 CSV_COLUMNS = (

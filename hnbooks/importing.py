@@ -8,10 +8,8 @@ Texts are merged on their whitespace-normalised form; answers already stored are
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,8 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from hnbooks.hn_html import clean_comment_html
-from hnbooks.store.db import Store, StoreError, task_key_for
-from hnbooks.store.records import ANSWER_VALUES, Span, spans_to_json
+from hnbooks.store.db import Store, StoreError
+from hnbooks.store.ingest import ItemConflict, write_incoming
+from hnbooks.store.ingest import remap_spans as remap_spans  # re-exported for parsers' users
+from hnbooks.store.ingest import stable_hash as stable_hash
+from hnbooks.store.ingest import text_key as text_key
+from hnbooks.store.records import ANSWER_VALUES, IncomingAnswer, IncomingItem, Span
+
+# Names the parsers have always used for what they yield.
+ParsedAnswer = IncomingAnswer
+ParsedRecord = IncomingItem
 
 FORMATS = ("auto", "prodigy", "jsonl", "csv", "tsv", "parquet", "hn", "text")
 MAX_TEXT_CHARS = 1_000_000
@@ -41,29 +47,6 @@ class ImportFault(Exception):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.line = line
-
-
-@dataclass
-class ParsedAnswer:
-    annotator: str
-    answer: str
-    label: str | None
-    view_id: str | None
-    spans: list[Span]
-    task_hash: int | None
-    created_at: float | None
-    strategy: str = "import"
-    score: float | None = None
-
-
-@dataclass
-class ParsedRecord:
-    line: int
-    text: str
-    meta: dict[str, Any]
-    external_id: str | None = None
-    input_hash: int | None = None
-    answers: list[ParsedAnswer] = field(default_factory=list)
 
 
 @dataclass
@@ -95,39 +78,6 @@ class ImportSummary:
             reasons = ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
             parts.append(f"skipped {sum(self.skipped.values())} ({reasons})")
         return f"{self.path} [{self.format}]: " + ", ".join(parts)
-
-
-def text_key(text: str) -> str:
-    """Identity of a text for merging duplicates: whitespace runs collapsed, nothing else changed."""
-    return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
-
-
-def stable_hash(*parts: str) -> int:
-    """A signed 32-bit hash that is the same on every machine (Prodigy's hashes are 32-bit too)."""
-    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big", signed=True)
-
-
-def remap_spans(spans: list[Span], from_text: str, to_text: str) -> list[Span]:
-    """Move span offsets from one text to another that differs only in whitespace."""
-    if from_text == to_text or not spans:
-        return spans
-
-    def non_space_positions(text: str) -> list[int]:
-        return [i for i, ch in enumerate(text) if not ch.isspace()]
-
-    source_positions = non_space_positions(from_text)
-    target_positions = non_space_positions(to_text)
-    rank = {pos: n for n, pos in enumerate(source_positions)}
-    remapped = []
-    for span in spans:
-        inside = [p for p in range(span.start, span.end) if p in rank]
-        if not inside:
-            continue
-        start = target_positions[rank[inside[0]]]
-        end = target_positions[rank[inside[-1]]] + 1
-        remapped.append(Span(start, end, span.label))
-    return remapped
 
 
 # -- reading lines -------------------------------------------------------------------------------
@@ -531,7 +481,14 @@ def import_file(
                     if len(summary.first_skips) < 5:
                         summary.first_skips.append(record)
                     continue
-                write_record(conn, path, record, summary)
+                try:
+                    outcome = write_incoming(conn, record, path.name)
+                except ItemConflict as conflict:
+                    raise ImportFault(str(path), record.line, str(conflict)) from None
+                summary.new_items += outcome.new_item
+                summary.merged += not outcome.new_item
+                summary.answers += outcome.answers_added
+                summary.answers_already_present += outcome.answers_present
     except UnicodeError as error:
         raise ImportFault(str(path), None, f"cannot decode: {error}") from None
     except OSError as error:
@@ -539,59 +496,3 @@ def import_file(
     except StoreError as error:
         raise ImportFault(str(path), None, str(error)) from None
     return summary
-
-
-def write_record(conn: Any, path: Path, record: ParsedRecord, summary: ImportSummary) -> None:
-    key = text_key(record.text)
-    existing = conn.execute("SELECT id, text FROM items WHERE text_key = ?", (key,)).fetchone()
-    if existing is not None:
-        item_id, stored_text = existing["id"], existing["text"]
-        summary.merged += 1
-    else:
-        external_id = record.external_id or f"t:{key[:20]}"
-        clash = conn.execute(
-            "SELECT text FROM items WHERE external_id = ?", (external_id,)
-        ).fetchone()
-        if clash is not None:
-            raise ImportFault(
-                str(path), record.line, f"id {external_id} is already stored with a different text"
-            )
-        input_hash = record.input_hash if record.input_hash is not None else stable_hash(record.text)
-        cursor = conn.execute(
-            "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (external_id, record.text, json.dumps(record.meta), input_hash, key, path.name, time.time()),
-        )
-        item_id, stored_text = cursor.lastrowid, record.text
-        summary.new_items += 1
-    for answer in record.answers:
-        spans = remap_spans(answer.spans, record.text, stored_text)
-        spans_json = spans_to_json(spans)
-        task_key = task_key_for(answer.label, answer.view_id, bool(spans))
-        created_at = answer.created_at if answer.created_at is not None else time.time()
-        duplicate = conn.execute(
-            "SELECT 1 FROM answers WHERE item_id = ? AND annotator = ? AND answer = ? AND task_key = ?"
-            " AND label IS ? AND spans = ? AND CAST(created_at AS INTEGER) = CAST(? AS INTEGER)",
-            (item_id, answer.annotator, answer.answer, task_key, answer.label, spans_json, created_at),
-        ).fetchone()
-        if duplicate is not None:
-            summary.answers_already_present += 1
-            continue
-        conn.execute(
-            "INSERT INTO answers (item_id, annotator, answer, task_key, label, view_id, spans,"
-            " task_hash, strategy, score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                item_id,
-                answer.annotator,
-                answer.answer,
-                task_key,
-                answer.label,
-                answer.view_id,
-                spans_json,
-                answer.task_hash,
-                answer.strategy,
-                answer.score,
-                created_at,
-            ),
-        )
-        summary.answers += 1

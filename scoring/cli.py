@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from hnbooks.models.registry import MODELS
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from hnbooks.cli import db_option, encoder_options, fail, fmt_interval, open_store
-from hnbooks.models.registry import MODELS
 from hnbooks.store.db import Store
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-
 from hnbooks.scoring.estimate import Estimate, prevalence_estimate, recall_estimate
 from hnbooks.scoring.head import Head, HeadConfig, train_head
 from hnbooks.scoring.pool import PoolVectors, top_by_cosine
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
+from numpy.typing import NDArray
+
 from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry
 

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
-
 from hnbooks.scoring.cache import npy_header
+from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from hnbooks.scoring.cache import EmbeddingCache

@@ -245,7 +245,7 @@ def stratified_random(
     count = min(count, ranking.size)
     bounds = np.linspace(0, ranking.size, count + 1).round().astype(int)
     picks = []
-    for low, high in zip(bounds[:-1], bounds[1:]):
+    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
         if high > low:
             position = int(rng.integers(low, high))
             picks.append((int(ranking[position]), 1.0 / (high - low), position))

@@ -134,3 +134,30 @@ class Round:
     finished_at: float | None
     label: str
     report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IncomingAnswer:
+    """An answer read from a file, before it is stored."""
+
+    annotator: str
+    answer: str
+    label: str | None
+    view_id: str | None
+    spans: list[Span]
+    task_hash: int | None
+    created_at: float | None
+    strategy: str = "import"
+    score: float | None = None
+
+
+@dataclass
+class IncomingItem:
+    """A text read from a file (with the line it came from and any answers it carries)."""
+
+    line: int
+    text: str
+    meta: dict[str, Any]
+    external_id: str | None = None
+    input_hash: int | None = None
+    answers: list[IncomingAnswer] = field(default_factory=list)

@@ -10,10 +10,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-
 from hnbooks.scoring.job import RoundConfig, run_round
 from hnbooks.scoring.pool import ArrayPool
 from hnbooks.scoring.select import Mix
+
 from hnbooks.store.db import Store
 from tests.helpers import store_with_texts, table_counts
 

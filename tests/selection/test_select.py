@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from hnbooks.scoring.select import Mix, SelectionContext, parse_mix, select_batch, stratified_random
 
 

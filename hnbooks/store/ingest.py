@@ -1,0 +1,111 @@
+"""Writing imported texts and answers: duplicate texts merge, answers already stored are not added.
+
+Runs inside the caller's transaction (one per imported file), so a fault anywhere rolls back the
+whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from hnbooks.store.db import task_key_for
+from hnbooks.store.records import IncomingItem, Span, spans_to_json
+
+
+class ItemConflict(Exception):
+    """An incoming item clashes with a stored one (same external id, different text)."""
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    new_item: bool
+    answers_added: int
+    answers_present: int
+
+
+def text_key(text: str) -> str:
+    """Identity of a text for merging duplicates: whitespace runs collapsed, nothing else changed."""
+    return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
+
+
+def stable_hash(*parts: str) -> int:
+    """A signed 32-bit hash that is the same on every machine (Prodigy's hashes are 32-bit too)."""
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+def remap_spans(spans: list[Span], from_text: str, to_text: str) -> list[Span]:
+    """Move span offsets from one text to another that differs only in whitespace."""
+    if from_text == to_text or not spans:
+        return spans
+    source_positions = [i for i, ch in enumerate(from_text) if not ch.isspace()]
+    target_positions = [i for i, ch in enumerate(to_text) if not ch.isspace()]
+    rank = {pos: n for n, pos in enumerate(source_positions)}
+    remapped = []
+    for span in spans:
+        inside = [p for p in range(span.start, span.end) if p in rank]
+        if inside:
+            start = target_positions[rank[inside[0]]]
+            end = target_positions[rank[inside[-1]]] + 1
+            remapped.append(Span(start, end, span.label))
+    return remapped
+
+
+def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str) -> IngestOutcome:
+    """Store one incoming item (or find the stored text it duplicates) and its new answers."""
+    key = text_key(incoming.text)
+    existing = conn.execute("SELECT id, text FROM items WHERE text_key = ?", (key,)).fetchone()
+    if existing is not None:
+        item_id, stored_text = int(existing["id"]), str(existing["text"])
+        new_item = False
+    else:
+        external_id = incoming.external_id or f"t:{key[:20]}"
+        clash = conn.execute("SELECT 1 FROM items WHERE external_id = ?", (external_id,)).fetchone()
+        if clash is not None:
+            raise ItemConflict(f"id {external_id} is already stored with a different text")
+        input_hash = incoming.input_hash if incoming.input_hash is not None else stable_hash(incoming.text)
+        cursor = conn.execute(
+            "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (external_id, incoming.text, json.dumps(incoming.meta), input_hash, key, source, time.time()),
+        )
+        item_id, stored_text = int(cursor.lastrowid or 0), incoming.text
+        new_item = True
+    added = present = 0
+    for answer in incoming.answers:
+        spans = remap_spans(answer.spans, incoming.text, stored_text)
+        spans_json = spans_to_json(spans)
+        task_key = task_key_for(answer.label, answer.view_id, bool(spans))
+        created_at = answer.created_at if answer.created_at is not None else time.time()
+        # Same item, person, verdict, label, spans and second: the same answer, imported before.
+        duplicate = conn.execute(
+            "SELECT 1 FROM answers WHERE item_id = ? AND annotator = ? AND answer = ? AND task_key = ?"
+            " AND label IS ? AND spans = ? AND CAST(created_at AS INTEGER) = CAST(? AS INTEGER)",
+            (item_id, answer.annotator, answer.answer, task_key, answer.label, spans_json, created_at),
+        ).fetchone()
+        if duplicate is not None:
+            present += 1
+            continue
+        conn.execute(
+            "INSERT INTO answers (item_id, annotator, answer, task_key, label, view_id, spans,"
+            " task_hash, strategy, score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                item_id,
+                answer.annotator,
+                answer.answer,
+                task_key,
+                answer.label,
+                answer.view_id,
+                spans_json,
+                answer.task_hash,
+                answer.strategy,
+                answer.score,
+                created_at,
+            ),
+        )
+        added += 1
+    return IngestOutcome(new_item, added, present)
