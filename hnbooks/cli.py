@@ -392,8 +392,17 @@ def seed_command(
     out_console.print(f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})", markup=False)
 
 
-def main() -> None:
+def register_light_commands() -> None:
+    """Commands defined beside their code; their modules import nothing heavy until they run."""
     from hnbooks.models.cli import models
+    from hnbooks.scoring.simulate_cli import simulate
 
     cli.add_command(models)
+    cli.add_command(simulate)
+
+
+register_light_commands()
+
+
+def main() -> None:
     cli(prog_name="hnbooks")

@@ -246,7 +246,7 @@ def test_stats_json(tmp_path: Path, bookfinder_files: list[Path]) -> None:
 
 
 def test_every_command_explains_itself() -> None:
-    for command in ([], ["import"], ["export"], ["stats"], ["queue"]):
+    for command in ([], ["import"], ["export"], ["stats"], ["queue"], ["seed"], ["models"], ["models", "export"], ["simulate"]):
         code, out, _ = run(*command, "--help")
         assert code == 0 and "Usage:" in out
     assert "Examples" in run("import", "--help")[1]
