@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 from hnbooks.store.db import StoreError
 from hnbooks.tui.app import AnnotateApp, AnswerSaved, AnswerUndone, WriteFailed
 from hnbooks.tui.marking import SpanMarker
-from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row
+from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row, wrapped_row_count
 from hnbooks.tui.session import (
     PREFETCH_COUNT,
     QUEUE_KEY_PREFIX,
@@ -275,15 +275,27 @@ class AnnotateScreen(Screen[None]):
         if self.shown is None or self.marker is None:
             text_widget.update("")
             return
-        text_widget.update(
-            item_text(
-                self.shown.display_text,
-                candidates=self.marker.candidates,
-                spans=self.marker.spans,
-                labels=self.annotate_app.labels,
-                selection=self.marker.selection(),
-            )
+        styled = item_text(
+            self.shown.display_text,
+            candidates=self.marker.candidates,
+            spans=self.marker.spans,
+            labels=self.annotate_app.labels,
+            selection=self.marker.selection(),
         )
+        # A text that fits the viewport is shown in a box of the viewport's size (class -fits), so
+        # the next one that fits replaces it without a screen layout: most comments fit, and the
+        # layout is most of the cost of showing the next item.
+        width = text_widget.content_size.width
+        viewport_rows = self.query_one("#text-scroll", VerticalScroll).scrollable_content_region.height
+        fits = bool(width) and wrapped_row_count(self.shown.display_text, width) <= viewport_rows - 1
+        needs_layout = not fits or not text_widget.has_class("-fits")
+        text_widget.set_class(fits, "-fits")
+        text_widget.update(styled, layout=needs_layout)
+
+    def on_resize(self) -> None:
+        # Widths change: whether the text fits is decided again, with a layout.
+        self.query_one("#item-text", Static).remove_class("-fits")
+        self.render_item()
 
     def render_why(self) -> None:
         shown = self.shown

@@ -8,6 +8,7 @@ screens never wait for a write; they are told when it is done (`AnswerSaved`, `A
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,7 +31,6 @@ from hnbooks.tui.session import (
     AnswerToWrite,
     SessionTally,
     ShownItem,
-    UndoToWrite,
     WriteRequest,
     shown_from_answer,
 )
@@ -198,9 +198,13 @@ class AnnotateApp(App[None]):
             writer = self._writer
             if writer is not None and writer.state in (WorkerState.PENDING, WorkerState.RUNNING):
                 await self.workers.wait_for_complete([writer])
-            elif self.writes_in_flight:
-                # The drainer finished between our check and its flag being cleared.
-                await self.workers.wait_for_complete()
+            elif writer is not None and writer.state is WorkerState.ERROR:
+                # perform_write catches every error, so this is a bug: start a new drainer rather
+                # than leave answers unwritten.
+                self._writer = self.drain_writes()
+            else:
+                # A drainer cancelled at shutdown keeps draining in its thread: wait for its flag.
+                await asyncio.sleep(0.001)
 
     async def action_quit(self) -> None:
         """Quit once every answer given is in the database."""

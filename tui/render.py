@@ -135,3 +135,8 @@ def wrapped_row(display_text: str, offset: int, width: int) -> int:
         row += len(breaks) + 1
         line_start = line_end + 1
     return row
+
+
+def wrapped_row_count(display_text: str, width: int) -> int:
+    """How many rows the text takes when wrapped to `width`."""
+    return wrapped_row(display_text, len(display_text), width) + 1
