@@ -293,9 +293,10 @@ class AnnotateScreen(Screen[None]):
         text_widget.update(styled, layout=needs_layout)
 
     def on_resize(self) -> None:
-        # Widths change: whether the text fits is decided again, with a layout.
+        # Sizes change: lay the text out in full, then decide again whether it fits, once the new
+        # sizes are known.
         self.query_one("#item-text", Static).remove_class("-fits")
-        self.render_item()
+        self.call_after_refresh(self.render_item)
 
     def render_why(self) -> None:
         shown = self.shown

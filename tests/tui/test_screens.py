@@ -252,3 +252,22 @@ def test_span_marker_selection_and_spans() -> None:
 def test_key_labels() -> None:
     assert key_label("shift+left,H") == "shift+← H"
     assert key_label("question_mark") == "?"
+
+
+def test_a_text_that_fits_until_a_resize_still_scrolls_after_it(db_path: Path, store: Store) -> None:
+    text = " ".join(f"word{n}" for n in range(300)) + ' and "Dune" at the end'
+    publish(store, insert_items(store, [text]))
+
+    async def scenario() -> None:
+        app = make_app(db_path)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot)
+            assert "at the end" in screen_text(app)
+            await pilot.resize_terminal(60, 20)
+            await settle(pilot)
+            assert "at the end" not in screen_text(app)
+            await pilot.press("tab")
+            await settle(pilot)
+            assert 'and "Dune" at the end' in screen_text(app)
+
+    asyncio.run(scenario())
