@@ -109,6 +109,11 @@ class AnnotateScreen(Screen[None]):
         """Items fetched ahead, next first."""
         self.pending_answers: dict[str, ShownItem] = {}
         """Answers given but not yet committed, by client key: shown again if the write fails."""
+        self.undo_in_flight = False
+        """An undo was asked for and the item it takes back is not on screen yet."""
+        self.keys_after_undo: deque[str | None] = deque()
+        """Answers (and undos, None) pressed meanwhile: they are meant for the undone item, so they
+        wait for it instead of acting on the item still shown."""
         self.queue_exhausted = False
         self.fetch_in_flight = False
         self.seen_data_version: int | None = None
@@ -411,6 +416,9 @@ class AnnotateScreen(Screen[None]):
 
     def action_answer(self, answer: str) -> None:
         """Answer the item on screen and show the next one at once; the writer commits it."""
+        if self.undo_in_flight:
+            self.keys_after_undo.append(answer)
+            return
         shown = self.shown
         if shown is None or self.marker is None:
             return
@@ -433,7 +441,21 @@ class AnnotateScreen(Screen[None]):
 
     def action_undo(self) -> None:
         """Take back the latest answer (queued after any answer still being written)."""
+        if self.undo_in_flight:
+            self.keys_after_undo.append(None)
+            return
+        self.undo_in_flight = True
         self.annotate_app.submit_write(UndoToWrite(reply_to=self))
+
+    def undo_finished(self) -> None:
+        """The undo is done: the keys pressed while it was on its way act now, in order."""
+        self.undo_in_flight = False
+        while self.keys_after_undo and not self.undo_in_flight:
+            answer = self.keys_after_undo.popleft()
+            if answer is None:
+                self.action_undo()
+            else:
+                self.action_answer(answer)
 
     @on(AnswerSaved)
     def answer_committed(self, event: AnswerSaved) -> None:
@@ -442,6 +464,9 @@ class AnnotateScreen(Screen[None]):
 
     @on(WriteFailed)
     def answer_not_committed(self, event: WriteFailed) -> None:
+        if isinstance(event.request, UndoToWrite):
+            self.undo_finished()
+            return
         if not isinstance(event.request, AnswerToWrite):
             return
         failed = self.pending_answers.pop(event.request.client_key, None)
@@ -455,6 +480,7 @@ class AnnotateScreen(Screen[None]):
     def show_undone_item(self, event: AnswerUndone) -> None:
         if event.answer is None or event.shown is None:
             self.notify("nothing to undo", timeout=2)
+            self.undo_finished()
             return
         undone = event.shown
         self.upcoming = deque(item for item in self.upcoming if item.item_id != undone.item_id)
@@ -462,6 +488,7 @@ class AnnotateScreen(Screen[None]):
             self.upcoming.appendleft(self.shown)
         self.show(undone)
         self.notify(f"undid {event.answer.answer} of {one_line(undone.source_id, 30)}", timeout=2)
+        self.undo_finished()
 
     # -- span marking -----------------------------------------------------------------------------
 
