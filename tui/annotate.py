@@ -116,6 +116,8 @@ class AnnotateScreen(Screen[None]):
         wait for it instead of acting on the item still shown."""
         self.queue_exhausted = False
         self.fetch_in_flight = False
+        self.queue_read = False
+        """Whether the queue has been read once (until then the screen says it is loading)."""
         self.seen_data_version: int | None = None
 
     @property
@@ -200,8 +202,9 @@ class AnnotateScreen(Screen[None]):
         self.upcoming.extend(item for item in event.items if item.item_id not in known)
         if self.shown is None and self.upcoming:
             self.show(self.upcoming.popleft())
-        elif self.shown is None:
-            self.show(None)
+        elif self.shown is None and not self.queue_read:
+            self.show(None)  # from "loading" to "nothing left"
+        self.queue_read = True
         if not event.exhausted:
             self.request_items()
 
@@ -296,6 +299,9 @@ class AnnotateScreen(Screen[None]):
         needs_layout = not fits or not text_widget.has_class("-fits")
         text_widget.set_class(fits, "-fits")
         text_widget.update(styled, layout=needs_layout)
+        if not width:
+            # Not laid out yet: decide whether it fits once it is.
+            self.call_after_refresh(self.render_item)
 
     def on_resize(self) -> None:
         # Sizes change: lay the text out in full, then decide again whether it fits, once the new
