@@ -134,3 +134,25 @@ def test_a_cpu_run_prints_nothing_on_stderr(tiny_model_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("CPU")
     assert result.stderr == ""
+
+
+def test_batches_are_length_sorted_and_token_bounded() -> None:
+    from hnbooks.scoring.encoder import plan_batches
+
+    lengths = np.array([200, 10, 200, 10, 10, 200, 10, 10, 10, 10, 200, 200, 200, 200, 200, 10, 300])
+    batches = plan_batches(lengths, batch_size=8, max_batch_tokens=800)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert [lengths[rows].tolist() for rows in batches] == [[10] * 8, [200] * 4, [200] * 4, [300]]
+    assert all(len(rows) * lengths[rows].max() <= 800 or len(rows) == 1 for rows in batches)
+
+
+def test_parallel_batches_match_one_batch_at_a_time(tiny_model_dir: Path) -> None:
+    rng = random.Random(11)
+    words = "the a book novel read server crash python data loved great thanks".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 60))) for _ in range(300)]
+    parallel = Encoder(tiny_model_dir, variant="fp32", threads=2, batch_size=8)
+    sequential = Encoder(tiny_model_dir, variant="fp32", threads=1, batch_size=8)
+    np.testing.assert_allclose(parallel.embed(texts), sequential.embed(texts), atol=1e-5)
+    assert parallel.parallel_batches == 2 and sequential.parallel_batches == 1
+    parallel.close()
+    assert not parallel.loaded

@@ -1,0 +1,273 @@
+"""Encoder throughput: the project's ONNX encoder against plain transformers + PyTorch, side by side.
+
+On the same texts (real HN comments from the shared bookfinder data, padded out to --texts with
+longer texts made by joining comments, in a shuffled order), in one process:
+
+1. plain     transformers + PyTorch: input order, batches of 32 padded to the longest, mean pooling
+2. sorted    the same, batches built from texts sorted by token length
+3. ours      `Encoder` (onnxruntime + tokenizers), default CPU variant (int8)
+4. ours fp32 `Encoder` with the fp32 graph
+
+Prints texts/s, ratios, padding waste, peak RSS and cosine agreement with (1), then as the last line
+one JSON object. Also measures the peak RSS of the encoder alone in a fresh process (no torch loaded).
+
+    python bench/encoder.py                  # >= 2,000 texts
+    python bench/encoder.py --texts 300      # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "bookfinder"
+DEMO_DATA = REPO_ROOT / "hnbooks" / "demo"
+TORCH_BATCH = 32
+WARM_UP_TEXTS = 8
+
+
+def read_texts(folder: Path) -> list[str]:
+    """Distinct non-empty "text" fields of every *.jsonl in `folder`, in file order."""
+    texts: list[str] = []
+    for path in sorted(folder.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    text = json.loads(line).get("text")
+                except (json.JSONDecodeError, AttributeError):
+                    continue
+                if isinstance(text, str) and text.strip():
+                    texts.append(text)
+    return list(dict.fromkeys(texts))
+
+
+def bench_texts(data_dir: Path, count: int, seed: int = 0) -> tuple[list[str], str]:
+    """`count` texts: real comments first, then longer ones joined from 2-4 comments, shuffled."""
+    source = data_dir
+    comments = read_texts(data_dir) if data_dir.is_dir() else []
+    if not comments:
+        source = DEMO_DATA
+        comments = read_texts(DEMO_DATA)
+    if not comments:
+        raise SystemExit(f"no texts found in {data_dir} or {DEMO_DATA}")
+    rng = random.Random(seed)
+    texts = comments[:count]
+    seen = set(texts)
+    while len(texts) < count:
+        joined = "\n\n".join(rng.sample(comments, k=min(len(comments), rng.randint(2, 4))))
+        if joined not in seen:
+            seen.add(joined)
+            texts.append(joined)
+    rng.shuffle(texts)
+    return texts, str(source)
+
+
+def proc_status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far.
+
+    VmHWM, not ru_maxrss: a child started with fork+exec inherits its parent's ru_maxrss.
+    """
+    peak = proc_status_mb("VmHWM")
+    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class TorchPipeline:
+    """The baseline: transformers tokenizer + model, batches padded to their longest text."""
+
+    def __init__(self, weights: Path, max_length: int, threads: int) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(str(weights), local_files_only=True)
+        self.model = AutoModel.from_pretrained(str(weights), local_files_only=True).eval()
+        self.max_length = max_length
+        self.last_pad_waste = 0.0
+
+    def embed(self, texts: Sequence[str], *, sort_by_length: bool) -> np.ndarray:
+        torch = self.torch
+        order = np.arange(len(texts))
+        if sort_by_length:
+            lengths = [
+                len(ids)
+                for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+            ]
+            order = np.argsort(lengths, kind="stable")
+        vectors = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        real_tokens = token_slots = 0
+        with torch.inference_mode():
+            for start in range(0, len(texts), TORCH_BATCH):
+                rows = order[start : start + TORCH_BATCH]
+                batch = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                vectors[rows] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+                real_tokens += int(batch["attention_mask"].sum())
+                token_slots += int(batch["attention_mask"].numel())
+        self.last_pad_waste = 1 - real_tokens / token_slots
+        return vectors
+
+
+def timed(embed: Callable[[Sequence[str]], np.ndarray], texts: list[str]) -> tuple[np.ndarray, float]:
+    """Vectors and wall seconds of one full pass, after a short warm-up pass."""
+    embed(texts[:WARM_UP_TEXTS])
+    started = time.perf_counter()
+    vectors = embed(texts)
+    return vectors, time.perf_counter() - started
+
+
+def encoder_alone_peak_rss(model_dir: Path, texts: list[str], threads: int) -> float:
+    """Peak RSS (MB) of a fresh process that only loads the encoder and embeds `texts`."""
+    code = (
+        "import json, sys; from hnbooks.scoring.encoder import Encoder; "
+        "texts = json.load(open(sys.argv[1])); "
+        f"Encoder(sys.argv[2], device='cpu', threads={threads}).embed(texts); "
+        "print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(texts, handle)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code, handle.name, str(model_dir)], capture_output=True, text=True, check=True
+        )
+    finally:
+        os.unlink(handle.name)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=2000, help="texts to embed (default 2000)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of *.jsonl with a text field")
+    parser.add_argument("--model", default=None, help="registered model name (default: the default model)")
+    parser.add_argument("--models-dir", type=Path, default=None, help="exported models folder")
+    parser.add_argument("--threads", type=int, default=available_cores(), help="threads for both runtimes")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the ONNX encoder")
+    args = parser.parse_args()
+
+    from hnbooks.models.export import ensure_model
+    from hnbooks.models.registry import DEFAULT_MODEL, model_spec, weights_path
+    from hnbooks.scoring.encoder import Encoder
+
+    name = args.model or DEFAULT_MODEL
+    spec = model_spec(name)
+    model_dir = ensure_model(name, args.models_dir)
+    texts, source = bench_texts(args.data, args.texts)
+    print(f"{len(texts)} texts from {source}; {args.threads} threads; model {name} ({model_dir})")
+
+    results: dict[str, dict[str, Any]] = {}
+
+    def record(label: str, vectors: np.ndarray, seconds: float, pad_waste: float) -> None:
+        results[label] = {
+            "vectors": vectors,
+            "seconds": seconds,
+            "tps": len(texts) / seconds,
+            "pad_waste": pad_waste,
+            "rss_mb": proc_status_mb("VmRSS"),
+        }
+        print(
+            f"  {label:<10} {len(texts) / seconds:8.1f} texts/s  {seconds:7.1f} s  pad waste {pad_waste:6.1%}"
+            f"  RSS now {results[label]['rss_mb']:.0f} MB",
+            flush=True,
+        )
+
+    torch_pipeline = TorchPipeline(weights_path(spec), spec.max_length, args.threads)
+    vectors, seconds = timed(lambda batch: torch_pipeline.embed(batch, sort_by_length=False), texts)
+    record("plain", vectors, seconds, torch_pipeline.last_pad_waste)
+    vectors, seconds = timed(lambda batch: torch_pipeline.embed(batch, sort_by_length=True), texts)
+    record("sorted", vectors, seconds, torch_pipeline.last_pad_waste)
+    del torch_pipeline
+
+    ours = Encoder(model_dir, device="auto", threads=args.threads, batch_size=args.batch_size)
+    vectors, seconds = timed(ours.embed, texts)
+    record("ours", vectors, seconds, ours.last_pad_waste)
+    provider = ours.provider
+    ours_fp32 = Encoder(model_dir, device="auto", variant="fp32", threads=args.threads, batch_size=args.batch_size)
+    vectors, seconds = timed(ours_fp32.embed, texts)
+    record("ours fp32", vectors, seconds, ours_fp32.last_pad_waste)
+
+    baseline = results["plain"]["vectors"]
+    for label, result in results.items():
+        cosines = np.einsum("nd,nd->n", result["vectors"], baseline)
+        result["cosine_min"], result["cosine_mean"] = float(cosines.min()), float(cosines.mean())
+
+    peak = peak_rss_mb()
+    alone = encoder_alone_peak_rss(model_dir, texts, args.threads)
+    plain_tps = results["plain"]["tps"]
+    sorted_tps = results["sorted"]["tps"]
+    print()
+    print(f"{'pipeline':<11}{'texts/s':>9}{'x plain':>9}{'x sorted':>10}{'pad waste':>11}{'cos min':>9}{'cos mean':>10}")
+    for label, result in results.items():
+        print(
+            f"{label:<11}{result['tps']:>9.1f}{result['tps'] / plain_tps:>9.2f}{result['tps'] / sorted_tps:>10.2f}"
+            f"{result['pad_waste']:>11.1%}{result['cosine_min']:>9.4f}{result['cosine_mean']:>10.4f}"
+        )
+    print(f"ours runs on: {provider}")
+    print(f"peak RSS: {peak:.0f} MB this process (torch + onnxruntime); {alone:.0f} MB for the encoder alone")
+    summary = {
+        "texts": len(texts),
+        "plain_tps": round(plain_tps, 1),
+        "sorted_torch_tps": round(sorted_tps, 1),
+        "ours_tps": round(results["ours"]["tps"], 1),
+        "ours_fp32_tps": round(results["ours fp32"]["tps"], 1),
+        "ratio_vs_plain": round(results["ours"]["tps"] / plain_tps, 2),
+        "ratio_vs_sorted_torch": round(results["ours"]["tps"] / sorted_tps, 2),
+        "ratio_fp32_vs_plain": round(results["ours fp32"]["tps"] / plain_tps, 2),
+        "cosine_min": round(results["ours"]["cosine_min"], 4),
+        "cosine_mean": round(results["ours"]["cosine_mean"], 4),
+        "cosine_min_fp32": round(results["ours fp32"]["cosine_min"], 5),
+        "pad_waste": round(results["ours"]["pad_waste"], 4),
+        "plain_pad_waste": round(results["plain"]["pad_waste"], 4),
+        "peak_rss_mb": round(peak, 1),
+        "encoder_alone_peak_rss_mb": round(alone, 1),
+        "provider": provider,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
