@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -138,7 +139,24 @@ def optional_int(path: Path, number: int, record: dict[str, Any], key: str) -> i
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ImportFault(str(path), number, f'"{key}" must be an integer, got {type(value).__name__}')
+    if not -(2**63) <= value < 2**63:
+        raise ImportFault(str(path), number, f'"{key}" does not fit in 64 bits')
     return value
+
+
+def optional_number(path: Path, number: int, value: Any, key: str) -> float | None:
+    """A finite number (JSON as Python reads it also has NaN, Infinity and integers of any size)."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)):
+        raise ImportFault(str(path), number, f'"{key}" must be a number')
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise ImportFault(str(path), number, f'"{key}" must be a finite number, not {value!r:.20}')
+    return result
 
 
 def parse_spans(path: Path, number: int, raw: Any, text: str) -> list[Span]:
@@ -193,11 +211,11 @@ def parse_prodigy(
                 raise ImportFault(str(path), number, '"label" must be a string')
             view_id = record.get("_view_id")
             who = record.get("_annotator_id") or record.get("_session_id") or annotator
-            timestamp = record.get("_timestamp")
-            if timestamp is not None and not isinstance(timestamp, (int, float)):
-                raise ImportFault(str(path), number, '"_timestamp" must be a number')
+            timestamp = optional_number(path, number, record.get("_timestamp"), "_timestamp")
             served = record.get("_hnbooks") if isinstance(record.get("_hnbooks"), dict) else {}
             score = served.get("score")
+            if isinstance(score, (int, float)):
+                score = optional_number(path, number, score, "_hnbooks.score")
             answers.append(
                 ParsedAnswer(
                     annotator=str(who or DEFAULT_IMPORT_ANNOTATOR),
@@ -206,7 +224,7 @@ def parse_prodigy(
                     view_id=view_id if isinstance(view_id, str) else None,
                     spans=parse_spans(path, number, record.get("spans"), text),
                     task_hash=optional_int(path, number, record, "_task_hash"),
-                    created_at=float(timestamp) if timestamp is not None else None,
+                    created_at=timestamp,
                     strategy=str(served.get("strategy") or "import"),
                     score=float(score) if isinstance(score, (int, float)) else None,
                 )
@@ -485,6 +503,9 @@ def import_file(
                     outcome = write_incoming(conn, record, path.name)
                 except ItemConflict as conflict:
                     raise ImportFault(str(path), record.line, str(conflict)) from None
+                except (UnicodeEncodeError, OverflowError) as error:
+                    # A value SQLite cannot store: a lone surrogate, an integer beyond 64 bits.
+                    raise ImportFault(str(path), record.line, f"cannot store this record ({error})") from None
                 summary.new_items += outcome.new_item
                 summary.merged += not outcome.new_item
                 summary.answers += outcome.answers_added
