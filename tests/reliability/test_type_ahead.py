@@ -7,8 +7,9 @@ import asyncio
 import threading
 from pathlib import Path
 
-from hnbooks.store.db import Store
 from hnbooks.tui.app import AnnotateApp
+
+from hnbooks.store.db import Store
 from tests.helpers import publish, store_with_texts
 from tests.reliability.processes import read_rows
 
@@ -16,7 +17,10 @@ TEXTS = ["first comment here", "second comment here", "third comment here"]
 
 
 def rows(db_path: Path) -> list[tuple[int, str]]:
-    return [(int(i), str(a)) for i, a in read_rows(db_path, "SELECT item_id, answer FROM answers ORDER BY id")]
+    return [
+        (int(i), str(a))
+        for i, a in read_rows(db_path, "SELECT item_id, answer FROM answers ORDER BY id")
+    ]
 
 
 def test_an_answer_typed_before_the_undo_returns_answers_the_undone_item(tmp_path: Path) -> None:

@@ -1,0 +1,64 @@
+"""Several annotators on one database at once: four processes answering (and undoing) every few
+milliseconds, each through its own queue, until every batch is done for each of them."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from hnbooks.store.db import Store
+from tests.helpers import publish, store_with_texts
+from tests.reliability.annotators import check_log, finish, spawn_annotator, start_all
+from tests.reliability.conftest import LedgerLine
+from tests.reliability.processes import run_cli
+
+NAMES = ["ann", "bob", "cat", "dan"]
+
+
+def test_four_annotators_each_keep_their_answers_queue_and_progress(
+    tmp_path: Path, rng: random.Random, slow: bool, ledger: LedgerLine
+) -> None:
+    batches, batch_size = (6, 50) if slow else (3, 30)
+    db_path = tmp_path / "team.db"
+    store, ids = store_with_texts(
+        db_path, [f"comment {n} about things" for n in range(batches * batch_size)]
+    )
+    batch_ids = [publish(store, ids[b * batch_size : (b + 1) * batch_size]) for b in range(batches)]
+    store.close()
+
+    annotators = [
+        spawn_annotator(
+            db_path,
+            name,
+            seed=rng.randrange(10**6),
+            until_empty=True,
+            seconds=120,
+            pace_ms=2,
+            undo_rate=0.15,
+        )
+        for name in NAMES
+    ]
+    start_all(annotators)
+    logs = {annotator.name: finish(annotator) for annotator in annotators}
+
+    with Store(db_path) as store:
+        for name, events in logs.items():
+            checked = check_log(db_path, name, events)
+            ledger.add("answers written", checked.answers)
+            ledger.add("undos written", checked.undos)
+            # Everyone answered everything once: their own queue and progress say so.
+            assert store.queue(name) == []
+            assert store.answer_count(name) == len(ids)
+            for batch_id in batch_ids:
+                assert store.batch_progress(batch_id, name) == (batch_size, batch_size)
+            assert sorted(a.item_id for a in store.current_answers(annotator=name)) == sorted(ids)
+    stats = run_cli("hnbooks", "stats", "--json", "--db", str(db_path), cwd=tmp_path)
+    assert stats.returncode == 0, stats.stderr
+    by_annotator = json.loads(stats.stdout)["answers_by_annotator"]
+    assert {name: sum(counts.values()) for name, counts in by_annotator.items()} == dict.fromkeys(
+        NAMES, len(ids)
+    )
+    ledger.add("annotators", len(NAMES))
+    ledger.add("items served twice", 0)
+    ledger.add("answers lost or misattributed", 0)
