@@ -25,7 +25,8 @@ from textual.worker import get_current_worker
 from hnbooks.store.db import StoreError
 from hnbooks.tui.app import AnnotateApp, AnswerSaved, AnswerUndone, WriteFailed
 from hnbooks.tui.marking import SpanMarker
-from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row, wrapped_row_count
+from hnbooks.tui.item_text import ItemText
+from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row
 from hnbooks.tui.session import (
     PREFETCH_COUNT,
     QUEUE_KEY_PREFIX,
@@ -131,7 +132,7 @@ class AnnotateScreen(Screen[None]):
             yield Static(id="progress")
         yield Static(id="context")
         with VerticalScroll(id="text-scroll", can_focus=False):
-            yield Static(id="item-text")
+            yield ItemText(id="item-text")
             yield Static(id="waiting")
         yield Static(id="marking")
         yield Footer()
@@ -279,9 +280,9 @@ class AnnotateScreen(Screen[None]):
         )
 
     def render_item(self) -> None:
-        text_widget = self.query_one("#item-text", Static)
+        text_widget = self.query_one("#item-text", ItemText)
         if self.shown is None or self.marker is None:
-            text_widget.update("")
+            text_widget.show_text(Text(), "")
             return
         styled = item_text(
             self.shown.display_text,
@@ -290,24 +291,7 @@ class AnnotateScreen(Screen[None]):
             labels=self.annotate_app.labels,
             selection=self.marker.selection(),
         )
-        # A text that fits the viewport is shown in a box of the viewport's size (class -fits), so
-        # the next one that fits replaces it without a screen layout: most comments fit, and the
-        # layout is most of the cost of showing the next item.
-        width = text_widget.content_size.width
-        viewport_rows = self.query_one("#text-scroll", VerticalScroll).scrollable_content_region.height
-        fits = bool(width) and wrapped_row_count(self.shown.display_text, width) <= viewport_rows - 1
-        needs_layout = not fits or not text_widget.has_class("-fits")
-        text_widget.set_class(fits, "-fits")
-        text_widget.update(styled, layout=needs_layout)
-        if not width:
-            # Not laid out yet: decide whether it fits once it is.
-            self.call_after_refresh(self.render_item)
-
-    def on_resize(self) -> None:
-        # Sizes change: lay the text out in full, then decide again whether it fits, once the new
-        # sizes are known.
-        self.query_one("#item-text", Static).remove_class("-fits")
-        self.call_after_refresh(self.render_item)
+        text_widget.show_text(styled, self.shown.display_text)
 
     def render_why(self) -> None:
         shown = self.shown
@@ -402,7 +386,7 @@ class AnnotateScreen(Screen[None]):
         selection = self.marker.selection()
         if selection is None:
             return
-        text_widget = self.query_one("#item-text", Static)
+        text_widget = self.query_one("#item-text", ItemText)
         scroller = self.query_one("#text-scroll", VerticalScroll)
         row = wrapped_row(self.shown.display_text, selection[0], text_widget.content_size.width)
         height = scroller.scrollable_content_region.height
