@@ -468,8 +468,13 @@ class AnnotateScreen(Screen[None]):
 
     @on(AnswerUndone)
     def show_undone_item(self, event: AnswerUndone) -> None:
-        if event.answer is None or event.shown is None:
+        if event.answer is None:
             self.notify("nothing to undo", timeout=2)
+            self.undo_finished()
+            return
+        if event.shown is None:
+            # Committed, but the item could not be read back to show it.
+            self.notify(f"undid {event.answer.answer} of item {event.answer.item_id}", timeout=3)
             self.undo_finished()
             return
         undone = event.shown

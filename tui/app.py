@@ -165,11 +165,12 @@ class AnnotateApp(App[None]):
                     request.reply_to.post_message(AnswerSaved(request, answer_id))
             else:
                 undone = self.store.undo_last(self.annotator)
-                shown = (
-                    shown_from_answer(self.store, undone, self.annotator, self.labels[0])
-                    if undone is not None
-                    else None
-                )
+                shown = None
+                if undone is not None:
+                    try:
+                        shown = shown_from_answer(self.store, undone, self.annotator, self.labels[0])
+                    except StoreError:
+                        pass  # the undo is committed; the screen says the item could not be shown
                 self.post_message(AnswerUndone(undone, shown))
                 if request.reply_to is not None:
                     request.reply_to.post_message(AnswerUndone(undone, shown))
