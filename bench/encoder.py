@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,9 @@ class TorchPipeline:
         if sort_by_length:
             lengths = [
                 len(ids)
-                for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+                for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)[
+                    "input_ids"
+                ]
             ]
             order = np.argsort(lengths, kind="stable")
         vectors = np.empty((len(texts), self.model.config.hidden_size), dtype=np.float32)
@@ -152,7 +155,9 @@ class TorchPipeline:
         return vectors
 
 
-def timed(embed: Callable[[Sequence[str]], np.ndarray], texts: list[str]) -> tuple[np.ndarray, float]:
+def timed(
+    embed: Callable[[Sequence[str]], np.ndarray], texts: list[str]
+) -> tuple[np.ndarray, float]:
     """Vectors and wall seconds of one full pass, after a short warm-up pass."""
     embed(texts[:WARM_UP_TEXTS])
     started = time.perf_counter()
@@ -172,7 +177,10 @@ def encoder_alone_peak_rss(model_dir: Path, texts: list[str], threads: int) -> f
         json.dump(texts, handle)
     try:
         result = subprocess.run(
-            [sys.executable, "-c", code, handle.name, str(model_dir)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code, handle.name, str(model_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     finally:
         os.unlink(handle.name)
@@ -180,12 +188,20 @@ def encoder_alone_peak_rss(model_dir: Path, texts: list[str], threads: int) -> f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--texts", type=int, default=2000, help="texts to embed (default 2000)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of *.jsonl with a text field")
-    parser.add_argument("--model", default=None, help="registered model name (default: the default model)")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="folder of *.jsonl with a text field"
+    )
+    parser.add_argument(
+        "--model", default=None, help="registered model name (default: the default model)"
+    )
     parser.add_argument("--models-dir", type=Path, default=None, help="exported models folder")
-    parser.add_argument("--threads", type=int, default=available_cores(), help="threads for both runtimes")
+    parser.add_argument(
+        "--threads", type=int, default=available_cores(), help="threads for both runtimes"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the ONNX encoder")
     args = parser.parse_args()
 
@@ -215,23 +231,29 @@ def main() -> None:
             flush=True,
         )
 
-    torch_pipeline = TorchPipeline(weights_path(spec), spec.max_length, args.threads)
-    vectors, seconds = timed(lambda batch: torch_pipeline.embed(batch, sort_by_length=False), texts)
-    record("plain", vectors, seconds, torch_pipeline.last_pad_waste)
-    vectors, seconds = timed(lambda batch: torch_pipeline.embed(batch, sort_by_length=True), texts)
-    record("sorted", vectors, seconds, torch_pipeline.last_pad_waste)
-    del torch_pipeline
+    def run_torch_baselines() -> None:
+        # In a function so the PyTorch model is freed before our encoder runs.
+        torch_pipeline = TorchPipeline(weights_path(spec), spec.max_length, args.threads)
+        for label, sort_by_length in (("plain", False), ("sorted", True)):
+            vectors, seconds = timed(
+                partial(torch_pipeline.embed, sort_by_length=sort_by_length), texts
+            )
+            record(label, vectors, seconds, torch_pipeline.last_pad_waste)
+
+    run_torch_baselines()
 
     ours = Encoder(model_dir, device="auto", threads=args.threads, batch_size=args.batch_size)
     vectors, seconds = timed(ours.embed, texts)
     record("ours", vectors, seconds, ours.last_pad_waste)
     provider = ours.provider
-    ours_fp32 = Encoder(model_dir, device="auto", variant="fp32", threads=args.threads, batch_size=args.batch_size)
+    ours_fp32 = Encoder(
+        model_dir, device="auto", variant="fp32", threads=args.threads, batch_size=args.batch_size
+    )
     vectors, seconds = timed(ours_fp32.embed, texts)
     record("ours fp32", vectors, seconds, ours_fp32.last_pad_waste)
 
     baseline = results["plain"]["vectors"]
-    for label, result in results.items():
+    for result in results.values():
         cosines = np.einsum("nd,nd->n", result["vectors"], baseline)
         result["cosine_min"], result["cosine_mean"] = float(cosines.min()), float(cosines.mean())
 
@@ -240,14 +262,18 @@ def main() -> None:
     plain_tps = results["plain"]["tps"]
     sorted_tps = results["sorted"]["tps"]
     print()
-    print(f"{'pipeline':<11}{'texts/s':>9}{'x plain':>9}{'x sorted':>10}{'pad waste':>11}{'cos min':>9}{'cos mean':>10}")
+    print(
+        f"{'pipeline':<11}{'texts/s':>9}{'x plain':>9}{'x sorted':>10}{'pad waste':>11}{'cos min':>9}{'cos mean':>10}"
+    )
     for label, result in results.items():
         print(
             f"{label:<11}{result['tps']:>9.1f}{result['tps'] / plain_tps:>9.2f}{result['tps'] / sorted_tps:>10.2f}"
             f"{result['pad_waste']:>11.1%}{result['cosine_min']:>9.4f}{result['cosine_mean']:>10.4f}"
         )
     print(f"ours runs on: {provider}")
-    print(f"peak RSS: {peak:.0f} MB this process (torch + onnxruntime); {alone:.0f} MB for the encoder alone")
+    print(
+        f"peak RSS: {peak:.0f} MB this process (torch + onnxruntime); {alone:.0f} MB for the encoder alone"
+    )
     summary = {
         "texts": len(texts),
         "plain_tps": round(plain_tps, 1),

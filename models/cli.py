@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from hnbooks.models.registry import DEFAULT_MODEL, MODELS, ModelMissing, model_dir, read_manifest
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS, ModelMissing, model_dir, read_manifest
 
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -61,7 +60,9 @@ def models() -> None:
 
 @models.command("list")
 @models_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per model instead of a table.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per model instead of a table."
+)
 def list_command(models_dir: Path | None, as_json: bool) -> None:
     """Show each known encoder: dimension, max length, whether it is exported, where, which variant.
 
@@ -83,11 +84,18 @@ def list_command(models_dir: Path | None, as_json: bool) -> None:
         exported = Text("yes", style="green") if row["exported"] else Text("no", style="yellow")
         name = row["name"] + (" (default)" if row["name"] == DEFAULT_MODEL else "")
         table.add_row(
-            name, str(row["dimension"]), str(row["max_length"]), exported, row["cpu_variant"] or "-", row["path"]
+            name,
+            str(row["dimension"]),
+            str(row["max_length"]),
+            exported,
+            row["cpu_variant"] or "-",
+            row["path"],
         )
     out_console.print(table)
     if not all(row["exported"] for row in rows):
-        out_console.print("export one with `hnbooks models export NAME` (or `make setup`)", style="dim")
+        out_console.print(
+            "export one with `hnbooks models export NAME` (or `make setup`)", style="dim"
+        )
 
 
 def model_status(name: str, models_dir: Path | None) -> dict[str, Any]:
@@ -133,7 +141,9 @@ def export_command(name: str, models_dir: Path | None, force: bool) -> None:
 
     folder = model_dir(name, models_dir)
     if read_manifest(folder) is not None and not force:
-        out_console.print(f"{name} is already exported in {folder} (--force exports it again)", markup=False)
+        out_console.print(
+            f"{name} is already exported in {folder} (--force exports it again)", markup=False
+        )
         return
     missing = export_dependencies_missing(MODELS[name])
     if missing:
@@ -151,7 +161,11 @@ def export_command(name: str, models_dir: Path | None, force: bool) -> None:
             nonlocal step_started, current_step
             now = time.perf_counter()
             if current_step:
-                err_console.print(Text.assemble(("✓ ", "green"), current_step, (f"  {now - step_started:.1f} s", "dim")))
+                err_console.print(
+                    Text.assemble(
+                        ("✓ ", "green"), current_step, (f"  {now - step_started:.1f} s", "dim")
+                    )
+                )
             current_step, step_started = message, now
             status.update(f"{message}…")
 
@@ -175,7 +189,11 @@ def report_export(folder: Path, manifest: dict[str, Any], seconds: float) -> Non
     defaults = manifest.get("default_variant", {})
     for variant, entry in sorted(manifest["files"].items()):
         cosine = agreement.get(variant, {})
-        on = ", ".join(DEVICE_NAMES.get(device, device) for device, chosen in defaults.items() if chosen == variant)
+        on = ", ".join(
+            DEVICE_NAMES.get(device, device)
+            for device, chosen in defaults.items()
+            if chosen == variant
+        )
         table.add_row(
             variant,
             entry["file"],
@@ -183,5 +201,7 @@ def report_export(folder: Path, manifest: dict[str, Any], seconds: float) -> Non
             f"{cosine.get('min', float('nan')):.4f} / {cosine.get('mean', float('nan')):.4f}",
             on or "-",
         )
-    out_console.print(f"exported {manifest['spec']['name']} to {folder} in {seconds:.0f} s", markup=False)
+    out_console.print(
+        f"exported {manifest['spec']['name']} to {folder} in {seconds:.0f} s", markup=False
+    )
     out_console.print(table)

@@ -18,12 +18,11 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from hnbooks.models.registry import (
     DEFAULT_MODEL,
     FP32_FILE,
@@ -41,7 +40,14 @@ from hnbooks.models.registry import (
 )
 from hnbooks.scoring.encoder import Encoder, mean_pool
 
-__all__ = ["ExportProgress", "ModelMissing", "ensure_model", "export_dependencies_missing", "export_model", "export_weights"]
+__all__ = [
+    "ExportProgress",
+    "ModelMissing",
+    "ensure_model",
+    "export_dependencies_missing",
+    "export_model",
+    "export_weights",
+]
 
 ExportProgress = Callable[[str], None]
 """Called with a short description of each export step as it starts."""
@@ -69,7 +75,14 @@ AGREEMENT_SENTENCES = (
     "find something new in, especially in the dialogues between Achilles and the Tortoise.",
 )
 
-EXPORT_MODULES = ("torch", "transformers", "optimum.exporters.onnx", "optimum.onnxruntime", "onnx", "onnxruntime")
+EXPORT_MODULES = (
+    "torch",
+    "transformers",
+    "optimum.exporters.onnx",
+    "optimum.onnxruntime",
+    "onnx",
+    "onnxruntime",
+)
 
 
 def export_dependencies_missing(spec: ModelSpec) -> list[str]:
@@ -189,7 +202,9 @@ def export_weights(
     started = time.perf_counter()
     try:
         with quiet_export_libraries():
-            report(f"writing the tokenizer (truncation at {spec.max_length} tokens, no fixed padding)")
+            report(
+                f"writing the tokenizer (truncation at {spec.max_length} tokens, no fixed padding)"
+            )
             write_tokenizer(source / TOKENIZER_FILE, output / TOKENIZER_FILE, spec.max_length)
 
             report("exporting the PyTorch weights to ONNX (optimum, feature-extraction)")
@@ -200,7 +215,9 @@ def export_weights(
 
             report("measuring agreement with PyTorch")
             reference = pytorch_embeddings(source, output / TOKENIZER_FILE, spec.max_length)
-            optimized_cosines = onnx_cosines(optimized_graph, output / TOKENIZER_FILE, spec, reference)
+            optimized_cosines = onnx_cosines(
+                optimized_graph, output / TOKENIZER_FILE, spec, reference
+            )
             use_optimized = float(optimized_cosines.min()) >= FP32_MIN_COSINE
             chosen_graph = optimized_graph if use_optimized else raw_graph
             shutil.copyfile(chosen_graph, output / FP32_FILE)
@@ -208,7 +225,9 @@ def export_weights(
             report("quantising to int8 (dynamic, per-channel weights)")
             quantize_graph(chosen_graph, output / INT8_FILE)
 
-            manifest = build_manifest(spec, output, fp32_optimization="O2" if use_optimized else "none")
+            manifest = build_manifest(
+                spec, output, fp32_optimization="O2" if use_optimized else "none"
+            )
             write_manifest(output, manifest)
 
             report("checking the exported files through the encoder runtime")
@@ -326,7 +345,9 @@ def pytorch_embeddings(source: Path, tokenizer_file: Path, max_length: int) -> n
     return np.stack(vectors)
 
 
-def onnx_cosines(graph: Path, tokenizer_file: Path, spec: ModelSpec, reference: np.ndarray) -> np.ndarray:
+def onnx_cosines(
+    graph: Path, tokenizer_file: Path, spec: ModelSpec, reference: np.ndarray
+) -> np.ndarray:
     """Cosine of each agreement sentence between `graph` (run alone, fp32) and `reference`."""
     import onnxruntime as ort
     from tokenizers import Tokenizer
@@ -345,7 +366,9 @@ def onnx_cosines(graph: Path, tokenizer_file: Path, spec: ModelSpec, reference: 
             "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
             "token_type_ids": np.zeros((1, len(encoding.ids)), dtype=np.int64),
         }
-        hidden = session.run(None, {name: value for name, value in feed.items() if name in input_names})[0]
+        hidden = session.run(
+            None, {name: value for name, value in feed.items() if name in input_names}
+        )[0]
         vectors.append(mean_pool(hidden, feed["attention_mask"])[0])
     return np.einsum("nd,nd->n", np.stack(vectors), reference)
 
@@ -359,7 +382,10 @@ def runtime_agreement(folder: Path, reference: np.ndarray) -> dict[str, Any]:
             cosines = np.einsum("nd,nd->n", encoder.embed(list(AGREEMENT_SENTENCES)), reference)
         finally:
             encoder.close()
-        agreement[variant] = {"min": round(float(cosines.min()), 6), "mean": round(float(cosines.mean()), 6)}
+        agreement[variant] = {
+            "min": round(float(cosines.min()), 6),
+            "mean": round(float(cosines.mean()), 6),
+        }
     return agreement
 
 
@@ -373,7 +399,16 @@ def sha256_of(path: Path) -> str:
 
 def package_versions() -> dict[str, str]:
     versions = {}
-    for package in ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "tokenizers"):
+    for package in (
+        "torch",
+        "transformers",
+        "optimum",
+        "optimum-onnx",
+        "onnx",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "tokenizers",
+    ):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     return versions
@@ -384,7 +419,11 @@ def build_manifest(spec: ModelSpec, folder: Path, *, fp32_optimization: str) -> 
     files = {}
     for variant, file_name in (("fp32", FP32_FILE), ("int8", INT8_FILE)):
         path = folder / file_name
-        files[variant] = {"file": file_name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
+        files[variant] = {
+            "file": file_name,
+            "sha256": sha256_of(path),
+            "bytes": path.stat().st_size,
+        }
     return {
         "format": MANIFEST_FORMAT,
         "spec": spec.to_json(),
@@ -395,7 +434,7 @@ def build_manifest(spec: ModelSpec, folder: Path, *, fp32_optimization: str) -> 
             "int8": "dynamic int8, per-channel QInt8 weights, MatMul+Attention, on the fp32 graph",
         },
         "default_variant": {"cpu": "int8", "cuda": "fp32"},
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),
     }
 

@@ -53,7 +53,9 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype[Any], int]:
     expected_bytes = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     actual_bytes = path.stat().st_size
     if actual_bytes != expected_bytes:
-        raise CacheDamaged(f"{path.name}: {actual_bytes} bytes on disk, its header says {expected_bytes}")
+        raise CacheDamaged(
+            f"{path.name}: {actual_bytes} bytes on disk, its header says {expected_bytes}"
+        )
     return shape, dtype, offset
 
 
@@ -137,15 +139,23 @@ class EmbeddingCache:
         except (OSError, ValueError) as error:
             raise CacheDamaged(f"cache file unreadable ({error})") from None
         if vector_dtype != VECTOR_DTYPE or len(vector_shape) != 2 or vector_shape[1] != self.dim:
-            raise CacheDamaged(f"{self.vectors_path.name}: {vector_dtype} {vector_shape}, expected float16 (n, {self.dim})")
+            raise CacheDamaged(
+                f"{self.vectors_path.name}: {vector_dtype} {vector_shape}, expected float16 (n, {self.dim})"
+            )
         if filled_dtype != np.uint8 or len(filled_shape) != 1:
-            raise CacheDamaged(f"{self.filled_path.name}: {filled_dtype} {filled_shape}, expected uint8 (n,)")
+            raise CacheDamaged(
+                f"{self.filled_path.name}: {filled_dtype} {filled_shape}, expected uint8 (n,)"
+            )
         vector_rows, filled_rows = vector_shape[0], filled_shape[0]
         if stored_capacity > vector_rows:
             # The metadata is written last, so it can lag behind a growth but never run ahead.
-            raise CacheDamaged(f"metadata says {stored_capacity} rows, the vectors file holds {vector_rows}")
+            raise CacheDamaged(
+                f"metadata says {stored_capacity} rows, the vectors file holds {vector_rows}"
+            )
         if filled_rows > vector_rows:
-            raise CacheDamaged(f"the mask has {filled_rows} rows but only {vector_rows} vectors exist")
+            raise CacheDamaged(
+                f"the mask has {filled_rows} rows but only {vector_rows} vectors exist"
+            )
         self._map()
         if filled_rows < vector_rows:
             # Growth replaces the vectors file first, then the mask: a kill in between leaves the
@@ -307,7 +317,9 @@ class EmbeddingCache:
         """Rewrite both files with `new_capacity` rows (temp file + atomic rename each)."""
         old_vectors = self._matrix()
         temporary = self._temporary(self.vectors_path)
-        grown_vectors = open_memmap(temporary, mode="w+", dtype=VECTOR_DTYPE, shape=(new_capacity, self.dim))
+        grown_vectors = open_memmap(
+            temporary, mode="w+", dtype=VECTOR_DTYPE, shape=(new_capacity, self.dim)
+        )
         for start in range(0, old_vectors.shape[0], COPY_CHUNK_ROWS):
             stop = min(start + COPY_CHUNK_ROWS, old_vectors.shape[0])
             grown_vectors[start:stop] = old_vectors[start:stop]

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-
 from hnbooks.scoring.cache import EmbeddingCache
 
 EmbedProgress = Callable[[int, int], None]
@@ -22,7 +21,9 @@ class TextStore(Protocol):
 
     def max_item_id(self) -> int: ...
 
-    def iter_item_texts(self, after_id: int = 0, chunk: int = 2000) -> Iterator[tuple[int, str]]: ...
+    def iter_item_texts(
+        self, after_id: int = 0, chunk: int = 2000
+    ) -> Iterator[tuple[int, str]]: ...
 
 
 class TextEncoder(Protocol):

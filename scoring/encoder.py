@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-
 from hnbooks.models.registry import MANIFEST_NAME, ModelMissing, ModelSpec, read_manifest
 
 if TYPE_CHECKING:
@@ -133,13 +132,13 @@ class Encoder:
 
     @property
     def device(self) -> str:
-        """"cuda" or "cpu": where the session runs (creates it)."""
+        """ "cuda" or "cpu": where the session runs (creates it)."""
         self._load()
         return self._device
 
     @property
     def variant(self) -> str:
-        """"fp32" or "int8": the graph the session runs (creates it)."""
+        """ "fp32" or "int8": the graph the session runs (creates it)."""
         self._load()
         return self._variant
 
@@ -184,7 +183,9 @@ class Encoder:
             for row, text_index in enumerate(batch_rows):
                 input_ids[row, : batch_lengths[row]] = token_ids[text_index]
             attention_mask = (np.arange(width)[None, :] < batch_lengths[:, None]).astype(np.int64)
-            vectors[batch_rows] = mean_pool(self._run(session, input_ids, attention_mask), attention_mask)
+            vectors[batch_rows] = mean_pool(
+                self._run(session, input_ids, attention_mask), attention_mask
+            )
 
         if self._parallel_batches > 1 and len(batches) > 1:
             self._run_in_parallel(run_batch, batches)
@@ -196,10 +197,14 @@ class Encoder:
         self.last_pad_waste = 1.0 - int(lengths.sum()) / token_slots
         return vectors
 
-    def _run_in_parallel(self, run_batch: Callable[[np.ndarray], None], batches: list[np.ndarray]) -> None:
+    def _run_in_parallel(
+        self, run_batch: Callable[[np.ndarray], None], batches: list[np.ndarray]
+    ) -> None:
         """Run batches on worker threads (onnxruntime releases the GIL), a few in flight at a time."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self._parallel_batches, thread_name_prefix="hnbooks-encoder")
+            self._executor = ThreadPoolExecutor(
+                self._parallel_batches, thread_name_prefix="hnbooks-encoder"
+            )
         # A bounded window: an interrupt leaves at most a few batches to finish, not the whole list.
         in_flight: deque[Future[None]] = deque()
         try:
@@ -227,14 +232,20 @@ class Encoder:
         self._tokenizer = None
 
     def _run(
-        self, session: onnxruntime.InferenceSession, input_ids: np.ndarray, attention_mask: np.ndarray
+        self,
+        session: onnxruntime.InferenceSession,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
     ) -> np.ndarray:
         available = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "token_type_ids": np.zeros_like(input_ids),
         }
-        feed = {name: available[name].astype(dtype, copy=False) for name, dtype in self._input_types.items()}
+        feed = {
+            name: available[name].astype(dtype, copy=False)
+            for name, dtype in self._input_types.items()
+        }
         hidden: np.ndarray = session.run([self._output_name], feed)[0]
         if hidden.ndim != 3 or hidden.shape[-1] != self.dimension:
             raise EncoderError(
@@ -260,7 +271,9 @@ class Encoder:
             self._parallel_batches = min(self.threads, MAX_PARALLEL_BATCHES)
             session = ort.InferenceSession(
                 str(self._graph_path(self._variant)),
-                self._session_options(ORT_ERRORS_ONLY, max(1, self.threads // self._parallel_batches)),
+                self._session_options(
+                    ORT_ERRORS_ONLY, max(1, self.threads // self._parallel_batches)
+                ),
                 providers=["CPUExecutionProvider"],
             )
             self._device = "cpu"
@@ -290,7 +303,9 @@ class Encoder:
                 if session.get_providers()[0] == "CUDAExecutionProvider":
                     self._device, self._variant = "cuda", variant
                     return session
-                reason = "onnxruntime-gpu could not load CUDA (driver, CUDA or cuDNN libraries missing?)"
+                reason = (
+                    "onnxruntime-gpu could not load CUDA (driver, CUDA or cuDNN libraries missing?)"
+                )
         if self.requested_device == "cuda":
             raise EncoderError(
                 f"device cuda was requested but {reason}. On a GPU machine run `make setup GPU=1` "
@@ -321,14 +336,19 @@ class Encoder:
 
     def _describe_graph(self, session: onnxruntime.InferenceSession) -> None:
         """Record the inputs the graph declares (and their integer type) and its token output."""
-        integer_types: dict[str, type[np.integer[Any]]] = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+        integer_types: dict[str, type[np.integer[Any]]] = {
+            "tensor(int64)": np.int64,
+            "tensor(int32)": np.int32,
+        }
         self._input_types = {}
         for declared in session.get_inputs():
             if declared.name not in ("input_ids", "attention_mask", "token_type_ids"):
                 raise EncoderError(f"{self.model_dir}: unexpected graph input {declared.name!r}")
             self._input_types[declared.name] = integer_types.get(declared.type, np.int64)
         output_names = [declared.name for declared in session.get_outputs()]
-        self._output_name = "last_hidden_state" if "last_hidden_state" in output_names else output_names[0]
+        self._output_name = (
+            "last_hidden_state" if "last_hidden_state" in output_names else output_names[0]
+        )
 
     def _load_tokenizer(self) -> Tokenizer:
         from tokenizers import Tokenizer

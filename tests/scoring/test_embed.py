@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from hnbooks.scoring.cache import EmbeddingCache
 from hnbooks.scoring.embed import embed_missing
 from hnbooks.scoring.encoder import Encoder
+
 from tests.helpers import store_with_texts
 
 DIM = 16
@@ -31,11 +31,17 @@ class HashingEncoder:
             raise KeyboardInterrupt
         self.calls.append(list(texts))
         self.last_token_slots = 100 * len(texts)
-        return np.stack([vector_of(text) for text in texts]) if texts else np.empty((0, DIM), np.float32)
+        return (
+            np.stack([vector_of(text) for text in texts])
+            if texts
+            else np.empty((0, DIM), np.float32)
+        )
 
 
 def vector_of(text: str) -> np.ndarray:
-    vector = np.random.default_rng(zlib.crc32(text.encode())).standard_normal(DIM).astype(np.float32)
+    vector = (
+        np.random.default_rng(zlib.crc32(text.encode())).standard_normal(DIM).astype(np.float32)
+    )
     return vector / np.linalg.norm(vector)
 
 
@@ -48,7 +54,13 @@ def test_embeds_every_item_once(tmp_path: Path) -> None:
     encoder = HashingEncoder()
     progress: list[tuple[int, int]] = []
     with EmbeddingCache.open(store.path, "h", DIM) as cache:
-        report = embed_missing(store, encoder, cache, chunk=10, progress=lambda done, total: progress.append((done, total)))
+        report = embed_missing(
+            store,
+            encoder,
+            cache,
+            chunk=10,
+            progress=lambda done, total: progress.append((done, total)),
+        )
         assert (report.embedded, report.already_cached) == (25, 0)
         assert [len(call) for call in encoder.calls] == [10, 10, 5]
         assert progress == [(0, 25), (10, 25), (20, 25), (25, 25)]
@@ -91,7 +103,11 @@ def test_new_items_alone_are_embedded(tmp_path: Path) -> None:
     store, _ = store_with_texts(tmp_path / "x.db", texts(5))
     with EmbeddingCache.open(store.path, "h", DIM) as cache:
         embed_missing(store, HashingEncoder(), cache)
-        import_file(store, write_jsonl(tmp_path / "more.jsonl", [{"text": "a brand new comment"}]), fmt="jsonl")
+        import_file(
+            store,
+            write_jsonl(tmp_path / "more.jsonl", [{"text": "a brand new comment"}]),
+            fmt="jsonl",
+        )
         encoder = HashingEncoder()
         report = embed_missing(store, encoder, cache)
     assert encoder.calls == [["a brand new comment"]]

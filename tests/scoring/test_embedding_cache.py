@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from hnbooks.scoring.cache import INITIAL_CAPACITY, EmbeddingCache, cache_paths
 
 DIM = 8
@@ -31,7 +30,9 @@ def test_written_vectors_read_back(tmp_path: Path) -> None:
     rows = np.random.default_rng(0).standard_normal((3, DIM)).astype(np.float32)
     with EmbeddingCache.open(db, HASH, DIM, model_name="m") as cache:
         assert cache.reset_reason is None
-        np.testing.assert_array_equal(cache.missing_ids(np.array([1, 2, 3, 99_999])), [1, 2, 3, 99_999])
+        np.testing.assert_array_equal(
+            cache.missing_ids(np.array([1, 2, 3, 99_999])), [1, 2, 3, 99_999]
+        )
         cache.write(ids, rows)
         np.testing.assert_array_equal(cache.missing_ids(np.array([1, 2, 3, 99_999])), [2, 99_999])
         np.testing.assert_array_equal(cache.filled_ids(), [1, 3, 7])
@@ -48,9 +49,15 @@ def test_written_vectors_read_back(tmp_path: Path) -> None:
         assert reopened.filled_count == 3
         np.testing.assert_allclose(reopened.vectors(ids), rows, atol=2e-3)
     paths = cache_paths(db)
-    assert [path.name for path in paths] == ["x.db.vectors.npy", "x.db.vectors.filled.npy", "x.db.vectors.json"]
+    assert [path.name for path in paths] == [
+        "x.db.vectors.npy",
+        "x.db.vectors.filled.npy",
+        "x.db.vectors.json",
+    ]
     metadata = json.loads(paths[2].read_text())
-    assert metadata["model_hash"] == HASH and metadata["dim"] == DIM and metadata["model_name"] == "m"
+    assert (
+        metadata["model_hash"] == HASH and metadata["dim"] == DIM and metadata["model_name"] == "m"
+    )
 
 
 def test_capacity_grows_and_keeps_rows(tmp_path: Path) -> None:
@@ -66,7 +73,9 @@ def test_capacity_grows_and_keeps_rows(tmp_path: Path) -> None:
         assert cache.reset_reason is None
         everything = np.concatenate([first, far])
         np.testing.assert_array_equal(cache.filled_ids(), everything)
-        np.testing.assert_array_equal(cache.vectors(everything), expected_rows(everything).astype(np.float32))
+        np.testing.assert_array_equal(
+            cache.vectors(everything), expected_rows(everything).astype(np.float32)
+        )
         assert json.loads(cache.metadata_path.read_text())["capacity"] == cache.capacity
 
 
@@ -83,7 +92,14 @@ def test_another_model_resets_the_cache(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    ["truncated vectors", "missing mask", "garbage metadata", "mask longer than vectors", "wrong dtype", "stale capacity"],
+    [
+        "truncated vectors",
+        "missing mask",
+        "garbage metadata",
+        "mask longer than vectors",
+        "wrong dtype",
+        "stale capacity",
+    ],
 )
 def test_damaged_files_are_rebuilt_with_a_reason(tmp_path: Path, damage: str) -> None:
     db = tmp_path / "x.db"
@@ -167,7 +183,10 @@ def run_writer(db: Path, mode: str, chunks_before_kill: int) -> int:
     """Start the writer, SIGKILL it after it reports `chunks_before_kill` chunks (or let it die)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), "64", mode], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", WRITER, str(db), "64", mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert process.stdout is not None
     reported = 0
@@ -186,7 +205,9 @@ def assert_mask_never_ahead_of_vectors(db: Path, dim: int = 64) -> np.ndarray:
     with EmbeddingCache.open(db, HASH, dim) as cache:
         assert cache.reset_reason is None
         filled = cache.filled_ids()
-        np.testing.assert_array_equal(cache.vectors(filled), expected_rows(filled, dim).astype(np.float32))
+        np.testing.assert_array_equal(
+            cache.vectors(filled), expected_rows(filled, dim).astype(np.float32)
+        )
         return filled
 
 
@@ -198,7 +219,9 @@ def test_killed_after_vectors_before_mask_leaves_those_rows_unmarked(tmp_path: P
 
 
 @pytest.mark.parametrize("chunks_before_kill", [1, 3, 7])
-def test_sigkill_mid_write_never_leaves_the_mask_ahead(tmp_path: Path, chunks_before_kill: int) -> None:
+def test_sigkill_mid_write_never_leaves_the_mask_ahead(
+    tmp_path: Path, chunks_before_kill: int
+) -> None:
     db = tmp_path / "x.db"
     reported = run_writer(db, "loop", chunks_before_kill)
     filled = assert_mask_never_ahead_of_vectors(db)
@@ -208,4 +231,6 @@ def test_sigkill_mid_write_never_leaves_the_mask_ahead(tmp_path: Path, chunks_be
         missing = cache.missing_ids(np.arange(1, 2000 * (reported + 2)))
         again = np.arange(1, 2000 * (reported + 2))
         cache.write(missing, expected_rows(missing, 64))
-        np.testing.assert_array_equal(cache.vectors(again), expected_rows(again, 64).astype(np.float32))
+        np.testing.assert_array_equal(
+            cache.vectors(again), expected_rows(again, 64).astype(np.float32)
+        )

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from hnbooks.models.registry import ModelMissing
 from hnbooks.scoring.encoder import Encoder, EncoderError
 
@@ -130,7 +129,9 @@ def test_a_cpu_run_prints_nothing_on_stderr(tiny_model_dir: Path) -> None:
         "import sys; from hnbooks.scoring.encoder import Encoder; "
         f"e = Encoder({str(tiny_model_dir)!r}); print(e.provider); e.embed(['a book', 'thanks'])"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("CPU")
     assert result.stderr == ""
@@ -139,7 +140,9 @@ def test_a_cpu_run_prints_nothing_on_stderr(tiny_model_dir: Path) -> None:
 def test_batches_are_length_sorted_and_token_bounded() -> None:
     from hnbooks.scoring.encoder import plan_batches
 
-    lengths = np.array([200, 10, 200, 10, 10, 200, 10, 10, 10, 10, 200, 200, 200, 200, 200, 10, 300])
+    lengths = np.array(
+        [200, 10, 200, 10, 10, 200, 10, 10, 10, 10, 200, 200, 200, 200, 200, 10, 300]
+    )
     batches = plan_batches(lengths, batch_size=8, max_batch_tokens=800)
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
     assert [lengths[rows].tolist() for rows in batches] == [[10] * 8, [200] * 4, [200] * 4, [300]]

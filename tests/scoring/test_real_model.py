@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-
 from hnbooks.models.export import ensure_model
 from hnbooks.models.registry import DEFAULT_MODEL, MODELS, default_models_dir, weights_path
 from hnbooks.scoring.encoder import Encoder
@@ -41,7 +40,9 @@ def pytorch_vectors() -> np.ndarray:
     source = str(weights_path(spec))
     tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
     model = transformers.AutoModel.from_pretrained(source, local_files_only=True).eval()
-    batch = tokenizer(SENTENCES, padding=True, truncation=True, max_length=spec.max_length, return_tensors="pt")
+    batch = tokenizer(
+        SENTENCES, padding=True, truncation=True, max_length=spec.max_length, return_tensors="pt"
+    )
     with torch.inference_mode():
         hidden = model(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).float()
@@ -50,7 +51,9 @@ def pytorch_vectors() -> np.ndarray:
 
 
 @pytest.mark.parametrize(("variant", "min_cosine"), [("fp32", 0.999), ("int8", 0.99)])
-def test_agrees_with_pytorch(model_dir: os.PathLike[str], pytorch_vectors: np.ndarray, variant: str, min_cosine: float) -> None:
+def test_agrees_with_pytorch(
+    model_dir: os.PathLike[str], pytorch_vectors: np.ndarray, variant: str, min_cosine: float
+) -> None:
     encoder = Encoder(model_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
     vectors = encoder.embed(SENTENCES)
     assert vectors.shape == (len(SENTENCES), 384)
@@ -59,7 +62,9 @@ def test_agrees_with_pytorch(model_dir: os.PathLike[str], pytorch_vectors: np.nd
 
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
-def test_close_meanings_score_closer_than_unrelated_ones(model_dir: os.PathLike[str], variant: str) -> None:
+def test_close_meanings_score_closer_than_unrelated_ones(
+    model_dir: os.PathLike[str], variant: str
+) -> None:
     encoder = Encoder(model_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
     book, also_book, laptop, database = encoder.embed(
         [
