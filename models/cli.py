@@ -79,19 +79,14 @@ def list_command(models_dir: Path | None, as_json: bool) -> None:
     table = Table(show_edge=False, header_style="bold")
     for column in ("model", "dim", "max tokens", "exported", "CPU variant"):
         table.add_column(column, no_wrap=True)
-    table.add_column("where", overflow="fold")
     for row in rows:
         exported = Text("yes", style="green") if row["exported"] else Text("no", style="yellow")
         name = row["name"] + (" (default)" if row["name"] == DEFAULT_MODEL else "")
         table.add_row(
-            name,
-            str(row["dimension"]),
-            str(row["max_length"]),
-            exported,
-            row["cpu_variant"] or "-",
-            row["path"],
+            name, str(row["dimension"]), str(row["max_length"]), exported, row["cpu_variant"] or "-"
         )
     out_console.print(table)
+    out_console.print(f"models folder: {model_dir(DEFAULT_MODEL, models_dir).parent}", markup=False)
     if not all(row["exported"] for row in rows):
         out_console.print(
             "export one with `hnbooks models export NAME` (or `make setup`)", style="dim"
@@ -183,9 +178,14 @@ def export_command(name: str, models_dir: Path | None, force: bool) -> None:
 def report_export(folder: Path, manifest: dict[str, Any], seconds: float) -> None:
     """Print where the export landed, its files and how closely each variant agrees with PyTorch."""
     agreement = manifest.get("cosine_vs_pytorch", {})
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("variant", "file", "size", "cosine vs PyTorch (min / mean)", "default on"):
-        table.add_column(column)
+    sentences = agreement.get("sentences", "a few")
+    table = Table(
+        show_edge=False,
+        header_style="bold",
+        caption=f"cosine against PyTorch on {sentences} sentences, one-word ones included",
+    )
+    for column in ("variant", "file", "size", "cos min", "cos mean", "default on"):
+        table.add_column(column, no_wrap=True)
     defaults = manifest.get("default_variant", {})
     for variant, entry in sorted(manifest["files"].items()):
         cosine = agreement.get(variant, {})
@@ -198,7 +198,8 @@ def report_export(folder: Path, manifest: dict[str, Any], seconds: float) -> Non
             variant,
             entry["file"],
             human_bytes(entry["bytes"]),
-            f"{cosine.get('min', float('nan')):.4f} / {cosine.get('mean', float('nan')):.4f}",
+            f"{cosine.get('min', float('nan')):.4f}",
+            f"{cosine.get('mean', float('nan')):.4f}",
             on or "-",
         )
     out_console.print(

@@ -30,6 +30,10 @@ ORT_ERRORS_ONLY = 3
 ORT_FATAL_ONLY = 4
 # Padded token positions per batch at most (32 texts of 128 tokens): bounds activation memory.
 DEFAULT_MAX_BATCH_TOKENS = 4096
+# A batch closes rather than pad more than this. Padding costs compute in proportion, while an extra
+# session call costs about as much as a token or two, so small batches in the sparse long tail are
+# cheaper than padded ones.
+MAX_BATCH_PAD_WASTE = 0.02
 # On CPU, batches run side by side on single-threaded session calls: no per-op thread barriers,
 # which on 2 cores is ~1.3x faster than one batch on 2 intra-op threads. More than a few in
 # flight only multiplies activation memory, so wide machines also get intra-op threads.
@@ -362,21 +366,36 @@ class Encoder:
         return tokenizer
 
 
-def plan_batches(lengths: np.ndarray, batch_size: int, max_batch_tokens: int) -> list[np.ndarray]:
+def plan_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    max_batch_tokens: int,
+    max_pad_waste: float = MAX_BATCH_PAD_WASTE,
+) -> list[np.ndarray]:
     """Text indices grouped into batches of similar token length, shortest first.
 
-    Each batch holds at most `batch_size` texts and, padded to its longest, about `max_batch_tokens`
-    token positions (never fewer than one text): memory per batch stays bounded for long texts.
+    A batch takes the next text (in length order) unless that would make it exceed `batch_size`
+    texts, `max_batch_tokens` padded positions, or `max_pad_waste` padding. A batch always holds
+    at least one text.
     """
-    # Sorting by length makes each batch's texts nearly equal in length: little padding.
+    # Sorting by length makes neighbours nearly equal in length: little padding.
     order = np.argsort(lengths, kind="stable")
+    sorted_lengths = [max(int(length), 1) for length in lengths[order]]
     batches = []
     start = 0
     while start < len(order):
-        end = min(start + batch_size, len(order))
-        # Sorted ascending, so a batch's last text is its longest.
-        while end - start > 1 and (end - start) * int(lengths[order[end - 1]]) > max_batch_tokens:
-            end -= 1
+        end = start + 1
+        real_tokens = sorted_lengths[start]
+        while end < len(order) and end - start < batch_size:
+            # Ascending order: the candidate is the batch's new longest text, everything pads to it.
+            width = sorted_lengths[end]
+            rows = end - start + 1
+            if rows * width > max_batch_tokens:
+                break
+            if 1 - (real_tokens + width) / (rows * width) > max_pad_waste:
+                break
+            real_tokens += width
+            end += 1
         batches.append(order[start:end])
         start = end
     return batches

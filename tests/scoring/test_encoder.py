@@ -54,19 +54,27 @@ def test_batch_size_one_and_thirty_two_agree(tiny_model_dir: Path) -> None:
 
 
 def test_length_sorting_keeps_padding_small(tiny_model_dir: Path) -> None:
-    word_counts = list(range(1, 33))
-    random.Random(3).shuffle(word_counts)
+    rng = random.Random(3)
+    word_counts = [rng.randint(1, 60) for _ in range(300)]
     texts = [" ".join(["book"] * count) for count in word_counts]
-    encoder = Encoder(tiny_model_dir, variant="fp32", batch_size=4)
+    encoder = Encoder(tiny_model_dir, variant="fp32")
     encoder.embed(texts)
-    # Sorted, each batch of 4 holds counts k..k+3 (+ [CLS] and [SEP]): 6 pad slots per batch.
-    real_tokens = sum(count + 2 for count in word_counts)
-    token_slots = sum(4 * (k + 3 + 2) for k in range(1, 33, 4))
-    assert encoder.last_token_slots == token_slots
-    assert encoder.last_pad_waste == pytest.approx(1 - real_tokens / token_slots)
-    assert encoder.last_pad_waste < 0.12
-    unsorted_slots = sum(4 * (max(word_counts[i : i + 4]) + 2) for i in range(0, 32, 4))
-    assert 1 - real_tokens / unsorted_slots > 2 * encoder.last_pad_waste
+    token_lengths = [count + 2 for count in word_counts]  # [CLS] ... [SEP]
+    assert encoder.last_pad_waste < 0.03
+    assert encoder.last_token_slots == round(sum(token_lengths) / (1 - encoder.last_pad_waste))
+    input_order_slots = sum(
+        len(token_lengths[i : i + 32]) * max(token_lengths[i : i + 32]) for i in range(0, 300, 32)
+    )
+    assert 1 - sum(token_lengths) / input_order_slots > 0.3
+
+
+def test_equal_lengths_need_no_padding(tiny_model_dir: Path) -> None:
+    word_counts = [count for count in range(1, 9) for _ in range(5)]
+    random.Random(5).shuffle(word_counts)
+    encoder = Encoder(tiny_model_dir, variant="fp32", batch_size=4)
+    encoder.embed([" ".join(["book"] * count) for count in word_counts])
+    assert encoder.last_pad_waste == 0.0
+    assert encoder.last_token_slots == sum(count + 2 for count in word_counts)
 
 
 def test_texts_are_truncated_to_max_length(tiny_model_dir: Path) -> None:
@@ -147,6 +155,22 @@ def test_batches_are_length_sorted_and_token_bounded() -> None:
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
     assert [lengths[rows].tolist() for rows in batches] == [[10] * 8, [200] * 4, [200] * 4, [300]]
     assert all(len(rows) * lengths[rows].max() <= 800 or len(rows) == 1 for rows in batches)
+
+
+@pytest.mark.parametrize(
+    ("max_pad_waste", "expected"),
+    [(1.0, [[3, 4, 5, 6]]), (0.2, [[3, 4, 5], [6]]), (0.02, [[3], [4], [5], [6]])],
+)
+def test_batches_close_rather_than_pad_too_much(
+    max_pad_waste: float, expected: list[list[int]]
+) -> None:
+    from hnbooks.scoring.encoder import plan_batches
+
+    lengths = np.array([6, 3, 5, 4])
+    batches = plan_batches(
+        lengths, batch_size=4, max_batch_tokens=4096, max_pad_waste=max_pad_waste
+    )
+    assert [lengths[rows].tolist() for rows in batches] == expected
 
 
 def test_parallel_batches_match_one_batch_at_a_time(tiny_model_dir: Path) -> None:
