@@ -214,7 +214,7 @@ class AnnotateScreen(Screen[None]):
         self.fetch_in_flight = False
         self.queue_exhausted = True
         self.seen_data_version = None  # the next poll reads the queue again
-        self.notify(event.error, title="could not read the queue", severity="error", timeout=10)
+        self.notify(event.error, title="could not read the queue", severity="error", timeout=10, markup=False)
 
     def poll_for_items(self) -> None:
         """Every poll interval while the queue is empty: read it again if the database changed."""
@@ -482,7 +482,7 @@ class AnnotateScreen(Screen[None]):
         if self.shown is not None and self.shown.item_id != undone.item_id:
             self.upcoming.appendleft(self.shown)
         self.show(undone)
-        self.notify(f"undid {event.answer.answer} of {one_line(undone.source_id, 30)}", timeout=2)
+        self.notify(f"undid {event.answer.answer} of {one_line(undone.source_id, 30)}", timeout=2, markup=False)
         self.undo_finished()
 
     # -- span marking -----------------------------------------------------------------------------

@@ -191,7 +191,7 @@ class AnnotateApp(App[None]):
 
     @on(WriteFailed)
     def report_failed_write(self, event: WriteFailed) -> None:
-        self.notify(f"not saved: {event.error}", title="write failed", severity="error", timeout=10)
+        self.notify(f"not saved: {event.error}", title="write failed", severity="error", timeout=10, markup=False)
 
     async def wait_for_writes(self) -> None:
         """Return once every queued write is made (or has failed and been reported)."""

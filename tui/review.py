@@ -155,14 +155,16 @@ class ReviewScreen(Screen[None]):
         text_width = max(12, self.size.width - 52)
         for row in self.rows:
             answer = row.answer
+            # Cells from the data are Text: a plain str cell would be read as Rich markup (an
+            # item's "[/s]" would stop the app, its "[link=...]" would become a link).
             table.add_row(
                 str(answer.id),
-                one_line(answer.annotator, 10),
+                Text(one_line(answer.annotator, 10)),
                 Text(answer.answer, style={"accept": "bold green", "reject": "bold red"}.get(answer.answer, "dim")),
-                one_line(answer.strategy or "", 10),
+                Text(one_line(answer.strategy or "", 10)),
                 "" if answer.score is None else f"{answer.score:.2f}",
                 str(len(answer.spans)) if answer.spans else "",
-                one_line(row.item.text, text_width),
+                Text(one_line(row.item.text, text_width)),
                 key=str(answer.id),
             )
             if answer.strategy and answer.strategy not in self.strategies:
@@ -173,7 +175,7 @@ class ReviewScreen(Screen[None]):
 
     @on(PageFailed)
     def show_failure(self, event: PageFailed) -> None:
-        self.notify(event.error, title="could not load answers", severity="error")
+        self.notify(event.error, title="could not load answers", severity="error", markup=False)
 
     @on(DataTable.RowHighlighted, "#answers")
     def row_highlighted(self) -> None:
