@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -235,9 +235,14 @@ def export_command(db_path: str, output: str | None, fmt: str) -> None:
             # Write beside the target and rename, so a failed export never truncates a good file.
             target = Path(output)
             partial = target.with_name(target.name + ".partial")
-            with partial.open("w", encoding="utf-8", newline="") as handle:
-                count = writer(store, handle)
-            partial.replace(target)
+            try:
+                with partial.open("w", encoding="utf-8", newline="") as handle:
+                    count = writer(store, handle)
+                partial.replace(target)
+            except OSError as error:
+                with suppress(OSError):
+                    partial.unlink(missing_ok=True)
+                fail(f"{output}: cannot write the export ({error.strerror or error}); {output} is unchanged")
         err_console.print(f"exported {count} answers" + (f" to {output}" if output else ""))
 
 

@@ -12,6 +12,7 @@ open with the reason in `reset_reason`, and so is a cache built by another model
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -57,6 +58,35 @@ def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype[Any], int]:
             f"{path.name}: {actual_bytes} bytes on disk, its header says {expected_bytes}"
         )
     return shape, dtype, offset
+
+
+def reserve_disk_space(path: Path) -> None:
+    """Allocate the whole file on disk now.
+
+    numpy creates .npy files sparse; writing through a memory map into a page the disk has no room
+    for kills the process with SIGBUS. With the space reserved, a full disk is an OSError instead.
+    """
+    reserve = getattr(os, "posix_fallocate", None)
+    if reserve is None:
+        return
+    with path.open("r+b") as handle:
+        try:
+            reserve(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+
+
+def new_memmap(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.memmap[Any, Any]:
+    """A new .npy file mapped for writing, its disk space reserved (see `reserve_disk_space`)."""
+    created = open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    try:
+        reserve_disk_space(path)
+    except OSError:
+        del created
+        path.unlink(missing_ok=True)
+        raise
+    return created
 
 
 def fsync_directory(folder: Path) -> None:
@@ -156,6 +186,8 @@ class EmbeddingCache:
             raise CacheDamaged(
                 f"the mask has {filled_rows} rows but only {vector_rows} vectors exist"
             )
+        reserve_disk_space(self.vectors_path)
+        reserve_disk_space(self.filled_path)
         self._map()
         if filled_rows < vector_rows:
             # Growth replaces the vectors file first, then the mask: a kill in between leaves the
@@ -171,7 +203,7 @@ class EmbeddingCache:
             (self.filled_path, np.uint8, (capacity,)),
         ):
             temporary = self._temporary(path)
-            created = open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
+            created = new_memmap(temporary, dtype, shape)
             created.flush()
             del created
             os.replace(temporary, path)
@@ -317,9 +349,7 @@ class EmbeddingCache:
         """Rewrite both files with `new_capacity` rows (temp file + atomic rename each)."""
         old_vectors = self._matrix()
         temporary = self._temporary(self.vectors_path)
-        grown_vectors = open_memmap(
-            temporary, mode="w+", dtype=VECTOR_DTYPE, shape=(new_capacity, self.dim)
-        )
+        grown_vectors = new_memmap(temporary, VECTOR_DTYPE, (new_capacity, self.dim))
         for start in range(0, old_vectors.shape[0], COPY_CHUNK_ROWS):
             stop = min(start + COPY_CHUNK_ROWS, old_vectors.shape[0])
             grown_vectors[start:stop] = old_vectors[start:stop]
@@ -334,7 +364,7 @@ class EmbeddingCache:
     def _grow_mask(self, new_capacity: int) -> None:
         old_filled = self._mask()
         temporary = self._temporary(self.filled_path)
-        grown_filled = open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(new_capacity,))
+        grown_filled = new_memmap(temporary, np.uint8, (new_capacity,))
         for start in range(0, old_filled.shape[0], COPY_CHUNK_ROWS):
             stop = min(start + COPY_CHUNK_ROWS, old_filled.shape[0])
             grown_filled[start:stop] = old_filled[start:stop]

@@ -157,7 +157,11 @@ def main(
         chosen_label = label or labels[0]
         if chosen_label not in labels:
             fail(f"unknown label {chosen_label!r}; the database defines {', '.join(labels)}")
-        prepared = prepare_pool(store, db_path, model, models_dir, device)
+        try:
+            prepared = prepare_pool(store, db_path, model, models_dir, device)
+        except OSError as error:
+            # The embedding cache lives beside the database: a full disk or a read-only folder.
+            fail(f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})")
         config = RoundConfig(
             label=chosen_label,
             batch_size=batch_size,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -52,12 +53,23 @@ class StoreError(Exception):
     """A problem with the database the user can act on; the message says what and what to do."""
 
 
+def disk_nearly_full(path: str, margin_bytes: int = 1 << 20) -> bool:
+    """Whether the disk holding `path` has less than `margin_bytes` free."""
+    try:
+        return shutil.disk_usage(Path(path).resolve().parent).free < margin_bytes
+    except OSError:
+        return False
+
+
 def friendly_sqlite_error(error: sqlite3.Error, path: str) -> StoreError:
     message = str(error)
     lowered = message.lower()
     if "readonly" in lowered or "read-only" in lowered:
         return StoreError(f"{path}: the database is read-only ({message}); check file permissions")
-    if "disk is full" in lowered or "database or disk is full" in lowered:
+    if "disk is full" in lowered or "database or disk is full" in lowered or (
+        # With no byte left SQLite cannot even size its shared-memory file, and says only "I/O".
+        "disk i/o error" in lowered and disk_nearly_full(path)
+    ):
         return StoreError(f"{path}: the disk is full; free space and retry (nothing was written)")
     if "not a database" in lowered or "malformed" in lowered:
         return StoreError(f"{path}: not an hnbooks database or the file is damaged ({message})")
