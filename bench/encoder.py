@@ -8,8 +8,10 @@ longer texts made by joining comments, in a shuffled order), in one process:
 3. ours      `Encoder` (onnxruntime + tokenizers), default CPU variant (int8)
 4. ours fp32 `Encoder` with the fp32 graph
 
-Prints texts/s, ratios, padding waste, peak RSS and cosine agreement with (1), then as the last line
-one JSON object. Also measures the peak RSS of the encoder alone in a fresh process (no torch loaded).
+The pipelines are interleaved: the texts are cut into slices (--slice) and every pipeline embeds each
+slice in turn, in a rotating order, so a change in machine load hits them alike. Prints texts/s,
+ratios, padding waste, peak RSS and cosine agreement with (1), then as the last line one JSON object.
+Also measures the peak RSS of the encoder alone in a fresh process (no torch loaded).
 
     python bench/encoder.py                  # >= 2,000 texts
     python bench/encoder.py --texts 300      # a quick run
@@ -121,6 +123,7 @@ class TorchPipeline:
         self.model = AutoModel.from_pretrained(str(weights), local_files_only=True).eval()
         self.max_length = max_length
         self.last_pad_waste = 0.0
+        self.last_token_slots = 0
 
     def embed(self, texts: Sequence[str], *, sort_by_length: bool) -> np.ndarray:
         torch = self.torch
@@ -152,17 +155,8 @@ class TorchPipeline:
                 real_tokens += int(batch["attention_mask"].sum())
                 token_slots += int(batch["attention_mask"].numel())
         self.last_pad_waste = 1 - real_tokens / token_slots
+        self.last_token_slots = token_slots
         return vectors
-
-
-def timed(
-    embed: Callable[[Sequence[str]], np.ndarray], texts: list[str]
-) -> tuple[np.ndarray, float]:
-    """Vectors and wall seconds of one full pass, after a short warm-up pass."""
-    embed(texts[:WARM_UP_TEXTS])
-    started = time.perf_counter()
-    vectors = embed(texts)
-    return vectors, time.perf_counter() - started
 
 
 def encoder_alone_peak_rss(model_dir: Path, texts: list[str], threads: int) -> float:
@@ -203,6 +197,9 @@ def main() -> None:
         "--threads", type=int, default=available_cores(), help="threads for both runtimes"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the ONNX encoder")
+    parser.add_argument(
+        "--slice", type=int, default=512, help="texts per interleaved slice (default 512)"
+    )
     args = parser.parse_args()
 
     from hnbooks.models.export import ensure_model
@@ -215,47 +212,53 @@ def main() -> None:
     texts, source = bench_texts(args.data, args.texts)
     print(f"{len(texts)} texts from {source}; {args.threads} threads; model {name} ({model_dir})")
 
-    results: dict[str, dict[str, Any]] = {}
-
-    def record(label: str, vectors: np.ndarray, seconds: float, pad_waste: float) -> None:
-        results[label] = {
-            "vectors": vectors,
-            "seconds": seconds,
-            "tps": len(texts) / seconds,
-            "pad_waste": pad_waste,
-            "rss_mb": proc_status_mb("VmRSS"),
-        }
-        print(
-            f"  {label:<10} {len(texts) / seconds:8.1f} texts/s  {seconds:7.1f} s  pad waste {pad_waste:6.1%}"
-            f"  RSS now {results[label]['rss_mb']:.0f} MB",
-            flush=True,
-        )
-
-    def run_torch_baselines() -> None:
-        # In a function so the PyTorch model is freed before our encoder runs.
-        torch_pipeline = TorchPipeline(weights_path(spec), spec.max_length, args.threads)
-        for label, sort_by_length in (("plain", False), ("sorted", True)):
-            vectors, seconds = timed(
-                partial(torch_pipeline.embed, sort_by_length=sort_by_length), texts
-            )
-            record(label, vectors, seconds, torch_pipeline.last_pad_waste)
-
-    run_torch_baselines()
-
+    torch_pipeline = TorchPipeline(weights_path(spec), spec.max_length, args.threads)
     ours = Encoder(model_dir, device="auto", threads=args.threads, batch_size=args.batch_size)
-    vectors, seconds = timed(ours.embed, texts)
-    record("ours", vectors, seconds, ours.last_pad_waste)
-    provider = ours.provider
     ours_fp32 = Encoder(
         model_dir, device="auto", variant="fp32", threads=args.threads, batch_size=args.batch_size
     )
-    vectors, seconds = timed(ours_fp32.embed, texts)
-    record("ours fp32", vectors, seconds, ours_fp32.last_pad_waste)
+    pipelines: dict[str, tuple[Callable[[Sequence[str]], np.ndarray], Any]] = {
+        "plain": (partial(torch_pipeline.embed, sort_by_length=False), torch_pipeline),
+        "sorted": (partial(torch_pipeline.embed, sort_by_length=True), torch_pipeline),
+        "ours": (ours.embed, ours),
+        "ours fp32": (ours_fp32.embed, ours_fp32),
+    }
+    for embed, _ in pipelines.values():
+        embed(texts[:WARM_UP_TEXTS])
+    provider = ours.provider
+    print(f"ours runs on: {provider}; interleaved in slices of {args.slice} texts", flush=True)
 
-    baseline = results["plain"]["vectors"]
-    for result in results.values():
-        cosines = np.einsum("nd,nd->n", result["vectors"], baseline)
-        result["cosine_min"], result["cosine_mean"] = float(cosines.min()), float(cosines.mean())
+    labels = list(pipelines)
+    seconds = dict.fromkeys(labels, 0.0)
+    token_slots = dict.fromkeys(labels, 0)
+    padded_slots = dict.fromkeys(labels, 0.0)
+    vectors = {label: np.empty((len(texts), spec.dimension), dtype=np.float32) for label in labels}
+    slice_starts = range(0, len(texts), args.slice)
+    for slice_index, start in enumerate(slice_starts):
+        part = texts[start : start + args.slice]
+        # Each slice runs every pipeline, in a rotating order: load changes hit them alike.
+        rotation = labels[slice_index % len(labels) :] + labels[: slice_index % len(labels)]
+        for label in rotation:
+            embed, stats = pipelines[label]
+            started = time.perf_counter()
+            vectors[label][start : start + len(part)] = embed(part)
+            seconds[label] += time.perf_counter() - started
+            token_slots[label] += stats.last_token_slots
+            padded_slots[label] += stats.last_pad_waste * stats.last_token_slots
+        done = start + len(part)
+        rates = "  ".join(f"{label} {done / seconds[label]:.1f}/s" for label in labels)
+        print(f"  {done:>6} texts  {rates}", flush=True)
+
+    results: dict[str, dict[str, float]] = {}
+    for label in labels:
+        cosines = np.einsum("nd,nd->n", vectors[label], vectors["plain"])
+        results[label] = {
+            "seconds": seconds[label],
+            "tps": len(texts) / seconds[label],
+            "pad_waste": padded_slots[label] / token_slots[label],
+            "cosine_min": float(cosines.min()),
+            "cosine_mean": float(cosines.mean()),
+        }
 
     peak = peak_rss_mb()
     alone = encoder_alone_peak_rss(model_dir, texts, args.threads)
@@ -270,7 +273,6 @@ def main() -> None:
             f"{label:<11}{result['tps']:>9.1f}{result['tps'] / plain_tps:>9.2f}{result['tps'] / sorted_tps:>10.2f}"
             f"{result['pad_waste']:>11.1%}{result['cosine_min']:>9.4f}{result['cosine_mean']:>10.4f}"
         )
-    print(f"ours runs on: {provider}")
     print(
         f"peak RSS: {peak:.0f} MB this process (torch + onnxruntime); {alone:.0f} MB for the encoder alone"
     )

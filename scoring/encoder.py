@@ -136,13 +136,13 @@ class Encoder:
 
     @property
     def device(self) -> str:
-        """ "cuda" or "cpu": where the session runs (creates it)."""
+        """Where the session runs, "cuda" or "cpu" (creates it)."""
         self._load()
         return self._device
 
     @property
     def variant(self) -> str:
-        """ "fp32" or "int8": the graph the session runs (creates it)."""
+        """The graph the session runs, "fp32" or "int8" (creates it)."""
         self._load()
         return self._variant
 
