@@ -52,6 +52,8 @@ STRATEGIES = (*STRATEGY_MIXES, "mix", *BASELINES)
 FEATURE_KINDS = ("onnx", "tfidf", "both")
 EMBED_CHUNK = 1024
 """Texts per call to the encoder, so progress can be shown on a long first embedding."""
+TFIDF_VOCABULARY = 20_000
+"""Most frequent words kept: as good as all 55k of 20 Newsgroups for discovery, 3x faster to fit."""
 GEOMETRY_DIMENSIONS = 256
 """Dimensions of the LSA projection that stands in for embeddings when features are TF-IDF only."""
 IdArray = NDArray[np.int64]
@@ -93,11 +95,17 @@ class EncoderSource:
 
 
 def tfidf_features(texts: Sequence[str]) -> tuple[Any, Any]:
-    """Sublinear TF-IDF over words seen in at least two texts; rows L2-normalised."""
+    """Sublinear TF-IDF over the `TFIDF_VOCABULARY` most frequent words seen in at least two texts
+    (and in at most half); rows L2-normalised."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(
-        sublinear_tf=True, min_df=2, max_df=0.5, stop_words="english", dtype=np.float32
+        sublinear_tf=True,
+        min_df=2,
+        max_df=0.5,
+        stop_words="english",
+        max_features=TFIDF_VOCABULARY,
+        dtype=np.float32,
     )
     matrix = vectorizer.fit_transform(texts)
     return vectorizer, matrix.tocsr()
@@ -115,7 +123,8 @@ def lsa_geometry(dataset: Dataset, tfidf: Any, cache_dir: Path | None) -> NDArra
     dimensions = min(GEOMETRY_DIMENSIONS, tfidf.shape[1] - 1, tfidf.shape[0] - 1)
     path = None
     if cache_dir is not None:
-        path = cache_dir / "features" / f"lsa-{dataset.name}-{dataset.content_key()}-{dimensions}.npy"
+        name = f"lsa-{dataset.name}-{dataset.content_key()}-{tfidf.shape[1]}-{dimensions}.npy"
+        path = cache_dir / "features" / name
         if path.exists():
             cached = np.load(path)
             if cached.shape[0] == len(dataset):
@@ -707,13 +716,18 @@ def simulate(
     progress: Progress | None = None,
 ) -> SimulationSummary:
     """Run `repeats` independent runs; a fixed `random_seed` gives identical numbers."""
+    from threadpoolctl import threadpool_limits
+
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     runs = []
-    for repeat in range(repeats):
-        draw = draw_task(dataset, spec, task_rng(random_seed, repeat))
-        rng = np.random.default_rng([random_seed, repeat, 1])
-        runs.append(run_once(features, draw, spec, config, repeat=repeat, rng=rng, progress=progress))
+    # The matrices here are a few hundred rows: BLAS threads only contend (measured 4x slower on
+    # 2 busy cores with the default thread pool).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for repeat in range(repeats):
+            draw = draw_task(dataset, spec, task_rng(random_seed, repeat))
+            rng = np.random.default_rng([random_seed, repeat, 1])
+            runs.append(run_once(features, draw, spec, config, repeat=repeat, rng=rng, progress=progress))
     return SimulationSummary(dataset.name, spec, config, features.kind, random_seed, runs)
 
 

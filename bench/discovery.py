@@ -1,0 +1,413 @@
+"""Discovery benchmark: how many rare positives each strategy finds per 100 labels, side by side.
+
+Runs `hnbooks.scoring.simulate` (the scorer's own head and selection, an oracle answering from gold
+labels) on the standard suite and prints one table: rows are tasks, columns strategies, each cell the
+new positives per 100 labels with its ratio to analytic random labelling and to `stream-ema` (a
+re-creation of Prodigy's prefer_uncertain). Discovery curves are drawn as a terminal chart.
+
+Tasks (every one a one-vs-rest problem made rare by dropping positives from the pool):
+  20ng-4     20 Newsgroups, 4 texts kept of the positive group (~1 in 3,600), 1 seed
+  20ng-18    20 Newsgroups, 18 kept (~0.13%), 2 seeds
+  r52        Reuters R52 topics with 10-95 texts, all kept, 1 seed
+  disjunct   20 Newsgroups, 5 texts kept from each of 4 groups, all positive, 1 seed
+
+    python bench/discovery.py                          # the suite, ~25 min on 2 cores
+    python bench/discovery.py --quick                  # a smoke run in a few minutes
+    python bench/discovery.py --features both --write-doc docs/discovery.md
+"""
+
+from __future__ import annotations
+
+import os
+
+# Set before numpy loads: a few hundred rows per fit gain nothing from BLAS threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import datetime
+import json
+import platform
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from hnbooks.scoring.datasets import Dataset, default_cache_dir, load_dataset  # noqa: E402
+from hnbooks.scoring.select import Mix, parse_mix  # noqa: E402
+from hnbooks.scoring.simulate import (  # noqa: E402
+    FeatureSet,
+    LoopConfig,
+    SimulationSummary,
+    TaskSpec,
+    build_features,
+    mean_of,
+    simulate,
+)
+
+DOC_START = "<!-- bench:discovery:start -->"
+DOC_END = "<!-- bench:discovery:end -->"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: a strategy, with or without the seed query."""
+
+    name: str
+    strategy: str
+    seed_query: bool = False
+    marker: str = "*"
+    mix: Mix | None = None
+
+
+COLUMNS = (
+    Column("top", "top", marker="t"),
+    Column("uncertain", "uncertain", marker="u"),
+    Column("novel", "novel", marker="n"),
+    Column("stratified", "stratified", marker="s"),
+    Column("default", "default", marker="D"),
+    Column("default+query", "default", seed_query=True, marker="Q"),
+    Column("random", "random", marker="r"),
+    Column("stream-ema", "stream-ema", marker="E"),
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str
+    title: str
+    dataset: str
+    specs: Callable[[Dataset, int, np.random.Generator], list[TaskSpec]]
+    """The task's variants (one per positive group or topic), `count` of them at most."""
+
+
+USER_QUERIES = {
+    # What a user looking for each group might type first: a few words about the topic, written
+    # from the group's name and charter before any measurement, never tuned on results.
+    "alt.atheism": "atheism atheist god religion",
+    "comp.graphics": "graphics image rendering 3d",
+    "comp.os.ms-windows.misc": "windows dos microsoft",
+    "comp.sys.ibm.pc.hardware": "pc hardware ide scsi motherboard",
+    "comp.sys.mac.hardware": "mac apple hardware",
+    "comp.windows.x": "x window xterm motif server",
+    "misc.forsale": "for sale offer shipping price",
+    "rec.autos": "car engine dealer",
+    "rec.motorcycles": "motorcycle bike riding",
+    "rec.sport.baseball": "baseball pitcher season",
+    "rec.sport.hockey": "hockey nhl playoffs",
+    "sci.crypt": "encryption cryptography key clipper",
+    "sci.electronics": "electronics circuit voltage",
+    "sci.med": "medical doctor disease treatment",
+    "sci.space": "space nasa orbit shuttle",
+    "soc.religion.christian": "christian church jesus bible",
+    "talk.politics.guns": "guns firearms weapons",
+    "talk.politics.mideast": "israel arab palestinian",
+    "talk.politics.misc": "politics government tax",
+    "talk.religion.misc": "religion moral christian",
+    # R52 topic codes a user would spell out.
+    "bop": "balance of payments",
+    "cpi": "consumer prices inflation",
+    "gnp": "gnp gross national product",
+    "ipi": "industrial production",
+    "lei": "leading indicators",
+    "wpi": "wholesale prices",
+    "pet-chem": "petrochemicals",
+    "nat-gas": "natural gas",
+    "veg-oil": "vegetable oil",
+    "iron-steel": "iron steel",
+    "strategic-metal": "strategic metals",
+}
+
+
+def class_query(*names: str) -> str:
+    """A keyword query per class, as a user might type it: `USER_QUERIES`, else the class name's
+    words (`sci.space` -> `sci space`)."""
+    return " ".join(USER_QUERIES.get(name) or re.sub(r"[._-]+", " ", name) for name in names)
+
+
+def per_group(keep: int, seeds: int) -> Callable[[Dataset, int, np.random.Generator], list[TaskSpec]]:
+    def specs(dataset: Dataset, count: int, rng: np.random.Generator) -> list[TaskSpec]:
+        groups = sorted(dataset.class_counts())
+        chosen = [groups[i] for i in sorted(rng.permutation(len(groups))[:count])]
+        return [TaskSpec((g,), keep_positives=keep, seeds=seeds, seed_query=class_query(g)) for g in chosen]
+
+    return specs
+
+
+def r52_topics(dataset: Dataset, count: int, rng: np.random.Generator) -> list[TaskSpec]:
+    topics = sorted(name for name, n in dataset.class_counts().items() if 10 <= n <= 95)
+    chosen = [topics[i] for i in sorted(rng.permutation(len(topics))[:count])]
+    return [TaskSpec((t,), seeds=1, seed_query=class_query(t)) for t in chosen]
+
+
+def disjunct(dataset: Dataset, count: int, rng: np.random.Generator) -> list[TaskSpec]:
+    groups = sorted(dataset.class_counts())
+    specs = []
+    for _ in range(count):
+        quad = tuple(sorted(groups[i] for i in rng.choice(len(groups), 4, replace=False)))
+        specs.append(TaskSpec(quad, keep_positives=5, seeds=1, seed_query=class_query(*quad)))
+    return specs
+
+
+TASKS = (
+    Task("20ng-4", "20NG, 4 kept per group, 1 seed", "20ng", per_group(4, 1)),
+    Task("20ng-18", "20NG, 18 kept per group, 2 seeds", "20ng", per_group(18, 2)),
+    Task("r52", "R52 topics with 10-95 texts, 1 seed", "r52", r52_topics),
+    Task("disjunct", "20NG disjunct: 5 from each of 4 groups, 1 seed", "20ng", disjunct),
+)
+
+
+@dataclass
+class Cell:
+    """One (task, column): the summaries of every variant run."""
+
+    summaries: list[SimulationSummary]
+
+    def mean(self, key: str) -> float | None:
+        return mean_of([s.as_dict()[key] for s in self.summaries])
+
+    def curve(self) -> np.ndarray:
+        return np.mean([s.mean_curve() for s in self.summaries], axis=0)
+
+
+def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, dict[str, Cell]]:
+    counts = {"20ng-4": args.groups, "20ng-18": args.groups, "r52": args.topics, "disjunct": args.quads}
+    features_by_dataset: dict[str, tuple[Dataset, FeatureSet]] = {}
+    results: dict[str, dict[str, Cell]] = {}
+    for task in TASKS:
+        if task.key not in args.tasks:
+            continue
+        if task.dataset not in features_by_dataset:
+            started = time.perf_counter()
+            dataset = load_dataset(task.dataset)
+            features_by_dataset[task.dataset] = (dataset, build_features(dataset, args.features, cache_dir=default_cache_dir()))
+            log(f"{task.dataset}: {len(dataset):,} texts, {args.features} features in {time.perf_counter() - started:.0f} s")
+        dataset, features = features_by_dataset[task.dataset]
+        specs = task.specs(dataset, counts[task.key], np.random.default_rng([args.random_seed, len(task.key)]))
+        results[task.key] = {}
+        for column in args.all_columns:
+            if column.name not in args.columns:
+                continue
+            started = time.perf_counter()
+            summaries = []
+            for spec in specs:
+                if not column.seed_query:
+                    spec = TaskSpec(spec.positive_classes, spec.keep_positives, spec.seeds, None, spec.heldout_share)
+                config = LoopConfig(
+                    strategy=column.strategy, mix=column.mix, batch_size=args.batch_size, budget=args.budget
+                )
+                summaries.append(simulate(dataset, features, spec, config, repeats=args.repeats, random_seed=args.random_seed))
+            cell = Cell(summaries)
+            results[task.key][column.name] = cell
+            log(
+                f"{task.key:9s} {column.name:14s} {cell.mean('positives_per_100'):6.3f} /100 labels, "
+                f"recall {cell.mean('recall_at_budget') or 0:.3f} ({len(specs)}x{args.repeats} runs, "
+                f"{time.perf_counter() - started:.0f} s)"
+            )
+    return results
+
+
+def ratio(value: float | None, baseline: float | None) -> str:
+    if value is None or not baseline:
+        return "-"
+    return f"×{value / baseline:.1f}" if value / baseline < 100 else f"×{value / baseline:.0f}"
+
+
+def present(results: dict[str, dict[str, Cell]], columns: list[Column]) -> list[Column]:
+    return [c for c in columns if any(c.name in row for row in results.values())]
+
+
+def main_table(results: dict[str, dict[str, Cell]], columns: list[Column]) -> str:
+    """Markdown: cells are positives/100 labels (× analytic random, × stream-ema)."""
+    columns = present(results, columns)
+    header = ["task", "prevalence", "analytic random"] + [c.name for c in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for task in TASKS:
+        if task.key not in results:
+            continue
+        row = results[task.key]
+        any_cell = next(iter(row.values()))
+        analytic = any_cell.mean("random_per_100")
+        stream = row["stream-ema"].mean("positives_per_100") if "stream-ema" in row else None
+        prevalence = any_cell.mean("prevalence") or 0.0
+        cells = [task.title, f"1/{1 / prevalence:,.0f}" if prevalence else "0", f"{analytic:.3g}"]
+        for column in columns:
+            if column.name not in row:
+                cells.append("")
+                continue
+            value = row[column.name].mean("positives_per_100")
+            parts = [ratio(value, analytic)]
+            if column.name != "stream-ema":
+                parts.append(ratio(value, stream))
+            cells.append(f"**{value:.3g}** ({', '.join(parts)})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def metric_table(results: dict[str, dict[str, Cell]], key: str, columns: list[Column], digits: int = 2) -> str:
+    columns = present(results, columns)
+    lines = ["| task | " + " | ".join(c.name for c in columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for task in TASKS:
+        if task.key not in results:
+            continue
+        row = results[task.key]
+        cells = []
+        for column in columns:
+            value = row[column.name].mean(key) if column.name in row else None
+            cells.append("-" if value is None else f"{value:.{digits}f}")
+        lines.append(f"| {task.title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curves_chart(
+    results: dict[str, dict[str, Cell]], budget: int, columns: list[Column], width: int = 100, height: int = 22
+) -> str:
+    """Mean discovery curves per task (positives found against labels), one letter per strategy."""
+    import plotext as plt
+
+    charts = []
+    for task in TASKS:
+        if task.key not in results:
+            continue
+        plt.clf()
+        plt.plotsize(width, height)
+        plt.theme("clear")
+        labels = list(range(1, budget + 1))
+        for column in present(results, columns):
+            if column.name in results[task.key]:
+                curve = results[task.key][column.name].curve()
+                plt.plot(labels, curve.tolist(), marker=column.marker, label=f"{column.marker} {column.name}")
+        plt.title(f"{task.title}: new positives found (mean) against labels spent")
+        plt.xlabel("labels")
+        charts.append(re.sub(r"\x1b\[[0-9;]*m", "", plt.build()))
+    return "\n\n".join(charts)
+
+
+def render(results: dict[str, dict[str, Cell]], args: argparse.Namespace, command: str, seconds: float) -> str:
+    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    runs = {task: len(next(iter(row.values())).summaries) * args.repeats for task, row in results.items()}
+    parts = [
+        f"Measured {when} on {platform.machine()} with {os.cpu_count()} CPU cores (shared, timings noisy), "
+        f"{seconds / 60:.0f} min in all.",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Features: `{args.features}`; budget {args.budget} labels in batches of {args.batch_size}; "
+        f"runs per cell: " + ", ".join(f"{task} {n}" for task, n in runs.items()) + f"; random seed {args.random_seed}.",
+        "",
+        "New positives per 100 labels (× analytic random, × stream-ema):",
+        "",
+        main_table(results, args.all_columns),
+        "",
+        "Recall at the budget (share of the positives not given as seeds that were found):",
+        "",
+        metric_table(results, "recall_at_budget", args.all_columns),
+        "",
+        "Area under the discovery curve over the oracle's (1 = every positive first):",
+        "",
+        metric_table(results, "audc", args.all_columns),
+        "",
+        "Share of runs that found no new positive:",
+        "",
+        metric_table(results, "share_found_none", args.all_columns),
+        "",
+        "Average precision of the final head on the held-out split:",
+        "",
+        metric_table(results, "heldout_ap", args.all_columns),
+        "",
+        "Discovery curves:",
+        "",
+        "```",
+        curves_chart(results, args.budget, args.all_columns),
+        "```",
+    ]
+    return "\n".join(parts)
+
+
+def write_doc(path: Path, body: str) -> None:
+    """Replace the measured section of `path` (between the bench markers), keeping the prose around it."""
+    block = f"{DOC_START}\n{body}\n{DOC_END}"
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        if DOC_START in text and DOC_END in text:
+            before, rest = text.split(DOC_START, 1)
+            after = rest.split(DOC_END, 1)[1]
+            path.write_text(before + block + after, encoding="utf-8")
+            return
+        path.write_text(text.rstrip() + "\n\n" + block + "\n", encoding="utf-8")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Discovery benchmark\n\n" + block + "\n", encoding="utf-8")
+
+
+def as_json(results: dict[str, dict[str, Cell]]) -> dict[str, Any]:
+    keys = ("positives_per_100", "random_per_100", "recall_at_budget", "labels_to_first", "audc",
+            "share_found_none", "heldout_ap", "prevalence")
+    return {
+        task: {name: {key: cell.mean(key) for key in keys} for name, cell in row.items()}
+        for task, row in results.items()
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--features", choices=["tfidf", "onnx", "both"], default="tfidf")
+    parser.add_argument("--tasks", default=",".join(t.key for t in TASKS), help="comma-separated task keys")
+    parser.add_argument("--columns", default=",".join(c.name for c in COLUMNS), help="comma-separated column names")
+    parser.add_argument("--groups", type=int, default=10, help="positive groups per 20NG task (of 20)")
+    parser.add_argument("--topics", type=int, default=12, help="R52 topics (of 32 with 10-95 texts)")
+    parser.add_argument("--quads", type=int, default=8, help="4-group sets for the disjunct task")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per group / topic / set")
+    parser.add_argument("--budget", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--random-seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="3 groups, 3 topics, 2 sets: a smoke run")
+    parser.add_argument("--write-doc", type=Path, default=None, help="put the tables and chart into this markdown file")
+    parser.add_argument("--json", type=Path, default=None, help="also write the means as JSON here")
+    parser.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="NAME:SHARES",
+        help="an extra column with these mix shares and the seed query, e.g. top80:top=0.8,novel=0.1,random=0.1",
+    )
+    args = parser.parse_args(argv)
+    args.all_columns = list(COLUMNS)
+    for number, text in enumerate(args.mix):
+        name, _, shares = text.partition(":")
+        marker = "123456789"[number % 9]
+        args.all_columns.append(Column(name, "mix", seed_query=True, marker=marker, mix=parse_mix(shares)))
+    if args.quick:
+        args.groups, args.topics, args.quads = 3, 3, 2
+    args.tasks = set(args.tasks.split(","))
+    args.columns = set(args.columns.split(",")) | {text.partition(":")[0] for text in args.mix}
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    command = "python bench/discovery.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    started = time.perf_counter()
+    results = run_suite(args, lambda line: print(line, file=sys.stderr, flush=True))
+    seconds = time.perf_counter() - started
+    body = render(results, args, command.strip(), seconds)
+    print(body)
+    if args.write_doc:
+        write_doc(args.write_doc, body)
+    if args.json:
+        args.json.write_text(json.dumps(as_json(results), indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
