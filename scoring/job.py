@@ -252,7 +252,8 @@ def run_round(
     random_answers = store.random_answers_with_probability(config.label)
     random_positive = np.array([verdicts.get(item_id, False) for item_id, _, _ in random_answers], dtype=bool)
     random_probability = np.array([p for _, _, p in random_answers], dtype=np.float64)
-    blocked = np.fromiter((i for i in excluded if i <= pool_ids.max()), dtype=np.int64)
+    largest_pool_id = int(pool_ids.max())
+    blocked = np.fromiter((i for i in excluded if i <= largest_pool_id), dtype=np.int64)
     trained = train_and_select(
         pool,
         labelled_ids,

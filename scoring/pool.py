@@ -91,6 +91,9 @@ def top_by_cosine(
 class CachedPool:
     """The embedding cache as a pool: rows read on demand, the whole pool streamed in chunks.
 
+    Reads go to the file, so they see every vector `EmbeddingCache.write` has flushed (it flushes
+    before it returns).
+
     Chunks are read with plain file reads into a reused buffer rather than through the memory map,
     so scoring a million rows leaves no mapped pages behind and peak memory does not grow with the
     pool.
@@ -114,7 +117,6 @@ class CachedPool:
         missing = self.cache.missing_ids(ids)
         if missing.size:
             raise KeyError(f"{missing.size} item(s) have no cached vector (e.g. {missing[:5].tolist()})")
-        self.cache.flush()
         _, dtype, offset = npy_header(self.cache.vectors_path)
         row_bytes = self.dim * dtype.itemsize
         out = np.empty((ids.size, self.dim), dtype=dtype)
@@ -129,7 +131,6 @@ class CachedPool:
 
     def chunks(self, rows: int = SCORE_CHUNK_ROWS) -> Iterator[tuple[IdArray, Matrix]]:
         """Chunks share one pair of buffers: each yielded matrix is valid until the next is read."""
-        self.cache.flush()
         _, dtype, offset = npy_header(self.cache.vectors_path)
         row_bytes = self.dim * dtype.itemsize
         stored = np.empty((rows, self.dim), dtype=dtype)
