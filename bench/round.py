@@ -17,7 +17,6 @@ import argparse
 import json
 import resource
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -40,19 +39,17 @@ def build(folder: Path, items: int, seed: int = 0) -> Path:
     from hnbooks.scoring.cache import EmbeddingCache
 
     from hnbooks.store.db import Store
+    from hnbooks.store.records import IncomingItem
 
     db_path = folder / f"pool-{items}.db"
-    Store(db_path).close()
-    conn = sqlite3.connect(db_path)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = OFF")
-    with conn:
-        conn.executemany(
-            "INSERT INTO items (external_id, text, meta, input_hash, text_key, created_at)"
-            " VALUES (?, ?, '{}', ?, ?, 0)",
-            ((f"s:{n}", f"synthetic comment {n}", n, f"k{n}") for n in range(1, items + 1)),
+    store = Store(db_path)
+    for first in range(1, items + 1, CHUNK):
+        last = min(first + CHUNK, items + 1)
+        store.add_items(
+            (IncomingItem(line=n, text=f"synthetic comment {n}", meta={}) for n in range(first, last)),
+            "bench",
         )
-    conn.close()
+    store.close()
     rng = np.random.default_rng(seed)
     direction = rng.normal(size=DIM).astype(np.float32)
     direction /= np.linalg.norm(direction)

@@ -47,24 +47,23 @@ KEY_INTERVAL_S = 0.05
 def build_database(path: Path, items: int, batch_size: int, seed: int = 7) -> None:
     """`items` synthetic comments and one published batch of `batch_size` random ones."""
     from hnbooks.store.db import Store
-    from hnbooks.store.records import BatchEntry
+    from hnbooks.store.records import BatchEntry, IncomingItem
 
     rng = random.Random(seed)
     store = Store(path)
     started = time.perf_counter()
     chunk = 50_000
-    now = time.time()
     for first in range(0, items, chunk):
-        rows = []
-        for n in range(first, min(items, first + chunk)):
-            text = " ".join(rng.choices(WORDS, k=rng.randint(6, 40))) + f" #{n}"
-            rows.append((f"bench:{n}", text, "{}", n, f"bench-key-{n}", "bench", now))
-        with store.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
+        incoming = [
+            IncomingItem(
+                line=n + 1,
+                text=" ".join(rng.choices(WORDS, k=rng.randint(6, 40))) + f" #{n}",
+                meta={},
+                external_id=f"bench:{n}",
             )
+            for n in range(first, min(items, first + chunk))
+        ]
+        store.add_items(incoming, "bench")
         print(f"  inserted {min(items, first + chunk):>9,} items ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     picked = rng.sample(range(1, items + 1), batch_size)
     store.publish_batch(
@@ -82,11 +81,10 @@ def percentile(values: list[float], share: float) -> float:
 async def measure_app(db_path: Path, annotator: str, answers: int, *, synchronous: bool = False) -> dict[str, Any]:
     # Start-up counts importing Textual and the app (the store modules may be loaded already).
     import_started_at = time.perf_counter()
-    from textual import events
-
     from hnbooks.tui.annotate import AnnotateScreen
     from hnbooks.tui.app import AnnotateApp
     from hnbooks.tui.session import shown_from_queue
+    from textual import events
 
     imported_at = time.perf_counter()
     app = AnnotateApp(db_path, annotator)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from hnbooks.scoring.cache import EmbeddingCache
@@ -17,7 +17,7 @@ EmbedProgress = Callable[[int, int], None]
 class TextStore(Protocol):
     """What embedding needs from `hnbooks.store.db.Store`."""
 
-    conn: Any
+    def item_ids(self) -> list[int]: ...
 
     def max_item_id(self) -> int: ...
 
@@ -46,11 +46,8 @@ class EmbedReport:
 
 def stored_item_ids(store: TextStore) -> np.ndarray:
     """Every item id in the store, ascending (int64), read without the texts."""
-    cursor = store.conn.execute("SELECT id FROM items ORDER BY id")
-    parts = []
-    while rows := cursor.fetchmany(65536):
-        parts.append(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    ids = store.item_ids()
+    return np.fromiter(ids, dtype=np.int64, count=len(ids))
 
 
 def embed_missing(

@@ -26,6 +26,7 @@ from hnbooks.store.records import (
     Answer,
     AnswerWithItem,
     BatchEntry,
+    IncomingItem,
     Item,
     QueuedItem,
     QueueEntry,
@@ -272,6 +273,21 @@ class Store:
     def max_item_id(self) -> int:
         row = self._one("SELECT COALESCE(MAX(id), 0) FROM items")
         return int(row[0]) if row else 0
+
+    def item_ids(self) -> list[int]:
+        """Every item id, ascending, read without the texts."""
+        return [row[0] for row in self._query("SELECT id FROM items ORDER BY id")]
+
+    def add_items(self, incoming: Iterable[IncomingItem], source: str) -> list[int]:
+        """Store items (and their answers) as `hnbooks import` does, in one transaction; return
+        the id each incoming item ended up with (an existing one for a duplicate text)."""
+        from hnbooks.store.ingest import write_incoming
+
+        ids = []
+        with self.transaction() as conn:
+            for item in incoming:
+                ids.append(write_incoming(conn, item, source).item_id)
+        return ids
 
     def iter_item_texts(self, after_id: int = 0, chunk: int = 2000) -> Iterator[tuple[int, str]]:
         """(id, text) for every item with id > after_id, in id order, read in chunks."""

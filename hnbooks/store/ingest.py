@@ -22,6 +22,7 @@ class ItemConflict(Exception):
 
 @dataclass(frozen=True)
 class IngestOutcome:
+    item_id: int
     new_item: bool
     answers_added: int
     answers_present: int
@@ -108,4 +109,4 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
             ),
         )
         added += 1
-    return IngestOutcome(new_item, added, present)
+    return IngestOutcome(item_id, new_item, added, present)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hnbooks.tui.app import AnnotateApp
 from textual.pilot import Pilot
 
 from hnbooks.store.db import Store
-from hnbooks.store.records import BatchEntry
-from hnbooks.tui.app import AnnotateApp
+from hnbooks.store.records import BatchEntry, IncomingItem
 
 TEXTS = [
     'I finally read "The Hobbit" last winter and loved it.',
@@ -28,19 +25,11 @@ TEXTS = [
 
 def insert_items(store: Store, texts: list[str], metas: list[dict[str, Any]] | None = None) -> list[int]:
     """Insert `texts` as items (what `hnbooks import` would store) and return their ids in order."""
-    now = time.time()
-    ids = []
-    with store.transaction() as conn:
-        for n, text in enumerate(texts):
-            key = hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
-            meta = metas[n] if metas else {"id": 1000 + n}
-            cursor = conn.execute(
-                "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (f"hn:{meta.get('id', 1000 + n)}", text, json.dumps(meta), n, key, "test", now),
-            )
-            ids.append(int(cursor.lastrowid or 0))
-    return ids
+    incoming = []
+    for n, text in enumerate(texts):
+        meta = metas[n] if metas else {"id": 1000 + n}
+        incoming.append(IncomingItem(line=n + 1, text=text, meta=meta, external_id=f"hn:{meta.get('id', 1000 + n)}"))
+    return store.add_items(incoming, "test")
 
 
 def publish(store: Store, item_ids: list[int], strategy: str = "top") -> int:
