@@ -22,7 +22,7 @@ from hnbooks.models.registry import (
     is_exported,
     model_dir,
 )
-from tiny_bert import TINY_SPEC
+from tests.scoring.tiny_bert import TINY_SPEC
 
 
 def test_the_export_writes_every_file_and_an_honest_manifest(tiny_model_dir: Path) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from conftest import TEXTS, insert_items, make_app, publish, screen_text, settle, wait_until
+from tests.tui.conftest import TEXTS, insert_items, make_app, publish, screen_text, settle, wait_until
 
 from hnbooks.store.db import Store, StoreError
 from hnbooks.tui.annotate import AnnotateScreen

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TEXTS, insert_items, make_app, publish, screen_text, settle
+from tests.tui.conftest import TEXTS, insert_items, make_app, publish, screen_text, settle
 
 from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry

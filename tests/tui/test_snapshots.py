@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import insert_items, make_app, settle
+from tests.tui.conftest import insert_items, make_app, settle
 from textual.pilot import Pilot
 
 from hnbooks.store.db import Store

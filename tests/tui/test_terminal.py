@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import insert_items, publish
+from tests.tui.conftest import insert_items, publish
 
 from hnbooks.store.db import Store
 
