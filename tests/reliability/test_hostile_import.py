@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,18 +280,29 @@ hostile_files = st.one_of(spoiled_json_file(), csv_file(), text_file(), truncate
 
 
 class Attempts:
+    """Imports files, each into a fresh copy of a small database, and checks the outcome."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.template = folder / "template.db"
+        with Store(self.template) as store:
+            # Rows that must survive every failed import untouched.
+            import_file(
+                store,
+                self.write("seed.jsonl", jsonl([{"text": "already here"}, {"text": "and here"}])),
+            )
         self.db_path = folder / "fuzz.db"
-        self.store = Store(self.db_path)
-        # Rows that must survive every failed import untouched.
-        import_file(
-            self.store,
-            self.write("seed.jsonl", jsonl([{"text": "already here"}, {"text": "and here"}])),
-        )
+        self.store = self.fresh_store()
         self.count = 0
         self.imported = 0
         self.refused = 0
+
+    def fresh_store(self) -> Store:
+        """A new copy of the template: what one example imported never meets the next one."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.db_path}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(self.template, self.db_path)
+        return Store(self.db_path)
 
     def write(self, name: str, content: bytes) -> Path:
         path = self.folder / name
@@ -299,6 +311,8 @@ class Attempts:
 
     def check(self, case: Case) -> None:
         self.count += 1
+        self.store.close()
+        self.store = self.fresh_store()
         path = self.write(f"{self.count:05d}-{case.name}", case.content)
         before = table_dump(self.db_path)
         try:

@@ -101,9 +101,6 @@ def test_scorer_importer_and_annotator_at_once_lock_out_and_lose_nothing(
     assert len(batches) == rounds
     # The annotator started with no batch at all: whatever it answered was published while it ran.
     assert started["latest_batch"] == 0 and checked.answers > 0
-    assert len(checked.batches_served) >= min(2, rounds), (
-        "the annotator never moved on to a later batch"
-    )
     ledger.add("scoring rounds", rounds)
     ledger.add("files imported meanwhile", importer.files)
     ledger.add("answers written", checked.answers)
