@@ -26,6 +26,7 @@ from pathlib import Path
 import pexpect
 
 from hnbooks.store.db import Store
+from hnbooks.store.records import IncomingItem
 from tests.helpers import publish
 from tests.reliability.conftest import LedgerLine
 from tests.reliability.processes import read_rows, run_cli, sigkill, spawn_tui, wait_for
@@ -189,14 +190,10 @@ def test_kill_9_while_annotating_loses_and_doubles_nothing(
     db_path = tmp_path / "kill.db"
     with Store(db_path) as store:
         texts = [item_text(n) for n in range(ITEM_COUNT)]
-        with store.transaction() as conn:
-            for n, text in enumerate(texts):
-                conn.execute(
-                    "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
-                    " VALUES (?, ?, '{}', ?, ?, 'test', 0)",
-                    (f"t:{n}", text, n, f"key{n}"),
-                )
-        item_ids = [item_id for item_id, _ in store.iter_item_texts()]
+        item_ids = store.add_items(
+            (IncomingItem(line=n, text=text, meta={}) for n, text in enumerate(texts)),
+            source="test",
+        )
         for start in range(0, ITEM_COUNT, BATCH_SIZE):
             publish(store, item_ids[start : start + BATCH_SIZE])
     session = Session(item_ids, dict(zip(item_ids, texts, strict=True)))

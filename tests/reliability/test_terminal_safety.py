@@ -12,10 +12,7 @@ panel, notifications, search, review, the waiting screen.)
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import sys
-import time
 from pathlib import Path
 
 import pexpect
@@ -24,6 +21,7 @@ from hnbooks.tui.app import AnnotateApp
 from hnbooks.tui.render import printable
 
 from hnbooks.store.db import Store
+from hnbooks.store.records import IncomingItem
 from hnbooks.suggest import suggest_candidates, word_spans
 from tests.helpers import publish
 from tests.reliability.conftest import LedgerLine
@@ -74,27 +72,12 @@ RAW_CONTROLS = (
 
 def insert_hostile_items(store: Store) -> list[int]:
     """The hostile texts (and a hostile parent) as items, the texts published as one batch."""
-    now = time.time()
-    rows = [("hn:1", HOSTILE_PARENT, {"id": 1})] + [
-        (f"hn:{hn_id}", text, {"id": hn_id, "parent": 1})
-        for hn_id, text in zip(HOSTILE_IDS, HOSTILE_TEXTS, strict=True)
+    parent = IncomingItem(line=0, text=HOSTILE_PARENT, meta={"id": 1}, external_id="hn:1")
+    items = [
+        IncomingItem(line=n, text=text, meta={"id": hn_id, "parent": 1}, external_id=f"hn:{hn_id}")
+        for n, (hn_id, text) in enumerate(zip(HOSTILE_IDS, HOSTILE_TEXTS, strict=True), start=1)
     ]
-    ids = []
-    with store.transaction() as conn:
-        for n, (external_id, text, meta) in enumerate(rows):
-            cursor = conn.execute(
-                "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
-                " VALUES (?, ?, ?, ?, ?, 'test', ?)",
-                (
-                    external_id,
-                    text,
-                    json.dumps(meta),
-                    n,
-                    hashlib.sha1(text.encode()).hexdigest(),
-                    now,
-                ),
-            )
-            ids.append(int(cursor.lastrowid or 0))
+    ids = store.add_items([parent, *items], source="test")
     publish(store, ids[1:])
     return ids[1:]
 
