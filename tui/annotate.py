@@ -1,8 +1,10 @@
 """The annotate screen: one item at a time from the published batches, answered and marked by keyboard.
 
-Items are fetched ahead (`PREFETCH_COUNT`) by a thread worker, so an answering key press shows the
-next item at once while the writer commits the answer. When the queue is empty the screen says so
-and checks every `poll_interval_s` whether another connection (the scorer) published a batch.
+Items are fetched ahead (`PREFETCH_COUNT`) by a thread worker. An answering key press hands the
+answer to the writer thread and the next (already fetched) item shows the moment the commit lands —
+a millisecond or so — so what the screen moved past is always on disk. Keys pressed during that
+commit wait and act in order. When the queue is empty the screen says so and checks every
+`poll_interval_s` whether another connection (the scorer) published a batch.
 """
 
 from __future__ import annotations
@@ -11,6 +13,19 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from hnbooks.tui.app import AnnotateApp, AnswerSaved, AnswerUndone, WriteFailed
+from hnbooks.tui.item_text import ItemText
+from hnbooks.tui.marking import SpanMarker
+from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row
+from hnbooks.tui.session import (
+    PREFETCH_COUNT,
+    QUEUE_KEY_PREFIX,
+    AnswerToWrite,
+    SessionTally,
+    ShownItem,
+    UndoToWrite,
+    shown_from_queue,
+)
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,19 +38,6 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
-from hnbooks.tui.app import AnnotateApp, AnswerSaved, AnswerUndone, WriteFailed
-from hnbooks.tui.marking import SpanMarker
-from hnbooks.tui.item_text import ItemText
-from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row
-from hnbooks.tui.session import (
-    PREFETCH_COUNT,
-    QUEUE_KEY_PREFIX,
-    AnswerToWrite,
-    SessionTally,
-    ShownItem,
-    UndoToWrite,
-    shown_from_queue,
-)
 
 LABEL_KEYS = "123456789"
 # Actions about the item on screen: hidden from the footer (and inert) while the queue is empty.
@@ -109,12 +111,12 @@ class AnnotateScreen(Screen[None]):
         self.upcoming: deque[ShownItem] = deque()
         """Items fetched ahead, next first."""
         self.pending_answers: dict[str, ShownItem] = {}
-        """Answers given but not yet committed, by client key: shown again if the write fails."""
-        self.undo_in_flight = False
-        """An undo was asked for and the item it takes back is not on screen yet."""
-        self.keys_after_undo: deque[str | None] = deque()
-        """Answers (and undos, None) pressed meanwhile: they are meant for the undone item, so they
-        wait for it instead of acting on the item still shown."""
+        """Answers given but not yet committed, by client key."""
+        self.write_in_flight = False
+        """An answer or undo is being committed; the screen moves on only once it is."""
+        self.keys_waiting: deque[str | None] = deque()
+        """Answers (and undos, None) pressed meanwhile: they are meant for the item the commit will
+        show, so they wait for it instead of acting on the item still on screen."""
         self.queue_exhausted = False
         self.fetch_in_flight = False
         self.queue_read = False
@@ -405,9 +407,9 @@ class AnnotateScreen(Screen[None]):
     # -- answering --------------------------------------------------------------------------------
 
     def action_answer(self, answer: str) -> None:
-        """Answer the item on screen and show the next one at once; the writer commits it."""
-        if self.undo_in_flight:
-            self.keys_after_undo.append(answer)
+        """Answer the item on screen; the next one shows as soon as the answer is committed."""
+        if self.write_in_flight:
+            self.keys_waiting.append(answer)
             return
         shown = self.shown
         if shown is None or self.marker is None:
@@ -425,23 +427,22 @@ class AnnotateScreen(Screen[None]):
             reply_to=self,
         )
         self.pending_answers[request.client_key] = shown
+        self.write_in_flight = True
         self.annotate_app.submit_write(request)
-        self.show(self.upcoming.popleft() if self.upcoming else None)
-        self.request_items()
 
     def action_undo(self) -> None:
-        """Take back the latest answer (queued after any answer still being written)."""
-        if self.undo_in_flight:
-            self.keys_after_undo.append(None)
+        """Take back the latest answer (after any answer still being committed)."""
+        if self.write_in_flight:
+            self.keys_waiting.append(None)
             return
-        self.undo_in_flight = True
+        self.write_in_flight = True
         self.annotate_app.submit_write(UndoToWrite(reply_to=self))
 
-    def undo_finished(self) -> None:
-        """The undo is done: the keys pressed while it was on its way act now, in order."""
-        self.undo_in_flight = False
-        while self.keys_after_undo and not self.undo_in_flight:
-            answer = self.keys_after_undo.popleft()
+    def write_finished(self) -> None:
+        """The commit is done and its item shown: keys pressed meanwhile act now, in order."""
+        self.write_in_flight = False
+        while self.keys_waiting and not self.write_in_flight:
+            answer = self.keys_waiting.popleft()
             if answer is None:
                 self.action_undo()
             else:
@@ -449,33 +450,34 @@ class AnnotateScreen(Screen[None]):
 
     @on(AnswerSaved)
     def answer_committed(self, event: AnswerSaved) -> None:
-        self.pending_answers.pop(event.request.client_key, None)
-        self.render_progress()
+        answered = self.pending_answers.pop(event.request.client_key, None)
+        if answered is not None and self.shown is not None and self.shown.instance == answered.instance:
+            self.show(self.upcoming.popleft() if self.upcoming else None)
+            # Fetching ahead starts a thread: after the paint, so the next item is not kept waiting.
+            self.call_after_refresh(self.request_items)
+        else:
+            self.render_progress()
+        self.write_finished()
 
     @on(WriteFailed)
     def answer_not_committed(self, event: WriteFailed) -> None:
-        if isinstance(event.request, UndoToWrite):
-            self.undo_finished()
-            return
-        if not isinstance(event.request, AnswerToWrite):
-            return
-        failed = self.pending_answers.pop(event.request.client_key, None)
-        if failed is not None:
-            # Nothing was stored: the item comes back so the answer can be given again.
-            if self.shown is not None:
-                self.upcoming.appendleft(self.shown)
-            self.show(failed)
+        # Nothing was stored: the item stays on screen so the answer can be given again.
+        if isinstance(event.request, AnswerToWrite):
+            self.pending_answers.pop(event.request.client_key, None)
+            self.render_progress()
+        self.keys_waiting.clear()
+        self.write_finished()
 
     @on(AnswerUndone)
     def show_undone_item(self, event: AnswerUndone) -> None:
         if event.answer is None:
             self.notify("nothing to undo", timeout=2)
-            self.undo_finished()
+            self.write_finished()
             return
         if event.shown is None:
             # Committed, but the item could not be read back to show it.
             self.notify(f"undid {event.answer.answer} of item {event.answer.item_id}", timeout=3)
-            self.undo_finished()
+            self.write_finished()
             return
         undone = event.shown
         self.upcoming = deque(item for item in self.upcoming if item.item_id != undone.item_id)
@@ -483,7 +485,7 @@ class AnnotateScreen(Screen[None]):
             self.upcoming.appendleft(self.shown)
         self.show(undone)
         self.notify(f"undid {event.answer.answer} of {one_line(undone.source_id, 30)}", timeout=2, markup=False)
-        self.undo_finished()
+        self.write_finished()
 
     # -- span marking -----------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """`AnnotateApp`: the Textual application behind `hnbooks-tui`.
 
 The app owns the store connection, the annotator's name and the one writer: every answer and undo goes
-through `submit_write`, which queues it and lets a thread worker drain the queue in order. The
-screens never wait for a write; they are told when it is done (`AnswerSaved`, `AnswerUndone`,
+through `submit_write`, which queues it for one long-lived writer thread that makes them in order. The UI
+thread never blocks on a write; screens are told when it is done (`AnswerSaved`, `AnswerUndone`,
 `WriteFailed`).
 """
 
@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from threading import Lock
+from queue import SimpleQueue
+from threading import Lock, Thread
 
-from textual import on, work
-from textual.app import App
-from textual.binding import Binding
-from textual.message import Message
-from textual.reactive import var
-from textual.screen import Screen
-from textual.worker import Worker, WorkerState
-
-from hnbooks.store.db import Store, StoreError
-from hnbooks.store.records import Answer
 from hnbooks.tui.session import (
     QUEUE_KEY_PREFIX,
     AnswerToWrite,
@@ -34,6 +24,15 @@ from hnbooks.tui.session import (
     WriteRequest,
     shown_from_answer,
 )
+from textual import on
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import var
+from textual.screen import Screen
+
+from hnbooks.store.db import Store, StoreError
+from hnbooks.store.records import Answer
 
 
 # Textual sets bookkeeping attributes on every message, so messages are plain dataclasses; what they
@@ -94,11 +93,13 @@ class AnnotateApp(App[None]):
         self.clock = clock
         self.poll_interval_s = poll_interval_s
         self.set_reactive(AnnotateApp.tally, SessionTally(started_at=clock()))
-        self._queued_writes: deque[WriteRequest] = deque()
-        self._queued_writes_lock = Lock()
-        self._writer_running = False
-        self._closing = False
-        self._writer: Worker[None] | None = None
+        self._writes: SimpleQueue[WriteRequest | None] = SimpleQueue()
+        """Writes in key-press order; None tells the writer to close the store and stop."""
+        self._unfinished_writes = 0
+        self._unfinished_lock = Lock()
+        # One long-lived writer thread: starting a worker per answer would put a thread start
+        # between every key press and its commit.
+        self._writer = Thread(target=self.write_in_order, name="hnbooks-writer")
         self._items_answered_elsewhere: set[int] = set()
 
     def get_default_screen(self) -> Screen[None]:
@@ -111,38 +112,37 @@ class AnnotateApp(App[None]):
     @property
     def writes_in_flight(self) -> int:
         """Writes queued or being made."""
-        with self._queued_writes_lock:
-            return len(self._queued_writes) + (1 if self._writer_running else 0)
+        with self._unfinished_lock:
+            return self._unfinished_writes
 
     def submit_write(self, request: WriteRequest) -> None:
         """Queue a write; it is made after every write queued before it, off the UI thread."""
         if isinstance(request, AnswerToWrite) and not request.client_key.startswith(QUEUE_KEY_PREFIX):
             self._items_answered_elsewhere.add(request.item_id)
-        with self._queued_writes_lock:
-            self._queued_writes.append(request)
-            start_writer = not self._writer_running
-            self._writer_running = True
-        if start_writer:
-            self._writer = self.drain_writes()
+        with self._unfinished_lock:
+            self._unfinished_writes += 1
+        if not self._writer.is_alive() and self._writer.ident is None:
+            self._writer.start()
+        self._writes.put(request)
 
     def take_items_answered_elsewhere(self) -> set[int]:
         """Items answered on the search or review screen since the last call (the queue drops them)."""
         taken, self._items_answered_elsewhere = self._items_answered_elsewhere, set()
         return taken
 
-    # Never exclusive: a cancelled write would be a lost answer. One drainer at a time keeps the
-    # writes in key-press order, so an undo always takes back what was answered just before it.
-    @work(thread=True, group="writes", exit_on_error=False)
-    def drain_writes(self) -> None:
+    def write_in_order(self) -> None:
+        """The writer thread: one write at a time, in the order they were submitted, never
+        cancelled (a cancelled write would be a lost answer)."""
         while True:
-            with self._queued_writes_lock:
-                if not self._queued_writes:
-                    self._writer_running = False
-                    if self._closing:
-                        self.store.close()
-                    return
-                request = self._queued_writes.popleft()
-            self.perform_write(request)
+            request = self._writes.get()
+            if request is None:
+                self.store.close()
+                return
+            try:
+                self.perform_write(request)
+            finally:
+                with self._unfinished_lock:
+                    self._unfinished_writes -= 1
 
     def perform_write(self, request: WriteRequest) -> None:
         """Make one write and report it; runs in the writer thread."""
@@ -160,9 +160,10 @@ class AnnotateApp(App[None]):
                     score=request.score,
                     client_key=request.client_key,
                 )
-                self.post_message(AnswerSaved(request, answer_id))
+                # The screen first: it shows the next item; the app's tally can follow a frame later.
                 if request.reply_to is not None:
                     request.reply_to.post_message(AnswerSaved(request, answer_id))
+                self.post_message(AnswerSaved(request, answer_id))
             else:
                 undone = self.store.undo_last(self.annotator)
                 shown = None
@@ -196,16 +197,7 @@ class AnnotateApp(App[None]):
     async def wait_for_writes(self) -> None:
         """Return once every queued write is made (or has failed and been reported)."""
         while self.writes_in_flight:
-            writer = self._writer
-            if writer is not None and writer.state in (WorkerState.PENDING, WorkerState.RUNNING):
-                await self.workers.wait_for_complete([writer])
-            elif writer is not None and writer.state is WorkerState.ERROR:
-                # perform_write catches every error, so this is a bug: start a new drainer rather
-                # than leave answers unwritten.
-                self._writer = self.drain_writes()
-            else:
-                # A drainer cancelled at shutdown keeps draining in its thread: wait for its flag.
-                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)
 
     async def action_quit(self) -> None:
         """Quit once every answer given is in the database."""
@@ -215,10 +207,9 @@ class AnnotateApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
-        # The writer outlives the app's message loop (its thread is not interruptible): when it is
-        # still draining, it closes the store after its last write instead.
-        with self._queued_writes_lock:
-            self._closing = True
-            close_now = not self._writer_running
-        if close_now:
+        # The writer outlives the app's message loop: it makes every write still queued, then
+        # closes the store.
+        if self._writer.ident is None:
             self.store.close()
+        else:
+            self._writes.put(None)

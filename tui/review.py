@@ -8,6 +8,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 
+from hnbooks.tui.app import AnnotateApp, AnswerSaved
+from hnbooks.tui.render import item_text, one_line, printable
+from hnbooks.tui.session import AnswerToWrite
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,9 +24,6 @@ from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import AnswerWithItem
-from hnbooks.tui.app import AnnotateApp, AnswerSaved
-from hnbooks.tui.render import item_text, one_line, printable
-from hnbooks.tui.session import AnswerToWrite
 
 PAGE_SIZE = 50
 ANSWER_FILTERS: tuple[str | None, ...] = (None, "accept", "reject", "ignore")

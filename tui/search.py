@@ -9,6 +9,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from hnbooks.tui.app import AnnotateApp, AnswerSaved, WriteFailed
+from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
+from hnbooks.tui.session import AnswerToWrite
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,9 +26,6 @@ from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import SearchHit
-from hnbooks.tui.app import AnnotateApp, AnswerSaved, WriteFailed
-from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
-from hnbooks.tui.session import AnswerToWrite
 
 SEARCH_LIMIT = 100
 ANSWER_MARKS = {"accept": ("✓ ", "bold green"), "reject": ("✗ ", "bold red"), "ignore": ("· ", "dim")}

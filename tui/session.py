@@ -9,10 +9,11 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hnbooks.tui.render import printable
+
 from hnbooks.store.db import Store
 from hnbooks.store.records import Answer, Item, QueuedItem, Span
 from hnbooks.suggest import Candidate, suggest_candidates, word_spans
-from hnbooks.tui.render import printable
 
 # Items fetched ahead of the one shown, so an answer never waits for the store.
 PREFETCH_COUNT = 4

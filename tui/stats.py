@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hnbooks.tui.app import AnnotateApp
+from hnbooks.tui.render import one_line
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,8 +25,6 @@ from textual_plotext import PlotextPlot
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import Round
-from hnbooks.tui.app import AnnotateApp
-from hnbooks.tui.render import one_line
 
 ESTIMATE_KEYS = ("estimate", "value", "point", "mean")
 INTERVAL_KEYS = (("low", "high"), ("lo", "hi"), ("lower", "upper"))

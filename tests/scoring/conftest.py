@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tests.scoring.tiny_bert import TINY_SPEC, build_tiny_weights
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

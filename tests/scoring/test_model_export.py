@@ -22,6 +22,7 @@ from hnbooks.models.registry import (
     is_exported,
     model_dir,
 )
+
 from tests.scoring.tiny_bert import TINY_SPEC
 
 

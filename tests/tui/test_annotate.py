@@ -6,12 +6,20 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.tui.conftest import TEXTS, insert_items, make_app, publish, screen_text, settle, wait_until
-
-from hnbooks.store.db import Store, StoreError
 from hnbooks.tui.annotate import AnnotateScreen
 from hnbooks.tui.app import AnnotateApp
 from hnbooks.tui.session import AnswerToWrite
+
+from hnbooks.store.db import Store, StoreError
+from tests.tui.conftest import (
+    TEXTS,
+    insert_items,
+    make_app,
+    publish,
+    screen_text,
+    settle,
+    wait_until,
+)
 
 
 def annotate_screen(app: AnnotateApp) -> AnnotateScreen:

@@ -8,10 +8,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.tui.conftest import TEXTS, insert_items, make_app, publish, screen_text, settle
-
-from hnbooks.store.db import Store
-from hnbooks.store.records import BatchEntry
 from hnbooks.tui.annotate import AnnotateScreen
 from hnbooks.tui.cli import main
 from hnbooks.tui.help import HelpScreen, key_label
@@ -20,6 +16,10 @@ from hnbooks.tui.render import printable, wrapped_row
 from hnbooks.tui.review import ReviewScreen
 from hnbooks.tui.search import SearchScreen
 from hnbooks.tui.stats import format_prevalence, format_recall, per_strategy, report_number
+
+from hnbooks.store.db import Store
+from hnbooks.store.records import BatchEntry
+from tests.tui.conftest import TEXTS, insert_items, make_app, publish, screen_text, settle
 
 
 def test_help_lists_every_annotate_binding(db_path: Path, batch: int) -> None:

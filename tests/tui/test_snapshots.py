@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.tui.conftest import insert_items, make_app, settle
 from textual.pilot import Pilot
 
 from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry
+from tests.tui.conftest import insert_items, make_app, settle
 
 SnapCompare = Callable[..., bool]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from tests.tui.conftest import insert_items, publish
 
 from hnbooks.store.db import Store
+from tests.tui.conftest import insert_items, publish
 
 HOSTILE = "Read \"Dune\" \x1b]0;owned\x07 and \x1b[2J twice"
 
