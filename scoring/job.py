@@ -190,12 +190,26 @@ def train_and_select(
         eligible=eligible,
         vectors=vectors or (lambda rows: pool.rows(rows)),
         labelled_rows=labelled_ids.astype(np.intp),
-        blocked_rows=np.asarray(blocked_ids, dtype=np.intp),
+        blocked_rows=np.asarray(blocked_ids_except_positives(blocked_ids, labelled_ids[labels]), dtype=np.intp),
         threshold=config.threshold,
     )
     picks = select_batch(context, config.batch_size, config.mix, rng)
     seconds["select"] = time.perf_counter() - clock
     return TrainedSelection(head, scores, picks, prevalence, seconds)
+
+
+def blocked_ids_except_positives(blocked_ids: NDArray[np.int64], positive_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The rows whose near-duplicates selection refuses: answered or queued, less the positives.
+
+    A near-duplicate of a rejected text is almost surely negative too, so skipping it saves a
+    label. A near-duplicate of a positive is the likeliest positive left (R52: 10% of the
+    positives of a topic are template reports that differ only in their figures, cosine > 0.95),
+    and each is an item of its own to find; hiding them forever cost 10 points of recall at 300
+    labels there.
+    """
+    if positive_ids.size == 0:
+        return blocked_ids
+    return blocked_ids[~np.isin(blocked_ids, positive_ids)]
 
 
 def run_round(

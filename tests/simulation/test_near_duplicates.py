@@ -1,0 +1,43 @@
+"""Selection skips near-duplicates of rejected texts but not of positives (scoring.job)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hnbooks.scoring.job import RoundConfig, blocked_ids_except_positives, train_and_select
+from hnbooks.scoring.pool import ArrayPool
+from hnbooks.scoring.select import Mix
+
+
+def test_positives_are_taken_out_of_the_blocked_rows() -> None:
+    blocked = np.array([1, 4, 7, 9], dtype=np.int64)
+    assert blocked_ids_except_positives(blocked, np.array([4, 9], dtype=np.int64)).tolist() == [1, 7]
+    assert blocked_ids_except_positives(blocked, np.zeros(0, dtype=np.int64)).tolist() == [1, 4, 7, 9]
+
+
+def test_near_duplicates_of_positives_stay_eligible_and_of_negatives_do_not() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(60, 16))
+    vectors[:10, 0] += 3.0  # rows 0-9 are positives
+    vectors[10] = vectors[0] + 0.01 * rng.normal(size=16)  # near-duplicate of a labelled positive
+    vectors[11] = vectors[50] + 0.01 * rng.normal(size=16)  # near-duplicate of a rejected row
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    pool = ArrayPool(np.arange(60), vectors.astype(np.float32))
+    labelled = np.array([0, 1, 50], dtype=np.int64)
+    labels = np.array([True, True, False])
+    eligible = np.setdiff1d(np.arange(60), labelled)
+    # A batch as large as the pool: everything eligible is taken unless the guard refuses it.
+    trained = train_and_select(
+        pool,
+        labelled,
+        labels,
+        eligible,
+        labelled,
+        random_positive=np.zeros(0, dtype=bool),
+        random_probability=np.zeros(0),
+        config=RoundConfig(batch_size=eligible.size, mix=Mix(top=1, uncertain=0, novel=0, random=0), random_seed=0),
+        rng=np.random.default_rng(0),
+    )
+    chosen = {pick.row for pick in trained.picks}
+    assert 10 in chosen
+    assert 11 not in chosen
