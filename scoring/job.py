@@ -42,6 +42,10 @@ class RoundConfig:
     random_seed: int | None = None
     threshold: float = 0.5
     head: HeadConfig = field(default_factory=HeadConfig)
+    near_duplicates_of_positives: bool = False
+    """Let near-duplicates (cosine > 0.95) of accepted texts be chosen. Off by default: the product
+    promise is that nothing close to an answered text comes back. On, R52 recall at 300 labels rose
+    from 0.90 to 0.96 in the discovery simulation (its template reports differ only in figures)."""
 
     def cold_start_query(self) -> str:
         if self.seed_query:
@@ -190,7 +194,12 @@ def train_and_select(
         eligible=eligible,
         vectors=vectors or (lambda rows: pool.rows(rows)),
         labelled_rows=labelled_ids.astype(np.intp),
-        blocked_rows=np.asarray(blocked_ids_except_positives(blocked_ids, labelled_ids[labels]), dtype=np.intp),
+        blocked_rows=np.asarray(
+            blocked_ids_except_positives(blocked_ids, labelled_ids[labels])
+            if config.near_duplicates_of_positives
+            else blocked_ids,
+            dtype=np.intp,
+        ),
         threshold=config.threshold,
     )
     picks = select_batch(context, config.batch_size, config.mix, rng)
@@ -199,7 +208,8 @@ def train_and_select(
 
 
 def blocked_ids_except_positives(blocked_ids: NDArray[np.int64], positive_ids: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The rows whose near-duplicates selection refuses: answered or queued, less the positives.
+    """The rows whose near-duplicates selection refuses when `near_duplicates_of_positives` is on:
+    answered or queued, less the positives.
 
     A near-duplicate of a rejected text is almost surely negative too, so skipping it saves a
     label. A near-duplicate of a positive is the likeliest positive left (R52: 10% of the

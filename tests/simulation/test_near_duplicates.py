@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
+import pytest
 from hnbooks.scoring.job import RoundConfig, blocked_ids_except_positives, train_and_select
 from hnbooks.scoring.pool import ArrayPool
 from hnbooks.scoring.select import Mix
@@ -15,7 +15,8 @@ def test_positives_are_taken_out_of_the_blocked_rows() -> None:
     assert blocked_ids_except_positives(blocked, np.zeros(0, dtype=np.int64)).tolist() == [1, 4, 7, 9]
 
 
-def test_near_duplicates_of_positives_stay_eligible_and_of_negatives_do_not() -> None:
+@pytest.mark.parametrize("near_duplicates_of_positives", [True, False])
+def test_near_duplicates_of_positives_stay_eligible_only_when_asked(near_duplicates_of_positives: bool) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(60, 16))
     vectors[:10, 0] += 3.0  # rows 0-9 are positives
@@ -35,9 +36,14 @@ def test_near_duplicates_of_positives_stay_eligible_and_of_negatives_do_not() ->
         labelled,
         random_positive=np.zeros(0, dtype=bool),
         random_probability=np.zeros(0),
-        config=RoundConfig(batch_size=eligible.size, mix=Mix(top=1, uncertain=0, novel=0, random=0), random_seed=0),
+        config=RoundConfig(
+            batch_size=eligible.size,
+            mix=Mix(top=1, uncertain=0, novel=0, random=0),
+            random_seed=0,
+            near_duplicates_of_positives=near_duplicates_of_positives,
+        ),
         rng=np.random.default_rng(0),
     )
     chosen = {pick.row for pick in trained.picks}
-    assert 10 in chosen
+    assert (10 in chosen) == near_duplicates_of_positives
     assert 11 not in chosen
