@@ -203,7 +203,11 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
                 if not column.seed_query:
                     spec = TaskSpec(spec.positive_classes, spec.keep_positives, spec.seeds, None, spec.heldout_share)
                 config = LoopConfig(
-                    strategy=column.strategy, mix=column.mix, batch_size=args.batch_size, budget=args.budget
+                    strategy=column.strategy,
+                    mix=column.mix,
+                    batch_size=args.batch_size,
+                    budget=args.budget,
+                    near_duplicates_of_positives=args.near_duplicates_of_positives,
                 )
                 summaries.append(simulate(dataset, features, spec, config, repeats=args.repeats, random_seed=args.random_seed))
             cell = Cell(summaries)
@@ -246,7 +250,7 @@ def main_table(results: dict[str, dict[str, Cell]], columns: list[Column]) -> st
                 continue
             value = row[column.name].mean("positives_per_100")
             parts = [ratio(value, analytic)]
-            if column.name != "stream-ema":
+            if column.name != "stream-ema" and stream is not None:
                 parts.append(ratio(value, stream))
             cells.append(f"**{value:.3g}** ({', '.join(parts)})")
         lines.append("| " + " | ".join(cells) + " |")
@@ -286,9 +290,9 @@ def curves_chart(
             if column.name in results[task.key]:
                 curve = results[task.key][column.name].curve()
                 plt.plot(labels, curve.tolist(), marker=column.marker, label=f"{column.marker} {column.name}")
-        plt.title(f"{task.title}: new positives found (mean) against labels spent")
         plt.xlabel("labels")
-        charts.append(re.sub(r"\x1b\[[0-9;]*m", "", plt.build()))
+        chart = re.sub(r"\x1b\[[0-9;]*m", "", plt.build())
+        charts.append(f"{task.title}: new positives found (mean over runs) against labels spent\n{chart}")
     return "\n\n".join(charts)
 
 
@@ -304,6 +308,7 @@ def render(results: dict[str, dict[str, Cell]], args: argparse.Namespace, comman
         "```",
         "",
         f"Features: `{args.features}`; budget {args.budget} labels in batches of {args.batch_size}; "
+        f"near-duplicates of positives {'eligible' if args.near_duplicates_of_positives else 'blocked (the default)'}; "
         f"runs per cell: " + ", ".join(f"{task} {n}" for task, n in runs.items()) + f"; random seed {args.random_seed}.",
         "",
         "New positives per 100 labels (× analytic random, × stream-ema):",
@@ -317,6 +322,10 @@ def render(results: dict[str, dict[str, Cell]], args: argparse.Namespace, comman
         "Area under the discovery curve over the oracle's (1 = every positive first):",
         "",
         metric_table(results, "audc", args.all_columns),
+        "",
+        "Labels spent up to the first new positive (mean over the runs that found one):",
+        "",
+        metric_table(results, "labels_to_first", args.all_columns, digits=0),
         "",
         "Share of runs that found no new positive:",
         "",
@@ -372,6 +381,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--random-seed", type=int, default=0)
+    parser.add_argument(
+        "--near-duplicates-of-positives",
+        action="store_true",
+        help="let near-duplicates of accepted texts be chosen (RoundConfig.near_duplicates_of_positives)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 groups, 3 topics, 2 sets: a smoke run")
     parser.add_argument("--write-doc", type=Path, default=None, help="put the tables and chart into this markdown file")
     parser.add_argument("--json", type=Path, default=None, help="also write the means as JSON here")

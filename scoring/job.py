@@ -212,10 +212,9 @@ def blocked_ids_except_positives(blocked_ids: NDArray[np.int64], positive_ids: N
     answered or queued, less the positives.
 
     A near-duplicate of a rejected text is almost surely negative too, so skipping it saves a
-    label. A near-duplicate of a positive is the likeliest positive left (R52: 10% of the
-    positives of a topic are template reports that differ only in their figures, cosine > 0.95),
-    and each is an item of its own to find; hiding them forever cost 10 points of recall at 300
-    labels there.
+    label. A near-duplicate of a positive is the likeliest positive left, and an item of its own
+    to find: in the R52 simulation (template reports that differ only in their figures) hiding
+    them forever cost 10 points of recall at 300 labels (0.90 against 0.96 over 32 topics).
     """
     if positive_ids.size == 0:
         return blocked_ids

@@ -26,18 +26,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-
 from hnbooks.scoring.datasets import Dataset
 from hnbooks.scoring.head import Head, HeadConfig
 from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
 from hnbooks.scoring.select import Mix
 from hnbooks.scoring.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredStream
+from numpy.typing import NDArray
 
 STRATEGY_MIXES: dict[str, Mix | None] = {
     "default": None,
@@ -323,6 +322,8 @@ class LoopConfig:
     budget: int = 300
     head: HeadConfig = field(default_factory=HeadConfig)
     ema_alpha: float = DEFAULT_ALPHA
+    near_duplicates_of_positives: bool = False
+    """As `RoundConfig.near_duplicates_of_positives`: off, as in `hnbooks-score` by default."""
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -467,7 +468,13 @@ def seed_batch(
 
 
 def round_config(config: LoopConfig, batch_size: int, seed: int) -> RoundConfig:
-    return RoundConfig(batch_size=batch_size, mix=config.selection_mix(), random_seed=seed, head=config.head)
+    return RoundConfig(
+        batch_size=batch_size,
+        mix=config.selection_mix(),
+        random_seed=seed,
+        head=config.head,
+        near_duplicates_of_positives=config.near_duplicates_of_positives,
+    )
 
 
 def run_once(
@@ -682,6 +689,7 @@ class SimulationSummary:
             "seed_query": self.spec.seed_query,
             "keep_positives": self.spec.keep_positives,
             "heldout_share": self.spec.heldout_share,
+            "near_duplicates_of_positives": self.config.near_duplicates_of_positives,
             "repeats": len(self.runs),
             "random_seed": self.random_seed,
             "positives_per_100": mean("positives_per_100"),
@@ -729,7 +737,3 @@ def simulate(
             rng = np.random.default_rng([random_seed, repeat, 1])
             runs.append(run_once(features, draw, spec, config, repeat=repeat, rng=rng, progress=progress))
     return SimulationSummary(dataset.name, spec, config, features.kind, random_seed, runs)
-
-
-def with_strategy(config: LoopConfig, strategy: str, mix: Mix | None = None) -> LoopConfig:
-    return replace(config, strategy=strategy, mix=mix)

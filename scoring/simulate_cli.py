@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from hnbooks.models.registry import DEFAULT_MODEL, MODELS
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
-
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS
 
 DEFAULT_FEATURES = "tfidf"
 STRATEGY_HELP = (
@@ -73,6 +72,11 @@ def fail(message: str) -> None:
 @click.option("--random-seed", type=int, default=0, show_default=True, help="Same seed, same numbers.")
 @click.option("--features", type=click.Choice(["onnx", "tfidf", "both"]), default=DEFAULT_FEATURES, show_default=True, help="onnx: the encoder's embeddings; both: TF-IDF and embeddings side by side.")
 @click.option("--heldout", type=click.FloatRange(0, 0.9), default=0.2, show_default=True, help="Share of each class held out (never labelled) to measure the final head's average precision.")
+@click.option(
+    "--near-duplicates-of-positives",
+    is_flag=True,
+    help="Let near-duplicates (cosine > 0.95) of accepted texts be chosen (off in hnbooks-score by default).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout (means over repeats, then every run).")
 @click.option("--data-dir", envvar="HNBOOKS_DATA_DIR", type=click.Path(file_okay=False), default=None, help="Dataset and embedding cache [env HNBOOKS_DATA_DIR; default ~/.cache/hnbooks/datasets].")
 @click.option("--model", type=click.Choice(sorted(MODELS)), default=DEFAULT_MODEL, show_default=True, help="Encoder for --features onnx/both.")
@@ -92,6 +96,7 @@ def simulate(
     random_seed: int,
     features: str,
     heldout: float,
+    near_duplicates_of_positives: bool,
     as_json: bool,
     data_dir: str | None,
     model: str,
@@ -165,7 +170,13 @@ def simulate(
             fail(f"--features {features} needs the exported encoder: {error}")
     spec = TaskSpec(tuple(positives), keep_positives=keep_positives, seeds=seeds, seed_query=seed_query, heldout_share=heldout)
     try:
-        config = LoopConfig(strategy=strategy, mix=mix, batch_size=batch_size, budget=budget)
+        config = LoopConfig(
+            strategy=strategy,
+            mix=mix,
+            batch_size=batch_size,
+            budget=budget,
+            near_duplicates_of_positives=near_duplicates_of_positives,
+        )
     except ValueError as error:
         fail(str(error))
 

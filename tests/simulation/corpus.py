@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from hnbooks.scoring.datasets import Dataset, in_memory_dataset
 
 TOPICS = {

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from hnbooks.scoring.simulate_cli import simulate
+
 from tests.simulation.corpus import topic_corpus
 
 JSON_KEYS = {

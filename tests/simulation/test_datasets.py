@@ -7,7 +7,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from hnbooks.scoring.datasets import (
     NEGATIVE_CLASS,
     ORANGE_DATA_DIR,

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from hnbooks.scoring.datasets import in_memory_dataset
 from hnbooks.scoring.select import Mix
 from hnbooks.scoring.simulate import (
@@ -17,6 +16,7 @@ from hnbooks.scoring.simulate import (
     draw_task,
     simulate,
 )
+
 from tests.simulation.corpus import topic_corpus
 
 

@@ -6,10 +6,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from hnbooks.scoring import simulate as simulation
 from hnbooks.scoring.simulate import LoopConfig, TaskSpec, build_features, draw_task, run_once
-from hnbooks.scoring.stream_ema import EmaUncertaintySorter, MovingAverage, ScoredStream, uncertainty
+from hnbooks.scoring.stream_ema import (
+    EmaUncertaintySorter,
+    MovingAverage,
+    ScoredStream,
+    uncertainty,
+)
+
 from tests.simulation.corpus import topic_corpus
 
 
