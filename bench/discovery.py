@@ -1,6 +1,6 @@
 """Discovery benchmark: how many rare positives each strategy finds per 100 labels, side by side.
 
-Runs `hnbooks.scoring.simulate` (the scorer's own head and selection, an oracle answering from gold
+Runs `hnbooks.lab.simulate` (the scorer's own head and selection, an oracle answering from gold
 labels) on the standard suite and prints one table: rows are tasks, columns strategies, each cell the
 new positives per 100 labels with its ratio to analytic random labelling and to `stream-ema` (a
 re-creation of Prodigy's prefer_uncertain). Discovery curves are drawn as a terminal chart.
@@ -42,9 +42,9 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from hnbooks.scoring.datasets import Dataset, default_cache_dir, load_dataset  # noqa: E402
+from hnbooks.lab.datasets import Dataset, default_cache_dir, load_dataset  # noqa: E402
 from hnbooks.scoring.select import Mix, parse_mix  # noqa: E402
-from hnbooks.scoring.simulate import (  # noqa: E402
+from hnbooks.lab.simulate import (  # noqa: E402
     FeatureSet,
     LoopConfig,
     SimulationSummary,
@@ -134,11 +134,16 @@ def class_query(*names: str) -> str:
     return " ".join(USER_QUERIES.get(name) or re.sub(r"[._-]+", " ", name) for name in names)
 
 
-def per_group(keep: int, seeds: int) -> Callable[[Dataset, int, np.random.Generator], list[TaskSpec]]:
+def per_group(
+    keep: int, seeds: int
+) -> Callable[[Dataset, int, np.random.Generator], list[TaskSpec]]:
     def specs(dataset: Dataset, count: int, rng: np.random.Generator) -> list[TaskSpec]:
         groups = sorted(dataset.class_counts())
         chosen = [groups[i] for i in sorted(rng.permutation(len(groups))[:count])]
-        return [TaskSpec((g,), keep_positives=keep, seeds=seeds, seed_query=class_query(g)) for g in chosen]
+        return [
+            TaskSpec((g,), keep_positives=keep, seeds=seeds, seed_query=class_query(g))
+            for g in chosen
+        ]
 
     return specs
 
@@ -180,7 +185,12 @@ class Cell:
 
 
 def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, dict[str, Cell]]:
-    counts = {"20ng-4": args.groups, "20ng-18": args.groups, "r52": args.topics, "disjunct": args.quads}
+    counts = {
+        "20ng-4": args.groups,
+        "20ng-18": args.groups,
+        "r52": args.topics,
+        "disjunct": args.quads,
+    }
     features_by_dataset: dict[str, tuple[Dataset, FeatureSet]] = {}
     results: dict[str, dict[str, Cell]] = {}
     for task in TASKS:
@@ -189,10 +199,17 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
         if task.dataset not in features_by_dataset:
             started = time.perf_counter()
             dataset = load_dataset(task.dataset)
-            features_by_dataset[task.dataset] = (dataset, build_features(dataset, args.features, cache_dir=default_cache_dir()))
-            log(f"{task.dataset}: {len(dataset):,} texts, {args.features} features in {time.perf_counter() - started:.0f} s")
+            features_by_dataset[task.dataset] = (
+                dataset,
+                build_features(dataset, args.features, cache_dir=default_cache_dir()),
+            )
+            log(
+                f"{task.dataset}: {len(dataset):,} texts, {args.features} features in {time.perf_counter() - started:.0f} s"
+            )
         dataset, features = features_by_dataset[task.dataset]
-        specs = task.specs(dataset, counts[task.key], np.random.default_rng([args.random_seed, len(task.key)]))
+        specs = task.specs(
+            dataset, counts[task.key], np.random.default_rng([args.random_seed, len(task.key)])
+        )
         results[task.key] = {}
         for column in args.all_columns:
             if column.name not in args.columns:
@@ -201,7 +218,13 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
             summaries = []
             for spec in specs:
                 if not column.seed_query:
-                    spec = TaskSpec(spec.positive_classes, spec.keep_positives, spec.seeds, None, spec.heldout_share)
+                    spec = TaskSpec(
+                        spec.positive_classes,
+                        spec.keep_positives,
+                        spec.seeds,
+                        None,
+                        spec.heldout_share,
+                    )
                 config = LoopConfig(
                     strategy=column.strategy,
                     mix=column.mix,
@@ -209,7 +232,16 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
                     budget=args.budget,
                     near_duplicates_of_positives=args.near_duplicates_of_positives,
                 )
-                summaries.append(simulate(dataset, features, spec, config, repeats=args.repeats, random_seed=args.random_seed))
+                summaries.append(
+                    simulate(
+                        dataset,
+                        features,
+                        spec,
+                        config,
+                        repeats=args.repeats,
+                        random_seed=args.random_seed,
+                    )
+                )
             cell = Cell(summaries)
             results[task.key][column.name] = cell
             log(
@@ -257,9 +289,14 @@ def main_table(results: dict[str, dict[str, Cell]], columns: list[Column]) -> st
     return "\n".join(lines)
 
 
-def metric_table(results: dict[str, dict[str, Cell]], key: str, columns: list[Column], digits: int = 2) -> str:
+def metric_table(
+    results: dict[str, dict[str, Cell]], key: str, columns: list[Column], digits: int = 2
+) -> str:
     columns = present(results, columns)
-    lines = ["| task | " + " | ".join(c.name for c in columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    lines = [
+        "| task | " + " | ".join(c.name for c in columns) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
     for task in TASKS:
         if task.key not in results:
             continue
@@ -273,7 +310,11 @@ def metric_table(results: dict[str, dict[str, Cell]], key: str, columns: list[Co
 
 
 def curves_chart(
-    results: dict[str, dict[str, Cell]], budget: int, columns: list[Column], width: int = 100, height: int = 22
+    results: dict[str, dict[str, Cell]],
+    budget: int,
+    columns: list[Column],
+    width: int = 100,
+    height: int = 22,
 ) -> str:
     """Mean discovery curves per task (positives found against labels), one letter per strategy."""
     import plotext as plt
@@ -289,16 +330,28 @@ def curves_chart(
         for column in present(results, columns):
             if column.name in results[task.key]:
                 curve = results[task.key][column.name].curve()
-                plt.plot(labels, curve.tolist(), marker=column.marker, label=f"{column.marker} {column.name}")
+                plt.plot(
+                    labels,
+                    curve.tolist(),
+                    marker=column.marker,
+                    label=f"{column.marker} {column.name}",
+                )
         plt.xlabel("labels")
         chart = re.sub(r"\x1b\[[0-9;]*m", "", plt.build())
-        charts.append(f"{task.title}: new positives found (mean over runs) against labels spent\n{chart}")
+        charts.append(
+            f"{task.title}: new positives found (mean over runs) against labels spent\n{chart}"
+        )
     return "\n\n".join(charts)
 
 
-def render(results: dict[str, dict[str, Cell]], args: argparse.Namespace, command: str, seconds: float) -> str:
+def render(
+    results: dict[str, dict[str, Cell]], args: argparse.Namespace, command: str, seconds: float
+) -> str:
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    runs = {task: len(next(iter(row.values())).summaries) * args.repeats for task, row in results.items()}
+    runs = {
+        task: len(next(iter(row.values())).summaries) * args.repeats
+        for task, row in results.items()
+    }
     parts = [
         f"Measured {when} on {platform.machine()} with {os.cpu_count()} CPU cores (shared, timings noisy), "
         f"{seconds / 60:.0f} min in all.",
@@ -309,7 +362,9 @@ def render(results: dict[str, dict[str, Cell]], args: argparse.Namespace, comman
         "",
         f"Features: `{args.features}`; budget {args.budget} labels in batches of {args.batch_size}; "
         f"near-duplicates of positives {'eligible' if args.near_duplicates_of_positives else 'blocked (the default)'}; "
-        f"runs per cell: " + ", ".join(f"{task} {n}" for task, n in runs.items()) + f"; random seed {args.random_seed}.",
+        f"runs per cell: "
+        + ", ".join(f"{task} {n}" for task, n in runs.items())
+        + f"; random seed {args.random_seed}.",
         "",
         "New positives per 100 labels (× analytic random, × stream-ema):",
         "",
@@ -361,8 +416,16 @@ def write_doc(path: Path, body: str) -> None:
 
 
 def as_json(results: dict[str, dict[str, Cell]]) -> dict[str, Any]:
-    keys = ("positives_per_100", "random_per_100", "recall_at_budget", "labels_to_first", "audc",
-            "share_found_none", "heldout_ap", "prevalence")
+    keys = (
+        "positives_per_100",
+        "random_per_100",
+        "recall_at_budget",
+        "labels_to_first",
+        "audc",
+        "share_found_none",
+        "heldout_ap",
+        "prevalence",
+    )
     return {
         task: {name: {key: cell.mean(key) for key in keys} for name, cell in row.items()}
         for task, row in results.items()
@@ -370,12 +433,22 @@ def as_json(results: dict[str, dict[str, Cell]]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--features", choices=["tfidf", "onnx", "both"], default="tfidf")
-    parser.add_argument("--tasks", default=",".join(t.key for t in TASKS), help="comma-separated task keys")
-    parser.add_argument("--columns", default=",".join(c.name for c in COLUMNS), help="comma-separated column names")
-    parser.add_argument("--groups", type=int, default=10, help="positive groups per 20NG task (of 20)")
-    parser.add_argument("--topics", type=int, default=12, help="R52 topics (of 32 with 10-95 texts)")
+    parser.add_argument(
+        "--tasks", default=",".join(t.key for t in TASKS), help="comma-separated task keys"
+    )
+    parser.add_argument(
+        "--columns", default=",".join(c.name for c in COLUMNS), help="comma-separated column names"
+    )
+    parser.add_argument(
+        "--groups", type=int, default=10, help="positive groups per 20NG task (of 20)"
+    )
+    parser.add_argument(
+        "--topics", type=int, default=12, help="R52 topics (of 32 with 10-95 texts)"
+    )
     parser.add_argument("--quads", type=int, default=8, help="4-group sets for the disjunct task")
     parser.add_argument("--repeats", type=int, default=1, help="runs per group / topic / set")
     parser.add_argument("--budget", type=int, default=300)
@@ -386,8 +459,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="let near-duplicates of accepted texts be chosen (RoundConfig.near_duplicates_of_positives)",
     )
-    parser.add_argument("--quick", action="store_true", help="3 groups, 3 topics, 2 sets: a smoke run")
-    parser.add_argument("--write-doc", type=Path, default=None, help="put the tables and chart into this markdown file")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 groups, 3 topics, 2 sets: a smoke run"
+    )
+    parser.add_argument(
+        "--write-doc",
+        type=Path,
+        default=None,
+        help="put the tables and chart into this markdown file",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the means as JSON here")
     parser.add_argument(
         "--mix",
@@ -401,7 +481,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for number, text in enumerate(args.mix):
         name, _, shares = text.partition(":")
         marker = "123456789"[number % 9]
-        args.all_columns.append(Column(name, "mix", seed_query=True, marker=marker, mix=parse_mix(shares)))
+        args.all_columns.append(
+            Column(name, "mix", seed_query=True, marker=marker, mix=parse_mix(shares))
+        )
     if args.quick:
         args.groups, args.topics, args.quads = 3, 3, 2
     args.tasks = set(args.tasks.split(","))
@@ -411,7 +493,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    command = "python bench/discovery.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python bench/discovery.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
     started = time.perf_counter()
     results = run_suite(args, lambda line: print(line, file=sys.stderr, flush=True))
     seconds = time.perf_counter() - started

@@ -37,7 +37,6 @@ CHUNK = 100_000
 def build(folder: Path, items: int, seed: int = 0) -> Path:
     """A database of `items` short texts and a filled embedding cache beside it."""
     from hnbooks.scoring.cache import EmbeddingCache
-
     from hnbooks.store.db import Store
     from hnbooks.store.records import IncomingItem
 
@@ -46,7 +45,10 @@ def build(folder: Path, items: int, seed: int = 0) -> Path:
     for first in range(1, items + 1, CHUNK):
         last = min(first + CHUNK, items + 1)
         store.add_items(
-            (IncomingItem(line=n, text=f"synthetic comment {n}", meta={}) for n in range(first, last)),
+            (
+                IncomingItem(line=n, text=f"synthetic comment {n}", meta={})
+                for n in range(first, last)
+            ),
             "bench",
         )
     store.close()
@@ -78,7 +80,11 @@ def answer_some(db_path: Path, positive_ids: list[int], items: int, seed: int = 
     positive_set = set(positive_ids)
     for item_id in positive_ids[:60]:
         store.record_answer(item_id, "bench", "accept")
-    negatives = [i for i in rng.choice(np.arange(1, items + 1), 400, replace=False).tolist() if i not in positive_set]
+    negatives = [
+        i
+        for i in rng.choice(np.arange(1, items + 1), 400, replace=False).tolist()
+        if i not in positive_set
+    ]
     for item_id in negatives[:300]:
         store.record_answer(item_id, "bench", "reject")
     randoms = [i for i in negatives[300:340]]
@@ -103,10 +109,10 @@ def measure(db_path: Path, repeats: int) -> dict[str, float]:
     """Run in a fresh process: open the cache, run rounds, report the median time and peak RSS."""
     # Imports and their memory are paid before the clock and the baseline start.
     import sklearn.linear_model  # noqa: F401
+
     from hnbooks.scoring.cache import EmbeddingCache
     from hnbooks.scoring.job import RoundConfig, run_round
     from hnbooks.scoring.pool import CachedPool
-
     from hnbooks.store.db import Store
 
     baseline_rss = peak_rss_mb()
@@ -132,7 +138,9 @@ def measure(db_path: Path, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="100000,1000000", help="pool sizes, small first")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folder", type=Path, default=None, help="reuse / keep pools here")
@@ -154,28 +162,48 @@ def main() -> None:
                 build(folder, items)
                 positives = json.loads((folder / f"pool-{items}.positives.json").read_text())
                 answer_some(db_path, positives, items)
-                print(f"built {items:,} items in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+                print(
+                    f"built {items:,} items in {time.perf_counter() - started:.0f} s",
+                    file=sys.stderr,
+                )
             output = subprocess.run(
-                [sys.executable, __file__, "--measure", str(db_path), "--repeats", str(args.repeats)],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--measure",
+                    str(db_path),
+                    "--repeats",
+                    str(args.repeats),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             results[items] = json.loads(output.strip().splitlines()[-1])
     finally:
         if not args.keep and args.folder is None:
             shutil.rmtree(folder, ignore_errors=True)
-    print(f"{'items':>10} {'round s (median)':>17} {'min':>7} {'peak RSS MB':>12} {'of which imports':>17}  phases")
+    print(
+        f"{'items':>10} {'round s (median)':>17} {'min':>7} {'peak RSS MB':>12} {'of which imports':>17}  phases"
+    )
     for items, r in results.items():
         phases = ", ".join(f"{k} {v:.2f}" for k, v in r["seconds"].items())
-        print(f"{items:>10,} {r['round_s']:>17.2f} {r['round_s_min']:>7.2f} {r['peak_rss_mb']:>12.0f} {r['baseline_rss_mb']:>17.0f}  {phases}")
+        print(
+            f"{items:>10,} {r['round_s']:>17.2f} {r['round_s_min']:>7.2f} {r['peak_rss_mb']:>12.0f} {r['baseline_rss_mb']:>17.0f}  {phases}"
+        )
     small, large = sizes[0], sizes[-1]
     ratio = results[large]["peak_rss_mb"] / results[small]["peak_rss_mb"]
     print(f"peak RSS {large:,} vs {small:,}: {ratio:.3f}x")
-    print(json.dumps({
-        "items": large,
-        "round_s": round(results[large]["round_s"], 3),
-        "peak_rss_mb": round(results[large]["peak_rss_mb"], 1),
-        "rss_ratio_1m_vs_100k": round(ratio, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "items": large,
+                "round_s": round(results[large]["round_s"], 3),
+                "peak_rss_mb": round(results[large]["peak_rss_mb"], 1),
+                "rss_ratio_1m_vs_100k": round(ratio, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,10 +64,16 @@ def build_database(path: Path, items: int, batch_size: int, seed: int = 7) -> No
             for n in range(first, min(items, first + chunk))
         ]
         store.add_items(incoming, "bench")
-        print(f"  inserted {min(items, first + chunk):>9,} items ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+        print(
+            f"  inserted {min(items, first + chunk):>9,} items ({time.perf_counter() - started:.0f} s)",
+            file=sys.stderr,
+        )
     picked = rng.sample(range(1, items + 1), batch_size)
     store.publish_batch(
-        [BatchEntry(item_id, "top", 1.0 - rank / batch_size, rank + 1) for rank, item_id in enumerate(picked)],
+        [
+            BatchEntry(item_id, "top", 1.0 - rank / batch_size, rank + 1)
+            for rank, item_id in enumerate(picked)
+        ],
         source="bench",
     )
     store.close()
@@ -78,13 +84,16 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
 
 
-async def measure_app(db_path: Path, annotator: str, answers: int, *, synchronous: bool = False) -> dict[str, Any]:
+async def measure_app(
+    db_path: Path, annotator: str, answers: int, *, synchronous: bool = False
+) -> dict[str, Any]:
     # Start-up counts importing Textual and the app (the store modules may be loaded already).
     import_started_at = time.perf_counter()
+    from textual import events
+
     from hnbooks.tui.annotate import AnnotateScreen
     from hnbooks.tui.app import AnnotateApp
     from hnbooks.tui.session import shown_from_queue
-    from textual import events
 
     imported_at = time.perf_counter()
     app = AnnotateApp(db_path, annotator)
@@ -164,7 +173,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--answers", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=300)
-    parser.add_argument("--db", type=Path, help="database to reuse or build (default: one per --items in the temp dir)")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="database to reuse or build (default: one per --items in the temp dir)",
+    )
     args = parser.parse_args()
     if args.batch_size < args.answers + PREFETCH_MARGIN:
         parser.error("--batch-size must exceed --answers by at least 20 (items are fetched ahead)")
@@ -176,9 +189,9 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     # A fresh annotator per run: the published batch is unanswered for it, so the file is reusable.
     result = asyncio.run(measure_app(db_path, f"bench-tui-{run}", args.answers))
-    baseline_ms = asyncio.run(measure_app(db_path, f"bench-sync-{run}", args.answers, synchronous=True))[
-        "latencies_ms"
-    ]
+    baseline_ms = asyncio.run(
+        measure_app(db_path, f"bench-sync-{run}", args.answers, synchronous=True)
+    )["latencies_ms"]
 
     from hnbooks.store.db import Store
 
@@ -191,18 +204,42 @@ def main() -> None:
     load_1min = os.getloadavg()[0]
     rows = [
         ("items in the database", f"{item_count:,}", ""),
-        ("machine load (1 min average)", f"{load_1min:.1f}", f"on {os.cpu_count()} CPUs: figures scale with it"),
-        ("answers timed", f"{len(latencies)}", f"one key press every ≥ {KEY_INTERVAL_S * 1000:.0f} ms"),
+        (
+            "machine load (1 min average)",
+            f"{load_1min:.1f}",
+            f"on {os.cpu_count()} CPUs: figures scale with it",
+        ),
+        (
+            "answers timed",
+            f"{len(latencies)}",
+            f"one key press every ≥ {KEY_INTERVAL_S * 1000:.0f} ms",
+        ),
         ("next item painted, p50", f"{p50:.2f} ms", "target ≤ 16 ms (one frame)"),
         ("next item painted, p90", f"{p90:.2f} ms", ""),
         ("next item painted, p99", f"{p99:.2f} ms", "target ≤ 16 ms"),
         ("next item painted, max", f"{max(latencies):.2f} ms", ""),
         ("mean", f"{statistics.fmean(latencies):.2f} ms", ""),
-        ("UI-thread CPU, key → paint, p50", f"{percentile(result['cpu_ms'], 0.5):.2f} ms", "the floor on an idle machine"),
+        (
+            "UI-thread CPU, key → paint, p50",
+            f"{percentile(result['cpu_ms'], 0.5):.2f} ms",
+            "the floor on an idle machine",
+        ),
         ("UI-thread CPU, key → paint, p99", f"{percentile(result['cpu_ms'], 0.99):.2f} ms", ""),
-        ("baseline (commit, then show), p50", f"{base_p50:.2f} ms", f"{base_p50 / p50:.2f}× the TUI's p50"),
-        ("baseline (commit, then show), p99", f"{base_p99:.2f} ms", f"{base_p99 / p99:.2f}× the TUI's p99"),
-        ("start-up to first item painted", f"{result['startup_s']:.3f} s", "target ≤ 1 s (includes imports)"),
+        (
+            "baseline (commit, then show), p50",
+            f"{base_p50:.2f} ms",
+            f"{base_p50 / p50:.2f}× the TUI's p50",
+        ),
+        (
+            "baseline (commit, then show), p99",
+            f"{base_p99:.2f} ms",
+            f"{base_p99 / p99:.2f}× the TUI's p99",
+        ),
+        (
+            "start-up to first item painted",
+            f"{result['startup_s']:.3f} s",
+            "target ≤ 1 s (includes imports)",
+        ),
         ("  of which importing the app", f"{result['import_s']:.3f} s", ""),
         ("  of which app start → first item", f"{result['app_start_s']:.3f} s", ""),
     ]

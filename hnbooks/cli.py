@@ -6,96 +6,52 @@ here only. Heavy modules (the scorer, onnxruntime) are imported inside the comma
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS
-from hnbooks.store.db import DEFAULT_DB_PATH, Store, StoreError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False, soft_wrap=True)
-
-
-def db_option(create: bool = False) -> Callable[[F], F]:
-    help_text = "SQLite database file [env HNBOOKS_DB; default ./hnbooks.db]"
-    if create:
-        help_text += " (created if missing)"
-    return click.option(
-        "--db",
-        "db_path",
-        envvar="HNBOOKS_DB",
-        default=DEFAULT_DB_PATH,
-        show_default=False,
-        type=click.Path(dir_okay=False),
-        help=help_text,
-    )
-
-
-def print_error(message: str) -> None:
-    """Print an error whose text may hold brackets from user data, never read as Rich markup."""
-    err_console.print(Text.assemble(("error: ", "red"), message), soft_wrap=True)
-
-
-def fail(message: str, code: int = 1) -> None:
-    print_error(message)
-    sys.exit(code)
-
-
-@contextmanager
-def open_store(db_path: str, *, create: bool = False) -> Iterator[Store]:
-    try:
-        store = Store(db_path, create=create)
-    except StoreError as error:
-        fail(str(error))
-    try:
-        yield store
-    except StoreError as error:
-        fail(str(error))
-    finally:
-        store.close()
-
-
-def models_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--models-dir",
-        envvar="HNBOOKS_MODELS_DIR",
-        type=click.Path(file_okay=False),
-        default=None,
-        help="Where exported models live [env HNBOOKS_MODELS_DIR; default ~/.cache/hnbooks/models].",
-    )(func)
-
-
-def encoder_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
-        "--device",
-        type=click.Choice(["auto", "cpu", "cuda"]),
-        default="auto",
-        show_default=True,
-        help="auto: CUDA when onnxruntime-gpu sees a GPU, else CPU.",
-    )(func)
-    func = click.option(
-        "--model",
-        type=click.Choice(sorted(MODELS)),
-        default=DEFAULT_MODEL,
-        show_default=True,
-        help="Encoder (see `hnbooks models list`).",
-    )(func)
-    return models_dir_option(func)
+from hnbooks.console import (
+    CONTEXT_SETTINGS,
+    db_option,
+    encoder_options,
+    err_console,
+    fail,
+    fmt_interval,
+    fmt_number,
+    make_progress,
+    open_store,
+    out_console,
+    print_error,
+)
 
 
 class HnbooksGroup(click.Group):
+    """The `hnbooks` group: Ctrl-C is one line, and commands defined beside their code (`models`,
+    `simulate`) are imported only when run, so no front end imports another."""
+
+    lazy_commands = {
+        "models": "hnbooks.models.cli:models",
+        "simulate": "hnbooks.lab.cli:simulate",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -104,7 +60,7 @@ class HnbooksGroup(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=HnbooksGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=HnbooksGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="hnbooks")
 def cli() -> None:
     """Find rare things in big text collections, by keyboard, in the terminal.
@@ -132,7 +88,9 @@ def cli() -> None:
     show_default=True,
     help="Input format; auto looks at the extension and the first record.",
 )
-@click.option("--text-field", default="text", show_default=True, help="Column / key holding the text.")
+@click.option(
+    "--text-field", default="text", show_default=True, help="Column / key holding the text."
+)
 @click.option(
     "--annotator",
     default=None,
@@ -191,25 +149,18 @@ def import_command(
                     continue
             out_console.print(summary.line(), markup=False)
             for skip in summary.first_skips:
-                err_console.print(f"  skipped line {skip.line}: {skip.reason}", style="dim", markup=False)
+                err_console.print(
+                    f"  skipped line {skip.line}: {skip.reason}", style="dim", markup=False
+                )
     if failures:
         sys.exit(1)
 
 
-def make_progress(transient: bool = False) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=transient,
-    )
-
-
 @cli.command("export")
 @db_option()
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File (default stdout).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File (default stdout)."
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
 )
@@ -242,7 +193,9 @@ def export_command(db_path: str, output: str | None, fmt: str) -> None:
             except OSError as error:
                 with suppress(OSError):
                     partial.unlink(missing_ok=True)
-                fail(f"{output}: cannot write the export ({error.strerror or error}); {output} is unchanged")
+                fail(
+                    f"{output}: cannot write the export ({error.strerror or error}); {output} is unchanged"
+                )
         err_console.print(f"exported {count} answers" + (f" to {output}" if output else ""))
 
 
@@ -285,7 +238,16 @@ def stats_command(db_path: str, as_json: bool) -> None:
 
 def rounds_table(rounds: list[dict[str, Any]]) -> Table:
     table = Table(title="scoring rounds")
-    for column in ("round", "answers", "positives", "found in last batch", "CV AP", "prevalence", "recall", "device"):
+    for column in (
+        "round",
+        "answers",
+        "positives",
+        "found in last batch",
+        "CV AP",
+        "prevalence",
+        "recall",
+        "device",
+    ):
         table.add_column(column)
     for report in rounds:
         found = report.get("positives_per_strategy") or {}
@@ -302,23 +264,19 @@ def rounds_table(rounds: list[dict[str, Any]]) -> Table:
     return table
 
 
-def fmt_number(value: Any) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
-def fmt_interval(value: Any) -> str:
-    if not isinstance(value, dict) or value.get("estimate") is None:
-        return "—"
-    low, high = value.get("low"), value.get("high")
-    if low is None or high is None:
-        return f"{value['estimate']:.4g}"
-    return f"{value['estimate']:.4g} [{low:.3g}, {high:.3g}]"
-
-
 @cli.command("queue")
 @db_option()
-@click.option("--json", "as_json", is_flag=True, help="A JSON list of {batch, position, item_id, strategy, score, text}.")
-@click.option("--annotator", default=None, help="What waits for this annotator (default: unanswered by anyone).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="A JSON list of {batch, position, item_id, strategy, score, text}.",
+)
+@click.option(
+    "--annotator",
+    default=None,
+    help="What waits for this annotator (default: unanswered by anyone).",
+)
 def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
     """List what waits to be annotated, in the order it will be shown.
 
@@ -353,21 +311,50 @@ def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
     for e in entries:
         score = "" if e.score is None else f"{e.score:.3f}"
         preview = " ".join(e.text.split())[:80]
-        table.add_row(str(e.batch), str(e.position), str(e.item_id), e.strategy, score, Text(preview))
+        table.add_row(
+            str(e.batch), str(e.position), str(e.item_id), e.strategy, score, Text(preview)
+        )
     out_console.print(table)
 
 
 @cli.command("seed")
 @db_option()
-@click.option("--query", required=True, help="Words, a regular expression, or a sentence (--semantic).")
-@click.option("--fts", "mode", flag_value="fts", default=True, help="FTS5 keyword search: every word must match (default).")
-@click.option("--regex", "mode", flag_value="regex", help="Python regular expression, case-insensitive.")
-@click.option("--semantic", "mode", flag_value="semantic", help="Closest texts by embedding cosine.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Most items in the batch.")
-@click.option("--label", default=None, help="Label the batch asks about (default: the database's first).")
+@click.option(
+    "--query", required=True, help="Words, a regular expression, or a sentence (--semantic)."
+)
+@click.option(
+    "--fts",
+    "mode",
+    flag_value="fts",
+    default=True,
+    help="FTS5 keyword search: every word must match (default).",
+)
+@click.option(
+    "--regex", "mode", flag_value="regex", help="Python regular expression, case-insensitive."
+)
+@click.option(
+    "--semantic", "mode", flag_value="semantic", help="Closest texts by embedding cosine."
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=50,
+    show_default=True,
+    help="Most items in the batch.",
+)
+@click.option(
+    "--label", default=None, help="Label the batch asks about (default: the database's first)."
+)
 @encoder_options
 def seed_command(
-    db_path: str, query: str, mode: str, limit: int, label: str | None, models_dir: str | None, model: str, device: str
+    db_path: str,
+    query: str,
+    mode: str,
+    limit: int,
+    label: str | None,
+    models_dir: str | None,
+    model: str,
+    device: str,
 ) -> None:
     """Publish a batch of matches for QUERY: the cold-start channel for a rare label.
 
@@ -386,27 +373,22 @@ def seed_command(
         chosen_label = label or store.labels()[0]
         pool, encode_query = None, None
         if mode == "semantic":
-            from hnbooks.scoring.cli import prepare_pool
+            from hnbooks.scoring.prepare import prepare_pool
 
             prepared = prepare_pool(store, db_path, model, models_dir, device)
             pool, encode_query = prepared.pool, prepared.encode_query
-        entries = seed_entries(store, pool, query, mode, store.excluded_item_ids(), limit, encode_query)
+        entries = seed_entries(
+            store, pool, query, mode, store.excluded_item_ids(), limit, encode_query
+        )
         if not entries:
             fail(f"nothing new matches {query!r} ({mode}); try other words or --semantic")
-        batch_id = store.publish_batch(entries, source="seed", label=chosen_label, note=f"{mode}: {query}")
-    out_console.print(f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})", markup=False)
-
-
-def register_light_commands() -> None:
-    """Commands defined beside their code; their modules import nothing heavy until they run."""
-    from hnbooks.models.cli import models
-    from hnbooks.scoring.simulate_cli import simulate
-
-    cli.add_command(models)
-    cli.add_command(simulate)
-
-
-register_light_commands()
+        batch_id = store.publish_batch(
+            entries, source="seed", label=chosen_label, note=f"{mode}: {query}"
+        )
+    out_console.print(
+        f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})",
+        markup=False,
+    )
 
 
 def main() -> None:

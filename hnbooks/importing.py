@@ -23,10 +23,10 @@ from hnbooks.store.ingest import ItemConflict, write_incoming
 from hnbooks.store.ingest import remap_spans as remap_spans  # re-exported for parsers' users
 from hnbooks.store.ingest import stable_hash as stable_hash
 from hnbooks.store.ingest import text_key as text_key
-from hnbooks.store.records import ANSWER_VALUES, IncomingAnswer, IncomingItem, Span
+from hnbooks.store.records import ANSWER_VALUES, IncomingItem, NewAnswer, Span
 
 # Names the parsers have always used for what they yield.
-ParsedAnswer = IncomingAnswer
+ParsedAnswer = NewAnswer
 ParsedRecord = IncomingItem
 
 FORMATS = ("auto", "prodigy", "jsonl", "csv", "tsv", "parquet", "hn", "text")
@@ -112,7 +112,9 @@ def parse_json_line(path: Path, number: int, line: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise ImportFault(str(path), number, f"invalid JSON: {error.msg} (column {error.colno})") from None
+        raise ImportFault(
+            str(path), number, f"invalid JSON: {error.msg} (column {error.colno})"
+        ) from None
     except RecursionError:
         raise ImportFault(str(path), number, "JSON nested too deeply") from None
     if not isinstance(record, dict):
@@ -126,7 +128,9 @@ def require_text(path: Path, number: int, value: Any, field_name: str = "text") 
         raise ImportFault(str(path), number, f'"{field_name}" must be a string, got {got}')
     if len(value) > MAX_TEXT_CHARS:
         raise ImportFault(
-            str(path), number, f"text has {len(value):,} characters, over the {MAX_TEXT_CHARS:,} limit"
+            str(path),
+            number,
+            f"text has {len(value):,} characters, over the {MAX_TEXT_CHARS:,} limit",
         )
     if "\x00" in value:
         raise ImportFault(str(path), number, "text contains a NUL character")
@@ -138,7 +142,9 @@ def optional_int(path: Path, number: int, record: dict[str, Any], key: str) -> i
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ImportFault(str(path), number, f'"{key}" must be an integer, got {type(value).__name__}')
+        raise ImportFault(
+            str(path), number, f'"{key}" must be an integer, got {type(value).__name__}'
+        )
     if not -(2**63) <= value < 2**63:
         raise ImportFault(str(path), number, f'"{key}" does not fit in 64 bits')
     return value
@@ -222,7 +228,7 @@ def parse_prodigy(
                     answer=answer,
                     label=label,
                     view_id=view_id if isinstance(view_id, str) else None,
-                    spans=parse_spans(path, number, record.get("spans"), text),
+                    spans=tuple(parse_spans(path, number, record.get("spans"), text)),
                     task_hash=optional_int(path, number, record, "_task_hash"),
                     created_at=timestamp,
                     strategy=str(served.get("strategy") or "import"),
@@ -240,7 +246,9 @@ def parse_prodigy(
         )
 
 
-def parse_plain_jsonl(path: Path, text_field: str, progress: Progress | None) -> Iterator[ParsedRecord | Skipped]:
+def parse_plain_jsonl(
+    path: Path, text_field: str, progress: Progress | None
+) -> Iterator[ParsedRecord | Skipped]:
     for number, line in read_lines(path, progress):
         record = parse_json_line(path, number, line)
         text = require_text(path, number, record.get(text_field), text_field)
@@ -295,7 +303,9 @@ def hn_record(path: Path, number: int, raw: dict[str, Any]) -> ParsedRecord | Sk
     ):
         value = raw.get(source_key)
         if value not in (None, "") and meta_key not in meta:
-            meta[meta_key] = to_int_or_str(value) if meta_key in ("parent", "story_id", "time") else value
+            meta[meta_key] = (
+                to_int_or_str(value) if meta_key in ("parent", "story_id", "time") else value
+            )
     if title:
         meta["title"] = title
     return ParsedRecord(line=number, text=text, meta=meta, external_id=f"hn:{meta['id']}")
@@ -330,7 +340,9 @@ def parse_hn_jsonl(path: Path, progress: Progress | None) -> Iterator[ParsedReco
         yield hn_record(path, number, record)
 
 
-def read_table_rows(path: Path, delimiter: str, progress: Progress | None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_table_rows(
+    path: Path, delimiter: str, progress: Progress | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -353,7 +365,9 @@ def read_table_rows(path: Path, delimiter: str, progress: Progress | None) -> It
         raise ImportFault(str(path), reader.line_num, f"malformed CSV: {error}") from None
 
 
-def read_parquet_rows(path: Path, progress: Progress | None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_parquet_rows(
+    path: Path, progress: Progress | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     import pyarrow.parquet as pq  # imported here: only Parquet imports pay for pyarrow
 
     try:
@@ -479,7 +493,9 @@ def import_file(
     resolved = detect_format(path) if fmt == "auto" else fmt
     if resolved == "hn" and path.suffix.lower() in (".csv", ".tsv", ".parquet"):
         table_fmt = "parquet" if path.suffix.lower() == ".parquet" else path.suffix.lower()[1:]
-        records: Iterator[ParsedRecord | Skipped] = parse_table(path, table_fmt, text_field, True, progress)
+        records: Iterator[ParsedRecord | Skipped] = parse_table(
+            path, table_fmt, text_field, True, progress
+        )
     elif resolved == "hn":
         records = parse_hn_jsonl(path, progress)
     elif resolved == "prodigy":
@@ -505,7 +521,9 @@ def import_file(
                     raise ImportFault(str(path), record.line, str(conflict)) from None
                 except (UnicodeEncodeError, OverflowError) as error:
                     # A value SQLite cannot store: a lone surrogate, an integer beyond 64 bits.
-                    raise ImportFault(str(path), record.line, f"cannot store this record ({error})") from None
+                    raise ImportFault(
+                        str(path), record.line, f"cannot store this record ({error})"
+                    ) from None
                 summary.new_items += outcome.new_item
                 summary.merged += not outcome.new_item
                 summary.answers += outcome.answers_added

@@ -273,7 +273,7 @@ def title_case_candidates(text: str, words: list[tuple[int, int]]) -> list[Candi
 
 
 def by_author_candidates(text: str, words: list[tuple[int, int]]) -> list[Candidate]:
-    """"<Title> by <Name>": the capitalised run just before "by" (one word is enough here)."""
+    """ "<Title> by <Name>": the capitalised run just before "by" (one word is enough here)."""
     found = []
     for index in range(1, len(words) - 1):
         by_start, by_end = words[index]

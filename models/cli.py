@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS, ModelMissing, model_dir, read_manifest
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from hnbooks.models.registry import DEFAULT_MODEL, MODELS, ModelMissing, model_dir, read_manifest
 
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

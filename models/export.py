@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from hnbooks.models.registry import (
     DEFAULT_MODEL,
     FP32_FILE,

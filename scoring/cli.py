@@ -9,111 +9,47 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
-from hnbooks.models.registry import MODELS
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
-from hnbooks.cli import db_option, encoder_options, fail, fmt_interval, open_store
-from hnbooks.store.db import Store
-
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@dataclass
-class PreparedPool:
-    pool: Any
-    encode_query: Callable[[str], Any]
-    device: str
-    embed_report: dict[str, Any]
+from hnbooks.console import (
+    CONTEXT_SETTINGS,
+    db_option,
+    encoder_options,
+    fail,
+    fmt_interval,
+    open_store,
+)
+from hnbooks.console import err_console as console
 
 
-def prepare_pool(store: Store, db_path: str, model: str, models_dir: str | None, device: str) -> PreparedPool:
-    """Make sure the model exists, embed what is not cached yet, and return the pool's vectors."""
-    from hnbooks.models.export import ModelMissing, ensure_model
-    from hnbooks.models.registry import default_models_dir
-    from hnbooks.scoring.cache import EmbeddingCache
-    from hnbooks.scoring.embed import embed_missing
-    from hnbooks.scoring.encoder import Encoder
-    from hnbooks.scoring.pool import CachedPool
-
-    root = Path(models_dir) if models_dir else default_models_dir()
-    try:
-        with console.status(f"preparing {model} (first use exports it to ONNX, about a minute)…"):
-            model_dir = ensure_model(model, root)
-    except ModelMissing as error:
-        fail(str(error))
-    try:
-        encoder = Encoder(model_dir, device=device)
-        provider = encoder.provider
-    except (RuntimeError, ValueError) as error:
-        fail(str(error))
-    console.print(Text.assemble(("encoder ", "bold"), f"{model} on {provider}"))
-    cache = EmbeddingCache.open(db_path, encoder.model_hash, MODELS[model].dimension)
-    if cache.reset_reason:
-        console.print(f"embedding cache rebuilt: {cache.reset_reason}", style="yellow")
-    with Progress(
-        TextColumn("embedding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("embed", total=None, rate="")
-        started = time.perf_counter()
-
-        def advance(done: int, total: int) -> None:
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.0f} texts/s")
-
-        report = embed_missing(store, encoder, cache, progress=advance)
-    if report.embedded:
-        console.print(
-            f"embedded {report.embedded:,} new texts in {report.seconds:.1f} s "
-            f"({report.texts_per_s:.0f} texts/s, padding waste {report.pad_waste:.1%}); "
-            f"{report.already_cached:,} already cached"
-        )
-    else:
-        console.print(f"embedded nothing new: all {report.already_cached:,} texts already cached")
-
-    def encode_query(query: str) -> Any:
-        return encoder.encode([query])[0]
-
-    return PreparedPool(
-        pool=CachedPool(cache, store),
-        encode_query=encode_query,
-        device=provider,
-        embed_report={
-            "embedded": report.embedded,
-            "already_cached": report.already_cached,
-            "texts_per_s": round(report.texts_per_s, 1) if report.embedded else None,
-            "pad_waste": round(report.pad_waste, 4) if report.embedded else None,
-        },
-    )
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT_SETTINGS)
 @db_option()
 @encoder_options
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=50, show_default=True, help="Items in the published batch.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="Items in the published batch.",
+)
 @click.option(
     "--mix",
     default="top=0.7,uncertain=0.1,novel=0.1,random=0.1",
     show_default=True,
     help="Shares of the batch per strategy: top score, uncertain, novel (far from all answered), random.",
 )
-@click.option("--label", default=None, help="Label to score for (default: the database's first label).")
-@click.option("--seed-query", default=None, help="Cold start: what to look for while no positive exists.")
-@click.option("--random-seed", type=int, default=None, help="Fix the random choices (reproducible batches).")
+@click.option(
+    "--label", default=None, help="Label to score for (default: the database's first label)."
+)
+@click.option(
+    "--seed-query", default=None, help="Cold start: what to look for while no positive exists."
+)
+@click.option(
+    "--random-seed", type=int, default=None, help="Fix the random choices (reproducible batches)."
+)
 def main(
     db_path: str,
     models_dir: str | None,
@@ -143,6 +79,7 @@ def main(
       hnbooks-score --seed-query "a novel I recommend" --device cpu
     """
     from hnbooks.scoring.job import RoundConfig, run_round
+    from hnbooks.scoring.prepare import prepare_pool
     from hnbooks.scoring.select import parse_mix
 
     try:
@@ -152,7 +89,9 @@ def main(
     started_at = time.time()
     with open_store(db_path) as store:
         if store.item_count() == 0:
-            fail(f"{db_path} holds no texts yet; import some with `hnbooks import FILE --db {db_path}`")
+            fail(
+                f"{db_path} holds no texts yet; import some with `hnbooks import FILE --db {db_path}`"
+            )
         labels = store.labels()
         chosen_label = label or labels[0]
         if chosen_label not in labels:
@@ -161,7 +100,9 @@ def main(
             prepared = prepare_pool(store, db_path, model, models_dir, device)
         except OSError as error:
             # The embedding cache lives beside the database: a full disk or a read-only folder.
-            fail(f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})")
+            fail(
+                f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})"
+            )
         config = RoundConfig(
             label=chosen_label,
             batch_size=batch_size,
@@ -191,12 +132,16 @@ def print_round(report: dict[str, Any], batch_id: int | None, size: int) -> None
             markup=False,
         )
     if batch_id is None:
-        console.print(f"no batch published: {report.get('note', 'nothing to choose')}", markup=False)
+        console.print(
+            f"no batch published: {report.get('note', 'nothing to choose')}", markup=False
+        )
         return
     table = Table(title=f"published batch {batch_id}: {size} items", show_header=False)
     picked = report.get("picked_per_strategy") or {"seed": size}
     table.add_row("picked", ", ".join(f"{k} {v}" for k, v in picked.items()))
-    table.add_row("answers so far", f"{report.get('answers', 0):,} ({report.get('positives', 0):,} positive)")
+    table.add_row(
+        "answers so far", f"{report.get('answers', 0):,} ({report.get('positives', 0):,} positive)"
+    )
     if report.get("positives_per_strategy"):
         found = report["positives_per_strategy"]
         answered = report.get("answers_per_strategy") or {}

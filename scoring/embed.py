@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
 from hnbooks.scoring.cache import EmbeddingCache
 
 EmbedProgress = Callable[[int, int], None]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
 from hnbooks.models.registry import MANIFEST_NAME, ModelMissing, ModelSpec, read_manifest
 
 if TYPE_CHECKING:

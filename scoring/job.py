@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
 from hnbooks.scoring.estimate import Estimate, prevalence_estimate, recall_estimate
 from hnbooks.scoring.head import Head, HeadConfig, train_head
 from hnbooks.scoring.pool import PoolVectors, top_by_cosine
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
-from numpy.typing import NDArray
-
 from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry
 
@@ -50,7 +50,9 @@ class RoundConfig:
     def cold_start_query(self) -> str:
         if self.seed_query:
             return self.seed_query
-        return DEFAULT_SEED_QUERIES.get(self.label, FALLBACK_SEED_QUERY.format(label=self.label.lower()))
+        return DEFAULT_SEED_QUERIES.get(
+            self.label, FALLBACK_SEED_QUERY.format(label=self.label.lower())
+        )
 
 
 @dataclass
@@ -124,8 +126,14 @@ def train_round_head(
     (no prior without random answers)."""
     positives = int(labels.sum())
     true_negatives = int((~labels).sum())
-    pseudo_count = max(0, min(config.head.pseudo_negatives - true_negatives, eligible_ids.size // 2))
-    pseudo_ids = np.sort(rng.choice(eligible_ids, pseudo_count, replace=False)) if pseudo_count else eligible_ids[:0]
+    pseudo_count = max(
+        0, min(config.head.pseudo_negatives - true_negatives, eligible_ids.size // 2)
+    )
+    pseudo_ids = (
+        np.sort(rng.choice(eligible_ids, pseudo_count, replace=False))
+        if pseudo_count
+        else eligible_ids[:0]
+    )
     prevalence = prevalence_estimate(
         random_positive,
         random_probability,
@@ -207,7 +215,9 @@ def train_and_select(
     return TrainedSelection(head, scores, picks, prevalence, seconds)
 
 
-def blocked_ids_except_positives(blocked_ids: NDArray[np.int64], positive_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+def blocked_ids_except_positives(
+    blocked_ids: NDArray[np.int64], positive_ids: NDArray[np.int64]
+) -> NDArray[np.int64]:
     """The rows whose near-duplicates selection refuses when `near_duplicates_of_positives` is on:
     answered or queued, less the positives.
 
@@ -260,7 +270,9 @@ def run_round(
     # Boolean masks over ids, not set operations on the pool: memory stays ~1 byte per item.
     in_pool = np.zeros(int(pool_ids.max()) + 1, dtype=bool)
     in_pool[pool_ids] = True
-    labelled_ids = np.array([i for i in sorted(verdicts) if i < in_pool.size and in_pool[i]], dtype=np.int64)
+    labelled_ids = np.array(
+        [i for i in sorted(verdicts) if i < in_pool.size and in_pool[i]], dtype=np.int64
+    )
     labels = np.array([verdicts[int(i)] for i in labelled_ids], dtype=bool)
     for item_id in excluded:
         if item_id < in_pool.size:
@@ -273,7 +285,9 @@ def run_round(
         return RoundResult("empty", None, [], report)
 
     random_answers = store.random_answers_with_probability(config.label)
-    random_positive = np.array([verdicts.get(item_id, False) for item_id, _, _ in random_answers], dtype=bool)
+    random_positive = np.array(
+        [verdicts.get(item_id, False) for item_id, _, _ in random_answers], dtype=bool
+    )
     random_probability = np.array([p for _, _, p in random_answers], dtype=np.float64)
     largest_pool_id = int(pool_ids.max())
     blocked = np.fromiter((i for i in excluded if i <= largest_pool_id), dtype=np.int64)
@@ -290,15 +304,21 @@ def run_round(
     )
     head, scores, picks = trained.head, trained.scores, trained.picks
     timings.update(trained.seconds)
-    timings["train"] = time.perf_counter() - clock - trained.seconds["score"] - trained.seconds["select"]
+    timings["train"] = (
+        time.perf_counter() - clock - trained.seconds["score"] - trained.seconds["select"]
+    )
 
     recall = recall_estimate(
         random_positive,
         random_probability,
-        scores[np.array([i for i, _, _ in random_answers], dtype=np.int64)] if random_answers else np.array([]),
+        scores[np.array([i for i, _, _ in random_answers], dtype=np.int64)]
+        if random_answers
+        else np.array([]),
         config.threshold,
     )
-    entries = [BatchEntry(p.row, p.strategy, p.score, p.rank, p.inclusion_probability) for p in picks]
+    entries = [
+        BatchEntry(p.row, p.strategy, p.score, p.rank, p.inclusion_probability) for p in picks
+    ]
     report.update(
         mode="model",
         pseudo_negatives=head.training["pseudo_negatives"],
@@ -312,9 +332,17 @@ def run_round(
     # Shuffled so the annotator cannot tell the strategy from the position.
     order = rng.permutation(len(entries))
     entries = [entries[i] for i in order]
-    batch_id = store.publish_batch(
-        entries, source="score", label=config.label, round_report=report, round_started_at=started_at
-    ) if entries else None
+    batch_id = (
+        store.publish_batch(
+            entries,
+            source="score",
+            label=config.label,
+            round_report=report,
+            round_started_at=started_at,
+        )
+        if entries
+        else None
+    )
     return RoundResult("model", batch_id, entries, report, head)
 
 
@@ -329,14 +357,27 @@ def seed_round(
 ) -> RoundResult:
     """No positive yet: a model can't find one at 1/5,000, so the batch comes from the seed channel."""
     query = config.cold_start_query()
-    entries = seed_entries(store, pool, query, "semantic" if encode_query else "fts", excluded, config.batch_size, encode_query)
+    entries = seed_entries(
+        store,
+        pool,
+        query,
+        "semantic" if encode_query else "fts",
+        excluded,
+        config.batch_size,
+        encode_query,
+    )
     report.update(mode="seed", seed_query=query, note="no positive answer yet: seed channel only")
     if not entries:
         report["note"] += "; nothing matched"
         store.record_round(report, config.label)
         return RoundResult("seed", None, [], report)
     batch_id = store.publish_batch(
-        entries, source="seed", label=config.label, note=query, round_report=report, round_started_at=started_at
+        entries,
+        source="seed",
+        label=config.label,
+        note=query,
+        round_report=report,
+        round_started_at=started_at,
     )
     return RoundResult("seed", batch_id, entries, report)
 
@@ -355,7 +396,10 @@ def seed_entries(
         if pool is None or encode_query is None:
             raise ValueError("semantic seeding needs the encoder and the embedded pool")
         matches = top_by_cosine(pool, encode_query(query), excluded, limit)
-        return [BatchEntry(item_id, "seed", score, rank) for rank, (item_id, score) in enumerate(matches)]
+        return [
+            BatchEntry(item_id, "seed", score, rank)
+            for rank, (item_id, score) in enumerate(matches)
+        ]
     hits = store.search(query, mode=mode, limit=limit + len(excluded))
     entries = []
     for hit in hits:

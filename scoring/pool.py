@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from hnbooks.scoring.cache import npy_header
 from numpy.typing import NDArray
+
+from hnbooks.scoring.cache import npy_header
 
 if TYPE_CHECKING:
     from hnbooks.scoring.cache import EmbeddingCache
@@ -50,18 +51,25 @@ class ArrayPool:
         self._ids = np.asarray(item_ids, dtype=np.int64)[order]
         self._vectors = np.asarray(vectors)[order]
         self.dim = int(self._vectors.shape[1])
-        self._row_of = np.full(int(self._ids.max()) + 1 if len(self._ids) else 1, -1, dtype=np.int64)
+        self._row_of = np.full(
+            int(self._ids.max()) + 1 if len(self._ids) else 1, -1, dtype=np.int64
+        )
         self._row_of[self._ids] = np.arange(len(self._ids))
 
     def item_ids(self) -> IdArray:
         return self._ids
 
     def rows(self, item_ids: NDArray[np.integer]) -> Matrix:
-        return np.asarray(self._vectors[self._row_of[np.asarray(item_ids, dtype=np.int64)]], dtype=np.float32)
+        return np.asarray(
+            self._vectors[self._row_of[np.asarray(item_ids, dtype=np.int64)]], dtype=np.float32
+        )
 
     def chunks(self, rows: int = SCORE_CHUNK_ROWS) -> Iterator[tuple[IdArray, Matrix]]:
         for start in range(0, len(self._ids), rows):
-            yield self._ids[start : start + rows], np.asarray(self._vectors[start : start + rows], dtype=np.float32)
+            yield (
+                self._ids[start : start + rows],
+                np.asarray(self._vectors[start : start + rows], dtype=np.float32),
+            )
 
 
 def top_by_cosine(
@@ -116,7 +124,9 @@ class CachedPool:
         ids = np.asarray(item_ids, dtype=np.int64).ravel()
         missing = self.cache.missing_ids(ids)
         if missing.size:
-            raise KeyError(f"{missing.size} item(s) have no cached vector (e.g. {missing[:5].tolist()})")
+            raise KeyError(
+                f"{missing.size} item(s) have no cached vector (e.g. {missing[:5].tolist()})"
+            )
         _, dtype, offset = npy_header(self.cache.vectors_path)
         row_bytes = self.dim * dtype.itemsize
         out = np.empty((ids.size, self.dim), dtype=dtype)
@@ -124,7 +134,11 @@ class CachedPool:
         descriptor = os.open(self.cache.vectors_path, os.O_RDONLY)
         try:
             for n, item_id in enumerate(ids.tolist()):
-                os.preadv(descriptor, [view[n * row_bytes : (n + 1) * row_bytes]], offset + item_id * row_bytes)
+                os.preadv(
+                    descriptor,
+                    [view[n * row_bytes : (n + 1) * row_bytes]],
+                    offset + item_id * row_bytes,
+                )
         finally:
             os.close(descriptor)
         return out.astype(np.float32)

@@ -38,7 +38,9 @@ class Mix:
         exact = {name: batch_size * share / total for name, share in shares.items()}
         counts = {name: math.floor(value) for name, value in exact.items()}
         leftover = batch_size - sum(counts.values())
-        for name in sorted(exact, key=lambda n: (exact[n] - counts[n], shares[n]), reverse=True)[:leftover]:
+        for name in sorted(exact, key=lambda n: (exact[n] - counts[n], shares[n]), reverse=True)[
+            :leftover
+        ]:
             counts[name] += 1
         return counts
 
@@ -158,7 +160,9 @@ def select_batch(
     def score_at(position: int) -> float:
         return float(scores[ranking[position]])
 
-    def take(row: int, strategy: str, probability: float | None = None, capped: bool = True) -> bool:
+    def take(
+        row: int, strategy: str, probability: float | None = None, capped: bool = True
+    ) -> bool:
         if row in taken or not guard.admit(row, capped):
             return False
         taken.add(row)

@@ -11,7 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BOOKFINDER_DIR = Path(os.environ.get("HNBOOKS_BOOKFINDER", REPO_ROOT.parent / "shared" / "data" / "bookfinder"))
+BOOKFINDER_DIR = Path(
+    os.environ.get("HNBOOKS_BOOKFINDER", REPO_ROOT.parent / "shared" / "data" / "bookfinder")
+)
 DEMO_FILE = REPO_ROOT / "hnbooks" / "demo" / "hn_comments.jsonl"
 
 

@@ -12,21 +12,27 @@ from hnbooks.store.records import BatchEntry
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     return path
 
 
 def store_with_texts(db_path: Path, texts: list[str]) -> tuple[Store, list[int]]:
     """A store holding `texts` (in order); returns it and their item ids."""
     store = Store(db_path)
-    source = write_jsonl(db_path.parent / "texts.jsonl", [{"text": t, "meta": {"n": n}} for n, t in enumerate(texts)])
+    source = write_jsonl(
+        db_path.parent / "texts.jsonl", [{"text": t, "meta": {"n": n}} for n, t in enumerate(texts)]
+    )
     import_file(store, source, fmt="jsonl")
     ids = [item_id for item_id, _ in store.iter_item_texts()]
     return store, ids
 
 
 def publish(store: Store, item_ids: list[int], strategy: str = "top") -> int:
-    entries = [BatchEntry(item_id, strategy, 1.0 - n / 100, n) for n, item_id in enumerate(item_ids)]
+    entries = [
+        BatchEntry(item_id, strategy, 1.0 - n / 100, n) for n, item_id in enumerate(item_ids)
+    ]
     return store.publish_batch(entries, source="test")
 
 

@@ -14,7 +14,9 @@ MODEL_RUNTIME = ("onnxruntime", "tokenizers", "sklearn", "torch", "transformers"
 
 def modules_loaded_by(module: str) -> set[str]:
     code = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return {name.split(".")[0] for name in json.loads(result.stdout)}
 
 
@@ -28,7 +30,9 @@ def test_the_tui_app_module_is_what_loads_textual() -> None:
     assert "textual" in modules_loaded_by("hnbooks.tui.app")
 
 
-@pytest.mark.parametrize("module", ["hnbooks.store.db", "hnbooks.importing", "hnbooks.exporting", "hnbooks.cli"])
+@pytest.mark.parametrize(
+    "module", ["hnbooks.store.db", "hnbooks.importing", "hnbooks.exporting", "hnbooks.cli"]
+)
 def test_core_loads_neither_textual_nor_the_model_runtime(module: str) -> None:
     loaded = modules_loaded_by(module)
     assert not loaded & {"textual", *MODEL_RUNTIME}

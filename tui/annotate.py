@@ -13,6 +13,18 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import var
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from hnbooks.store.db import StoreError
 from hnbooks.tui.app import AnnotateApp, AnswerSaved, AnswerUndone, WriteFailed
 from hnbooks.tui.item_text import ItemText
 from hnbooks.tui.marking import SpanMarker
@@ -26,23 +38,20 @@ from hnbooks.tui.session import (
     UndoToWrite,
     shown_from_queue,
 )
-from rich.text import Text
-from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
-from textual.reactive import var
-from textual.screen import Screen
-from textual.widgets import Footer, Static
-from textual.worker import get_current_worker
-
-from hnbooks.store.db import StoreError
 
 LABEL_KEYS = "123456789"
 # Actions about the item on screen: hidden from the footer (and inert) while the queue is empty.
 ITEM_ACTIONS = frozenset(
-    ["answer", "mark", "candidate", "move", "extend", "delete_span", "clear_selection", "toggle_context"]
+    [
+        "answer",
+        "mark",
+        "candidate",
+        "move",
+        "extend",
+        "delete_span",
+        "clear_selection",
+        "toggle_context",
+    ]
 )
 
 
@@ -76,13 +85,21 @@ class AnnotateScreen(Screen[None]):
         Binding("backspace", "undo", "Undo", id="undo-backspace", show=False),
         Binding("enter", "mark", "Mark", id="mark", key_display="⏎"),
         Binding("tab", "candidate(1)", "Next candidate", id="next-candidate", show=False),
-        Binding("shift+tab", "candidate(-1)", "Previous candidate", id="previous-candidate", show=False),
+        Binding(
+            "shift+tab", "candidate(-1)", "Previous candidate", id="previous-candidate", show=False
+        ),
         Binding("left,h", "move(-1)", "Word left", id="word-left", show=False),
         Binding("right,l", "move(1)", "Word right", id="word-right", show=False),
-        Binding("shift+left,H", "extend(-1)", "Extend selection left", id="extend-left", show=False),
-        Binding("shift+right,L", "extend(1)", "Extend selection right", id="extend-right", show=False),
+        Binding(
+            "shift+left,H", "extend(-1)", "Extend selection left", id="extend-left", show=False
+        ),
+        Binding(
+            "shift+right,L", "extend(1)", "Extend selection right", id="extend-right", show=False
+        ),
         Binding("d", "delete_span", "Delete span under cursor", id="delete-span", show=False),
-        Binding("escape", "clear_selection", "Clear the selection", id="clear-selection", show=False),
+        Binding(
+            "escape", "clear_selection", "Clear the selection", id="clear-selection", show=False
+        ),
         *[
             Binding(key, f"choose_label({n})", f"Label {key}", id=f"label-{key}", show=False)
             for n, key in enumerate(LABEL_KEYS)
@@ -216,7 +233,13 @@ class AnnotateScreen(Screen[None]):
         self.fetch_in_flight = False
         self.queue_exhausted = True
         self.seen_data_version = None  # the next poll reads the queue again
-        self.notify(event.error, title="could not read the queue", severity="error", timeout=10, markup=False)
+        self.notify(
+            event.error,
+            title="could not read the queue",
+            severity="error",
+            timeout=10,
+            markup=False,
+        )
 
     def poll_for_items(self) -> None:
         """Every poll interval while the queue is empty: read it again if the database changed."""
@@ -330,7 +353,9 @@ class AnnotateScreen(Screen[None]):
             label_style(app.labels, self.current_label),
         )
         if len(app.labels) > 1:
-            progress.append(f" ({app.labels.index(self.current_label) + 1}-{len(app.labels)})", "dim")
+            progress.append(
+                f" ({app.labels.index(self.current_label) + 1}-{len(app.labels)})", "dim"
+            )
         saving = len(self.pending_answers)
         if saving:
             progress.append(f" · saving {saving}", "dim")
@@ -451,7 +476,11 @@ class AnnotateScreen(Screen[None]):
     @on(AnswerSaved)
     def answer_committed(self, event: AnswerSaved) -> None:
         answered = self.pending_answers.pop(event.request.client_key, None)
-        if answered is not None and self.shown is not None and self.shown.instance == answered.instance:
+        if (
+            answered is not None
+            and self.shown is not None
+            and self.shown.instance == answered.instance
+        ):
             self.show(self.upcoming.popleft() if self.upcoming else None)
             # Fetching ahead starts a thread: after the paint, so the next item is not kept waiting.
             self.call_after_refresh(self.request_items)
@@ -484,7 +513,11 @@ class AnnotateScreen(Screen[None]):
         if self.shown is not None and self.shown.item_id != undone.item_id:
             self.upcoming.appendleft(self.shown)
         self.show(undone)
-        self.notify(f"undid {event.answer.answer} of {one_line(undone.source_id, 30)}", timeout=2, markup=False)
+        self.notify(
+            f"undid {event.answer.answer} of {one_line(undone.source_id, 30)}",
+            timeout=2,
+            markup=False,
+        )
         self.write_finished()
 
     # -- span marking -----------------------------------------------------------------------------
@@ -542,7 +575,9 @@ class AnnotateScreen(Screen[None]):
 
     def action_page(self, pages: int) -> None:
         scroller = self.query_one("#text-scroll", VerticalScroll)
-        scroller.scroll_relative(y=pages * max(1, scroller.scrollable_content_region.height - 1), animate=False)
+        scroller.scroll_relative(
+            y=pages * max(1, scroller.scrollable_content_region.height - 1), animate=False
+        )
 
     # -- other screens ----------------------------------------------------------------------------
 

@@ -16,14 +16,6 @@ from pathlib import Path
 from queue import SimpleQueue
 from threading import Lock, Thread
 
-from hnbooks.tui.session import (
-    QUEUE_KEY_PREFIX,
-    AnswerToWrite,
-    SessionTally,
-    ShownItem,
-    WriteRequest,
-    shown_from_answer,
-)
 from textual import on
 from textual.app import App
 from textual.binding import Binding
@@ -33,6 +25,14 @@ from textual.screen import Screen
 
 from hnbooks.store.db import Store, StoreError
 from hnbooks.store.records import Answer
+from hnbooks.tui.session import (
+    QUEUE_KEY_PREFIX,
+    AnswerToWrite,
+    SessionTally,
+    ShownItem,
+    WriteRequest,
+    shown_from_answer,
+)
 
 
 # Textual sets bookkeeping attributes on every message, so messages are plain dataclasses; what they
@@ -117,7 +117,9 @@ class AnnotateApp(App[None]):
 
     def submit_write(self, request: WriteRequest) -> None:
         """Queue a write; it is made after every write queued before it, off the UI thread."""
-        if isinstance(request, AnswerToWrite) and not request.client_key.startswith(QUEUE_KEY_PREFIX):
+        if isinstance(request, AnswerToWrite) and not request.client_key.startswith(
+            QUEUE_KEY_PREFIX
+        ):
             self._items_answered_elsewhere.add(request.item_id)
         with self._unfinished_lock:
             self._unfinished_writes += 1
@@ -169,14 +171,18 @@ class AnnotateApp(App[None]):
                 shown = None
                 if undone is not None:
                     try:
-                        shown = shown_from_answer(self.store, undone, self.annotator, self.labels[0])
+                        shown = shown_from_answer(
+                            self.store, undone, self.annotator, self.labels[0]
+                        )
                     except StoreError:
                         pass  # the undo is committed; the screen says the item could not be shown
                 self.post_message(AnswerUndone(undone, shown))
                 if request.reply_to is not None:
                     request.reply_to.post_message(AnswerUndone(undone, shown))
         except Exception as error:  # noqa: BLE001 - any failure must reach the user, not kill the writer
-            message = str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+            message = (
+                str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+            )
             self.post_message(WriteFailed(request, message))
             if request.reply_to is not None:
                 request.reply_to.post_message(WriteFailed(request, message))
@@ -192,7 +198,13 @@ class AnnotateApp(App[None]):
 
     @on(WriteFailed)
     def report_failed_write(self, event: WriteFailed) -> None:
-        self.notify(f"not saved: {event.error}", title="write failed", severity="error", timeout=10, markup=False)
+        self.notify(
+            f"not saved: {event.error}",
+            title="write failed",
+            severity="error",
+            timeout=10,
+            markup=False,
+        )
 
     async def wait_for_writes(self) -> None:
         """Return once every queued write is made (or has failed and been reported)."""

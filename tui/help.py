@@ -66,7 +66,9 @@ class HelpScreen(ModalScreen[None]):
         help_text = Text()
         help_text.append("hnbooks — keys", "bold")
         help_text.append("   (esc or ? closes)\n\n", "dim")
-        help_text.append_text(bindings_table("Annotate", [*AnnotateScreen.BINDINGS, *AnnotateApp.BINDINGS]))
+        help_text.append_text(
+            bindings_table("Annotate", [*AnnotateScreen.BINDINGS, *AnnotateApp.BINDINGS])
+        )
         help_text.append(
             "  Candidates are underlined; marked spans are filled in their label's colour.\n"
             "  Accepting stores the marked spans with the answer.\n\n",

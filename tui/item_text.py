@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from hnbooks.tui.render import wrapped_row_count
 from rich.text import Text
 from textual.widgets import Static
+
+from hnbooks.tui.render import wrapped_row_count
 
 
 class ItemText(Static):

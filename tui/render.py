@@ -92,16 +92,16 @@ def item_text(
     return text
 
 
-def highlighted(display_text: str, ranges: Iterable[tuple[int, int]], style: str = MATCH_STYLE) -> Text:
+def highlighted(
+    display_text: str, ranges: Iterable[tuple[int, int]], style: str = MATCH_STYLE
+) -> Text:
     text = Text(display_text, overflow="fold")
     for start, end in ranges:
         text.stylize(style, start, end)
     return text
 
 
-def snippet_with_matches(
-    text: str, ranges: Sequence[tuple[int, int]], width: int = 200
-) -> Text:
+def snippet_with_matches(text: str, ranges: Sequence[tuple[int, int]], width: int = 200) -> Text:
     """A one-line window of `text` around its first match, matches highlighted."""
     first = ranges[0][0] if ranges else 0
     start = max(0, first - width // 3)
@@ -113,7 +113,9 @@ def snippet_with_matches(
     for match_start, match_end in ranges:
         if match_end > start and match_start < end:
             snippet.stylize(
-                MATCH_STYLE, offset + max(match_start, start) - start, offset + min(match_end, end) - start
+                MATCH_STYLE,
+                offset + max(match_start, start) - start,
+                offset + min(match_end, end) - start,
             )
     if end < len(text):
         snippet.append("…")

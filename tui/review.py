@@ -8,9 +8,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 
-from hnbooks.tui.app import AnnotateApp, AnswerSaved
-from hnbooks.tui.render import item_text, one_line, printable
-from hnbooks.tui.session import AnswerToWrite
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,6 +21,9 @@ from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import AnswerWithItem
+from hnbooks.tui.app import AnnotateApp, AnswerSaved
+from hnbooks.tui.render import item_text, one_line, printable
+from hnbooks.tui.session import AnswerToWrite
 
 PAGE_SIZE = 50
 ANSWER_FILTERS: tuple[str | None, ...] = (None, "accept", "reject", "ignore")
@@ -54,7 +54,9 @@ class PageFailed(Message, bubble=False):
 
 
 def next_in(options: tuple[str | None, ...], current: str | None) -> str | None:
-    return options[(options.index(current) + 1) % len(options)] if current in options else options[0]
+    return (
+        options[(options.index(current) + 1) % len(options)] if current in options else options[0]
+    )
 
 
 class ReviewScreen(Screen[None]):
@@ -69,9 +71,25 @@ class ReviewScreen(Screen[None]):
         Binding("f", "cycle_answer", "Answer filter", id="review-answer-filter"),
         Binding("w", "toggle_annotator", "Mine/all", id="review-annotator-filter"),
         Binding("t", "cycle_strategy", "Strategy filter", id="review-strategy-filter", show=False),
-        Binding("g", "cycle_disagreement", "Disagreement filter", id="review-disagreement", show=False),
-        Binding("right_square_bracket", "page(1)", "Next page", id="review-next", key_display="]", show=False),
-        Binding("left_square_bracket", "page(-1)", "Previous page", id="review-previous", key_display="[", show=False),
+        Binding(
+            "g", "cycle_disagreement", "Disagreement filter", id="review-disagreement", show=False
+        ),
+        Binding(
+            "right_square_bracket",
+            "page(1)",
+            "Next page",
+            id="review-next",
+            key_display="]",
+            show=False,
+        ),
+        Binding(
+            "left_square_bracket",
+            "page(-1)",
+            "Previous page",
+            id="review-previous",
+            key_display="[",
+            show=False,
+        ),
     ]
 
     filters: var[ReviewFilters] = var(ReviewFilters())
@@ -160,7 +178,10 @@ class ReviewScreen(Screen[None]):
             table.add_row(
                 str(answer.id),
                 Text(one_line(answer.annotator, 10)),
-                Text(answer.answer, style={"accept": "bold green", "reject": "bold red"}.get(answer.answer, "dim")),
+                Text(
+                    answer.answer,
+                    style={"accept": "bold green", "reject": "bold red"}.get(answer.answer, "dim"),
+                ),
                 Text(one_line(answer.strategy or "", 10)),
                 "" if answer.score is None else f"{answer.score:.2f}",
                 str(len(answer.spans)) if answer.spans else "",
@@ -194,7 +215,9 @@ class ReviewScreen(Screen[None]):
             text_widget.update(Text("no answers match these filters", style="dim"))
             return
         text_widget.update(
-            item_text(printable(row.item.text), spans=row.answer.spans, labels=self.annotate_app.labels)
+            item_text(
+                printable(row.item.text), spans=row.answer.spans, labels=self.annotate_app.labels
+            )
         )
 
     def action_change(self, answer: str) -> None:
@@ -226,14 +249,18 @@ class ReviewScreen(Screen[None]):
         self.load_page(self.filters)
 
     def action_cycle_answer(self) -> None:
-        self.filters = replace(self.filters, answer=next_in(ANSWER_FILTERS, self.filters.answer), page=0)
+        self.filters = replace(
+            self.filters, answer=next_in(ANSWER_FILTERS, self.filters.answer), page=0
+        )
 
     def action_toggle_annotator(self) -> None:
         mine = None if self.filters.annotator else self.annotate_app.annotator
         self.filters = replace(self.filters, annotator=mine, page=0)
 
     def action_cycle_strategy(self) -> None:
-        self.filters = replace(self.filters, strategy=next_in(self.strategies, self.filters.strategy), page=0)
+        self.filters = replace(
+            self.filters, strategy=next_in(self.strategies, self.filters.strategy), page=0
+        )
 
     def action_cycle_disagreement(self) -> None:
         disagreement = next_in(DISAGREEMENT_FILTERS, self.filters.disagreement)

@@ -9,9 +9,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from hnbooks.tui.app import AnnotateApp, AnswerSaved, WriteFailed
-from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
-from hnbooks.tui.session import AnswerToWrite
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -26,9 +23,16 @@ from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import SearchHit
+from hnbooks.tui.app import AnnotateApp, AnswerSaved, WriteFailed
+from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
+from hnbooks.tui.session import AnswerToWrite
 
 SEARCH_LIMIT = 100
-ANSWER_MARKS = {"accept": ("✓ ", "bold green"), "reject": ("✗ ", "bold red"), "ignore": ("· ", "dim")}
+ANSWER_MARKS = {
+    "accept": ("✓ ", "bold green"),
+    "reject": ("✗ ", "bold red"),
+    "ignore": ("· ", "dim"),
+}
 
 
 @dataclass
@@ -193,7 +197,10 @@ class SearchScreen(Screen[None]):
     @on(WriteFailed)
     def answer_failed(self, event: WriteFailed) -> None:
         request = event.request
-        if isinstance(request, AnswerToWrite) and self.answers.get(request.item_id) == request.answer:
+        if (
+            isinstance(request, AnswerToWrite)
+            and self.answers.get(request.item_id) == request.answer
+        ):
             del self.answers[request.item_id]
             for index, hit in enumerate(self.hits):
                 if hit.item.id == request.item_id:

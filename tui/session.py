@@ -9,11 +9,10 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hnbooks.tui.render import printable
-
 from hnbooks.store.db import Store
 from hnbooks.store.records import Answer, Item, QueuedItem, Span
 from hnbooks.suggest import Candidate, suggest_candidates, word_spans
+from hnbooks.tui.render import printable
 
 # Items fetched ahead of the one shown, so an answer never waits for the store.
 PREFETCH_COUNT = 4
@@ -103,7 +102,9 @@ def shown_from_queue(store: Store, queued: QueuedItem) -> ShownItem:
     )
 
 
-def shown_from_answer(store: Store, answer: Answer, annotator: str, default_label: str) -> ShownItem:
+def shown_from_answer(
+    store: Store, answer: Answer, annotator: str, default_label: str
+) -> ShownItem:
     """The item of an undone answer, shown again as it was served (batch, strategy, spans)."""
     if answer.batch_id is not None:
         queued = store.queued_item(annotator, answer.batch_id, answer.item_id)

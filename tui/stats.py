@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hnbooks.tui.app import AnnotateApp
-from hnbooks.tui.render import one_line
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,6 +23,8 @@ from textual_plotext import PlotextPlot
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import Round
+from hnbooks.tui.app import AnnotateApp
+from hnbooks.tui.render import one_line
 
 ESTIMATE_KEYS = ("estimate", "value", "point", "mean")
 INTERVAL_KEYS = (("low", "high"), ("lo", "hi"), ("lower", "upper"))
@@ -89,7 +89,11 @@ def compact(number: float) -> str:
     """2500 → '2.5k', 1200000 → '1.2M', 12 → '12'."""
     for size, suffix in ((1e6, "M"), (1e3, "k")):
         if number >= size:
-            return f"{number / size:.2g}{suffix}" if number < 10 * size else f"{number / size:.0f}{suffix}"
+            return (
+                f"{number / size:.2g}{suffix}"
+                if number < 10 * size
+                else f"{number / size:.0f}{suffix}"
+            )
     return f"{number:.0f}"
 
 
@@ -175,14 +179,19 @@ class StatsScreen(Screen[None]):
         summary = Text(no_wrap=True, overflow="ellipsis")
         summary.append(f"{len(event.rounds)} rounds", "bold")
         summary.append(f" · {event.all_answers} answers in force ({event.my_answers} yours)")
-        summary.append(f" · this session {app.tally.answers} answered, {app.tally.positives} positive")
+        summary.append(
+            f" · this session {app.tally.answers} answered, {app.tally.positives} positive"
+        )
         self.query_one("#stats-summary", Static).update(summary)
 
         table = self.query_one("#rounds", DataTable)
         table.clear()
         for number, round_ in enumerate(event.rounds, start=1):
             report = round_.report
-            answers, positives = report_number(report.get("answers")), report_number(report.get("positives"))
+            answers, positives = (
+                report_number(report.get("answers")),
+                report_number(report.get("positives")),
+            )
             table.add_row(
                 str(number),
                 str(report.get("mode", "–"))[:10],
@@ -203,11 +212,16 @@ class StatsScreen(Screen[None]):
         plt.clear_data()
         plt.clear_figure()
         numbers = list(range(1, len(rounds) + 1))
-        strategies = sorted({s for r in rounds for s in per_strategy(r.report, "positives_per_strategy")})
+        strategies = sorted(
+            {s for r in rounds for s in per_strategy(r.report, "positives_per_strategy")}
+        )
         if strategies:
             plt.title("positives per strategy")
             counts = [
-                [per_strategy(r.report, "positives_per_strategy").get(strategy, 0.0) for r in rounds]
+                [
+                    per_strategy(r.report, "positives_per_strategy").get(strategy, 0.0)
+                    for r in rounds
+                ]
                 for strategy in strategies
             ]
             plt.stacked_bar(numbers, counts, labels=strategies)

@@ -67,9 +67,13 @@ def friendly_sqlite_error(error: sqlite3.Error, path: str) -> StoreError:
     lowered = message.lower()
     if "readonly" in lowered or "read-only" in lowered:
         return StoreError(f"{path}: the database is read-only ({message}); check file permissions")
-    if "disk is full" in lowered or "database or disk is full" in lowered or (
-        # With no byte left SQLite cannot even size its shared-memory file, and says only "I/O".
-        "disk i/o error" in lowered and disk_nearly_full(path)
+    if (
+        "disk is full" in lowered
+        or "database or disk is full" in lowered
+        or (
+            # With no byte left SQLite cannot even size its shared-memory file, and says only "I/O".
+            "disk i/o error" in lowered and disk_nearly_full(path)
+        )
     ):
         return StoreError(f"{path}: the disk is full; free space and retry (nothing was written)")
     if "not a database" in lowered or "malformed" in lowered:
@@ -125,7 +129,9 @@ def fts_query(user_query: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def match_ranges(text: str, pattern: re.Pattern[str], limit: int = 50) -> tuple[tuple[int, int], ...]:
+def match_ranges(
+    text: str, pattern: re.Pattern[str], limit: int = 50
+) -> tuple[tuple[int, int], ...]:
     ranges = []
     for match in pattern.finditer(text):
         if match.end() > match.start():
@@ -483,7 +489,9 @@ class Store:
         return [
             AnswerWithItem(
                 answer=answer_from_row(r),
-                item=Item(r["i_id"], r["external_id"], r["text"], json.loads(r["meta"]), r["input_hash"]),
+                item=Item(
+                    r["i_id"], r["external_id"], r["text"], json.loads(r["meta"]), r["input_hash"]
+                ),
             )
             for r in rows
         ]
@@ -533,7 +541,15 @@ class Store:
                 "INSERT INTO batch_items (batch_id, position, item_id, strategy, score, rank,"
                 " inclusion_probability) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (batch_id, position, e.item_id, e.strategy, e.score, e.rank, e.inclusion_probability)
+                    (
+                        batch_id,
+                        position,
+                        e.item_id,
+                        e.strategy,
+                        e.score,
+                        e.rank,
+                        e.inclusion_probability,
+                    )
                     for position, e in enumerate(entries)
                 ],
             )
@@ -565,14 +581,18 @@ class Store:
 
     def batch_strategies(self, batch_id: int) -> dict[int, str]:
         """Item id → the strategy that placed it in the batch."""
-        rows = self._query("SELECT item_id, strategy FROM batch_items WHERE batch_id = ?", (batch_id,))
+        rows = self._query(
+            "SELECT item_id, strategy FROM batch_items WHERE batch_id = ?", (batch_id,)
+        )
         return {r["item_id"]: r["strategy"] for r in rows}
 
     def batch_count(self) -> int:
         row = self._one("SELECT COUNT(*) FROM batches")
         return int(row[0]) if row else 0
 
-    def next_queued_item(self, annotator: str, *, skip_item_ids: Iterable[int] = ()) -> QueuedItem | None:
+    def next_queued_item(
+        self, annotator: str, *, skip_item_ids: Iterable[int] = ()
+    ) -> QueuedItem | None:
         """The first item of the oldest published batch this annotator has not answered."""
         skip = list(skip_item_ids)
         skip_sql = f" AND bi.item_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
@@ -632,7 +652,9 @@ class Store:
             params,
         )
         return [
-            QueueEntry(r["batch_id"], r["position"], r["item_id"], r["strategy"], r["score"], r["text"])
+            QueueEntry(
+                r["batch_id"], r["position"], r["item_id"], r["strategy"], r["score"], r["text"]
+            )
             for r in rows
         ]
 
@@ -702,7 +724,9 @@ class Store:
         hits = []
         for item in items:
             ranges = match_ranges(item.text, pattern)
-            hits.append(SearchHit(item=item, snippet=snippet_around(item.text, ranges), match_ranges=ranges))
+            hits.append(
+                SearchHit(item=item, snippet=snippet_around(item.text, ranges), match_ranges=ranges)
+            )
         return hits
 
     # -- stats ------------------------------------------------------------------------------------

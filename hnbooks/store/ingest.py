@@ -68,11 +68,21 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
         clash = conn.execute("SELECT 1 FROM items WHERE external_id = ?", (external_id,)).fetchone()
         if clash is not None:
             raise ItemConflict(f"id {external_id} is already stored with a different text")
-        input_hash = incoming.input_hash if incoming.input_hash is not None else stable_hash(incoming.text)
+        input_hash = (
+            incoming.input_hash if incoming.input_hash is not None else stable_hash(incoming.text)
+        )
         cursor = conn.execute(
             "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (external_id, incoming.text, json.dumps(incoming.meta), input_hash, key, source, time.time()),
+            (
+                external_id,
+                incoming.text,
+                json.dumps(incoming.meta),
+                input_hash,
+                key,
+                source,
+                time.time(),
+            ),
         )
         item_id, stored_text = int(cursor.lastrowid or 0), incoming.text
         new_item = True
@@ -86,7 +96,15 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
         duplicate = conn.execute(
             "SELECT 1 FROM answers WHERE item_id = ? AND annotator = ? AND answer = ? AND task_key = ?"
             " AND label IS ? AND spans = ? AND CAST(created_at AS INTEGER) = CAST(? AS INTEGER)",
-            (item_id, answer.annotator, answer.answer, task_key, answer.label, spans_json, created_at),
+            (
+                item_id,
+                answer.annotator,
+                answer.answer,
+                task_key,
+                answer.label,
+                spans_json,
+                created_at,
+            ),
         ).fetchone()
         if duplicate is not None:
             present += 1

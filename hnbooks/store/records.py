@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 AnswerValue = Literal["accept", "reject", "ignore"]
 ANSWER_VALUES: tuple[AnswerValue, ...] = ("accept", "reject", "ignore")
 SPAN_TASK_KEY = "spans"
+SPAN_VIEWS = ("ner_manual", "spans_manual", "ner", "span")
+
+
+def task_key_for(label: str | None, view_id: str | None, has_spans: bool) -> str:
+    """Which task an answer belongs to: span-marking answers together, classification per label."""
+    if view_id in SPAN_VIEWS or (not label and has_spans):
+        return SPAN_TASK_KEY
+    return f"label:{label or ''}"
 
 
 @dataclass(frozen=True)
@@ -136,19 +144,36 @@ class Round:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class IncomingAnswer:
-    """An answer read from a file, before it is stored."""
+@dataclass(frozen=True)
+class NewAnswer:
+    """An answer before it is stored: what the TUI, review, search and the importer hand the store.
+
+    Every field but the two first has a default, so a new field added here (with a migration adding
+    its column) needs no change where answers are made.
+    """
 
     annotator: str
-    answer: str
-    label: str | None
-    view_id: str | None
-    spans: list[Span]
-    task_hash: int | None
-    created_at: float | None
-    strategy: str = "import"
+    answer: AnswerValue
+    label: str | None = None
+    """The classification question answered; None: the database's first label."""
+    spans: tuple[Span, ...] = ()
+    view_id: str | None = "classification"
+    task_hash: int | None = None
+    batch_id: int | None = None
+    strategy: str | None = None
     score: float | None = None
+    client_key: str | None = None
+    """Makes a repeated write a no-op (the TUI's key per showing of an item)."""
+    created_at: float | None = None
+    """Seconds since the epoch; None: now."""
+
+    @property
+    def task_key(self) -> str:
+        return task_key_for(self.label, self.view_id, bool(self.spans))
+
+
+NEW_ANSWER_COLUMNS = tuple(f.name for f in fields(NewAnswer))
+"""The answers table's columns that a `NewAnswer` fills, in field order."""
 
 
 @dataclass
@@ -160,4 +185,4 @@ class IncomingItem:
     meta: dict[str, Any]
     external_id: str | None = None
     input_hash: int | None = None
-    answers: list[IncomingAnswer] = field(default_factory=list)
+    answers: list[NewAnswer] = field(default_factory=list)

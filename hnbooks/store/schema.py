@@ -121,7 +121,7 @@ def m001_initial(conn: sqlite3.Connection) -> None:
         CREATE INDEX answers_item ON answers (item_id, annotator);
         CREATE INDEX answers_annotator ON answers (annotator, id);
         CREATE UNIQUE INDEX answers_undoes ON answers (undoes) WHERE undoes IS NOT NULL;
-        """
+        """,
     )
 
 

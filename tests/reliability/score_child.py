@@ -30,7 +30,6 @@ def install_markers_and_kill_points() -> None:
     import hnbooks.scoring.head as head
     import hnbooks.scoring.job as job
     from hnbooks.scoring.cache import EmbeddingCache
-
     from hnbooks.store.db import Store
 
     marker_fd = int(os.environ.get("HNBOOKS_TEST_MARKER_FD", "-1"))

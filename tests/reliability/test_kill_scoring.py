@@ -18,9 +18,9 @@ import signal
 from pathlib import Path
 
 import numpy as np
-from hnbooks.scoring.cache import EmbeddingCache, cache_paths
 
 from hnbooks.importing import import_file
+from hnbooks.scoring.cache import EmbeddingCache, cache_paths
 from hnbooks.store.db import Store
 from tests.helpers import store_with_texts, write_jsonl
 from tests.reliability import fakes

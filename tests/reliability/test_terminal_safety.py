@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from hnbooks.tui.app import AnnotateApp
-from hnbooks.tui.render import printable
 
 from hnbooks.store.db import Store
 from hnbooks.store.records import IncomingItem
 from hnbooks.suggest import suggest_candidates, word_spans
+from hnbooks.tui.app import AnnotateApp
+from hnbooks.tui.render import printable
 from tests.helpers import publish
 from tests.reliability.conftest import LedgerLine
 from tests.reliability.processes import child_env, command

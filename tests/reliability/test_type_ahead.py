@@ -7,9 +7,8 @@ import asyncio
 import threading
 from pathlib import Path
 
-from hnbooks.tui.app import AnnotateApp
-
 from hnbooks.store.db import Store
+from hnbooks.tui.app import AnnotateApp
 from tests.helpers import publish, store_with_texts
 from tests.reliability.processes import read_rows
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hnbooks.scoring.cache import EmbeddingCache
 from hnbooks.scoring.embed import embed_missing
 from hnbooks.scoring.encoder import Encoder
-
 from tests.helpers import store_with_texts
 
 DIM = 16

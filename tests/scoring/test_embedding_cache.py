@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hnbooks.scoring.cache import INITIAL_CAPACITY, EmbeddingCache, cache_paths
 
 DIM = 8

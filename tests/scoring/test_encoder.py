@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hnbooks.models.registry import ModelMissing
 from hnbooks.scoring.encoder import Encoder, EncoderError
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from hnbooks.models import export as export_module
 from hnbooks.models.cli import models
 from hnbooks.models.registry import (
@@ -22,7 +23,6 @@ from hnbooks.models.registry import (
     is_exported,
     model_dir,
 )
-
 from tests.scoring.tiny_bert import TINY_SPEC
 
 

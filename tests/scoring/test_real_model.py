@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+
 from hnbooks.models.export import ensure_model
 from hnbooks.models.registry import DEFAULT_MODEL, MODELS, default_models_dir, weights_path
 from hnbooks.scoring.encoder import Encoder

@@ -10,10 +10,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+
 from hnbooks.scoring.job import RoundConfig, run_round
 from hnbooks.scoring.pool import ArrayPool
 from hnbooks.scoring.select import Mix
-
 from hnbooks.store.db import Store
 from tests.helpers import store_with_texts, table_counts
 
@@ -35,7 +35,10 @@ def synthetic_pool(item_ids: list[int], seed: int = 0) -> ArrayPool:
 
 
 def build(db_path: Path) -> tuple[Store, list[int], ArrayPool]:
-    texts = [("a book i love " if n + 1 in POSITIVE_IDS else "other chatter ") + str(n) for n in range(POOL_SIZE)]
+    texts = [
+        ("a book i love " if n + 1 in POSITIVE_IDS else "other chatter ") + str(n)
+        for n in range(POOL_SIZE)
+    ]
     store, ids = store_with_texts(db_path, texts)
     assert ids == list(range(1, POOL_SIZE + 1))
     return store, ids, synthetic_pool(ids)
@@ -74,7 +77,12 @@ def test_second_round_never_repeats_queued_or_answered_items(db_path: Path) -> N
     second = run_round(store, pool, RoundConfig(batch_size=30, random_seed=2))
     assert not {e.item_id for e in first.entries} & {e.item_id for e in second.entries}
     for entry in first.entries[:10]:
-        store.record_answer(entry.item_id, "ann", "accept" if entry.item_id in POSITIVE_IDS else "reject", batch_id=first.batch_id)
+        store.record_answer(
+            entry.item_id,
+            "ann",
+            "accept" if entry.item_id in POSITIVE_IDS else "reject",
+            batch_id=first.batch_id,
+        )
     third = run_round(store, pool, RoundConfig(batch_size=30, random_seed=3))
     served = {e.item_id for e in first.entries} | {e.item_id for e in second.entries}
     assert not {e.item_id for e in third.entries} & served

@@ -43,7 +43,9 @@ def test_demo_data_scored_seeded_and_rescored_with_the_real_model(tmp_path: Path
     for entry in queue:
         text = entry["text"].lower()
         answer = "accept" if "book" in text or "novel" in text else "reject"
-        store.record_answer(entry["item_id"], "tester", answer, batch_id=entry["batch"], strategy="seed")
+        store.record_answer(
+            entry["item_id"], "tester", answer, batch_id=entry["batch"], strategy="seed"
+        )
     store.close()
 
     seeded = hnbooks("seed", "--db", db, "--query", "book")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hnbooks.scoring.select import Mix, SelectionContext, parse_mix, select_batch, stratified_random
 
 
@@ -42,31 +43,47 @@ def test_mix_counts_add_up_and_parse() -> None:
 
 def test_top_takes_the_highest_scores_in_order() -> None:
     scores = [0.1, 0.9, 0.5, 0.7, 0.3]
-    picks = select_batch(context_for(orthogonal(5), scores), 3, Mix(1, 0, 0, 0), np.random.default_rng(0))
-    assert [(p.row, p.strategy, p.rank) for p in picks] == [(1, "top", 0), (3, "top", 1), (2, "top", 2)]
+    picks = select_batch(
+        context_for(orthogonal(5), scores), 3, Mix(1, 0, 0, 0), np.random.default_rng(0)
+    )
+    assert [(p.row, p.strategy, p.rank) for p in picks] == [
+        (1, "top", 0),
+        (3, "top", 1),
+        (2, "top", 2),
+    ]
 
 
 def test_top_skips_near_duplicates_of_picks_and_of_blocked_rows() -> None:
     vectors = unit([[1, 0, 0, 0], [1, 0.01, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0.01, 0, 1]])
     # Row 1 nearly duplicates row 0; row 4 nearly duplicates nothing; row 2 is blocked (answered).
     context = context_for(
-        vectors, [0.9, 0.8, 0.1, 0.5, 0.4], eligible=np.array([True, True, False, True, True]),
+        vectors,
+        [0.9, 0.8, 0.1, 0.5, 0.4],
+        eligible=np.array([True, True, False, True, True]),
         blocked_rows=np.array([2]),
     )
     picks = select_batch(context, 3, Mix(1, 0, 0, 0), np.random.default_rng(0))
     assert [p.row for p in picks] == [0, 3, 4]
     blocked_twin = unit([[0, 1, 0], [0, 1, 0.01], [1, 0, 0]])
     context = context_for(
-        blocked_twin, [0.0, 0.9, 0.5], eligible=np.array([False, True, True]), blocked_rows=np.array([0])
+        blocked_twin,
+        [0.0, 0.9, 0.5],
+        eligible=np.array([False, True, True]),
+        blocked_rows=np.array([0]),
     )
-    assert [p.row for p in select_batch(context, 2, Mix(1, 0, 0, 0), np.random.default_rng(0))] == [2]
+    assert [p.row for p in select_batch(context, 2, Mix(1, 0, 0, 0), np.random.default_rng(0))] == [
+        2
+    ]
 
 
 def test_cluster_cap_stops_one_thread_filling_the_batch() -> None:
     # Rows 0-3 are one tight cluster (cosine ~0.9 to each other, not duplicates); 4-5 elsewhere.
     base = np.array([1, 0, 0, 0, 0, 0], dtype=np.float32)
     rows = [base + 0.45 * np.eye(6, dtype=np.float32)[k] for k in (1, 2, 3, 4)]
-    rows += [np.eye(6, dtype=np.float32)[5], np.eye(6, dtype=np.float32)[1] - np.eye(6, dtype=np.float32)[0]]
+    rows += [
+        np.eye(6, dtype=np.float32)[5],
+        np.eye(6, dtype=np.float32)[1] - np.eye(6, dtype=np.float32)[0],
+    ]
     vectors = unit([list(r) for r in rows])
     context = context_for(vectors, [0.99, 0.98, 0.97, 0.96, 0.5, 0.4], cluster_cap=2)
     picks = select_batch(context, 4, Mix(1, 0, 0, 0), np.random.default_rng(0))
@@ -88,9 +105,11 @@ def test_uncertain_takes_the_band_around_the_threshold() -> None:
 def test_novel_is_farthest_from_everything_labelled() -> None:
     vectors = unit([[1, 0, 0], [0.9, 0.1, 0], [0.7, 0.7, 0], [0, 0, 1], [0.8, 0, 0.2]])
     context = context_for(
-        vectors, [0.0, 0.2, 0.3, 0.1, 0.25],
+        vectors,
+        [0.0, 0.2, 0.3, 0.1, 0.25],
         eligible=np.array([False, True, True, True, True]),
-        labelled_rows=np.array([0]), blocked_rows=np.array([0]),
+        labelled_rows=np.array([0]),
+        blocked_rows=np.array([0]),
     )
     picks = select_batch(context, 2, Mix(0, 0, 1, 0), np.random.default_rng(0))
     novel = [p.row for p in picks if p.strategy == "novel"]
@@ -111,7 +130,13 @@ def test_never_picks_ineligible_rows_and_fills_from_top() -> None:
     vectors = unit(rng.normal(size=(40, 16)).tolist())
     eligible = np.ones(40, dtype=bool)
     eligible[::3] = False
-    context = context_for(vectors, rng.random(40).tolist(), eligible=eligible, labelled_rows=np.flatnonzero(~eligible), blocked_rows=np.flatnonzero(~eligible))
+    context = context_for(
+        vectors,
+        rng.random(40).tolist(),
+        eligible=eligible,
+        labelled_rows=np.flatnonzero(~eligible),
+        blocked_rows=np.flatnonzero(~eligible),
+    )
     picks = select_batch(context, 20, Mix(), rng)
     rows = [p.row for p in picks]
     assert len(rows) == len(set(rows)) == 20

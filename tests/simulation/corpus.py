@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from hnbooks.scoring.datasets import Dataset, in_memory_dataset
+
+from hnbooks.lab.datasets import Dataset, in_memory_dataset
 
 TOPICS = {
     "zoo": "zebra giraffe savanna lion herd safari antelope watering hole",

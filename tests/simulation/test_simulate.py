@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from hnbooks.scoring.datasets import in_memory_dataset
+
+from hnbooks.lab.datasets import in_memory_dataset
 from hnbooks.scoring.select import Mix
-from hnbooks.scoring.simulate import (
+from hnbooks.lab.simulate import (
     STRATEGIES,
     LoopConfig,
     TaskSpec,
@@ -16,7 +17,6 @@ from hnbooks.scoring.simulate import (
     draw_task,
     simulate,
 )
-
 from tests.simulation.corpus import topic_corpus
 
 
@@ -43,7 +43,9 @@ def test_the_task_draw_holds_out_by_class_keeps_k_positives_and_gives_seeds() ->
 
 def test_a_seed_query_that_names_the_positives_finds_them_all_first() -> None:
     # Three positives hold a word no negative has: the seed batch is exactly those three on top.
-    texts = [f"zebra story number {n}" for n in range(3)] + [f"plain chatter about things {n}" for n in range(97)]
+    texts = [f"zebra story number {n}" for n in range(3)] + [
+        f"plain chatter about things {n}" for n in range(97)
+    ]
     classes = ["yes"] * 3 + ["no"] * 97
     dataset = in_memory_dataset(texts, classes)
     features = build_features(dataset, "tfidf")
@@ -64,12 +66,15 @@ def test_a_seed_query_that_names_the_positives_finds_them_all_first() -> None:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_spends_the_budget_without_labelling_twice_or_held_out(
-    corpus_and_features, strategy: str  # type: ignore[no-untyped-def]
+    corpus_and_features,
+    strategy: str,  # type: ignore[no-untyped-def]
 ) -> None:
     dataset, features = corpus_and_features
     spec = TaskSpec(("zoo",), keep_positives=8, seeds=1)
     mix = Mix(top=0.5, uncertain=0, novel=0.25, random=0.25) if strategy == "mix" else None
-    summary = simulate(dataset, features, spec, LoopConfig(strategy=strategy, mix=mix, batch_size=10, budget=30))
+    summary = simulate(
+        dataset, features, spec, LoopConfig(strategy=strategy, mix=mix, batch_size=10, budget=30)
+    )
     (run,) = summary.runs
     draw = draw_task(dataset, spec, np.random.default_rng([0, 0, 0]))
     assert len(run.answered_rows) == len(set(run.answered_rows)) <= 30
@@ -88,7 +93,9 @@ def test_the_pool_loop_finds_an_easy_topic_far_faster_than_random(corpus_and_fea
     pooled = simulate(dataset, features, spec, config, repeats=2).as_dict()
     assert pooled["recall_at_budget"] == 1.0
     assert pooled["heldout_ap"] > 0.9
-    assert pooled["positives_per_100"] > 4 * pooled["random_per_100"]  # 9 to find in 40: 5x is the most
+    assert (
+        pooled["positives_per_100"] > 4 * pooled["random_per_100"]
+    )  # 9 to find in 40: 5x is the most
 
 
 def test_a_fixed_seed_gives_identical_numbers(corpus_and_features) -> None:  # type: ignore[no-untyped-def]
@@ -105,7 +112,13 @@ def test_strategies_meet_the_same_pools_for_the_same_seed(corpus_and_features) -
     dataset, features = corpus_and_features
     spec = TaskSpec(("food",), keep_positives=6, seeds=2)
     runs = {
-        strategy: simulate(dataset, features, spec, LoopConfig(strategy=strategy, batch_size=10, budget=20), random_seed=3).runs[0]
+        strategy: simulate(
+            dataset,
+            features,
+            spec,
+            LoopConfig(strategy=strategy, batch_size=10, budget=20),
+            random_seed=3,
+        ).runs[0]
         for strategy in ("top", "random")
     }
     assert runs["top"].pool_size == runs["random"].pool_size

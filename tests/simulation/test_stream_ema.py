@@ -6,15 +6,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from hnbooks.scoring import simulate as simulation
-from hnbooks.scoring.simulate import LoopConfig, TaskSpec, build_features, draw_task, run_once
-from hnbooks.scoring.stream_ema import (
+from hnbooks.lab.simulate import LoopConfig, TaskSpec, build_features, draw_task, run_once
+from hnbooks.lab.stream_ema import (
     EmaUncertaintySorter,
     MovingAverage,
     ScoredStream,
     uncertainty,
 )
-
 from tests.simulation.corpus import topic_corpus
 
 
@@ -80,8 +80,12 @@ def test_chunks_are_scored_by_the_model_current_when_reached_and_never_revisited
 
 def test_items_answered_elsewhere_are_passed_over_unscored() -> None:
     answered = {3, 4}
-    stream = ScoredStream(list(range(8)), lambda chunk: np.full(len(chunk), 0.5), chunk_size=3,
-                          available=lambda item: item not in answered)
+    stream = ScoredStream(
+        list(range(8)),
+        lambda chunk: np.full(len(chunk), 0.5),
+        chunk_size=3,
+        available=lambda item: item not in answered,
+    )
     assert [item for _, item in stream] == [0, 1, 2, 5, 6, 7]
 
 
@@ -105,9 +109,13 @@ def test_the_simulated_stream_labels_in_stream_order_and_never_returns_to_skippe
 
     (stream,) = streams
     position = {row: n for n, row in enumerate(stream.items)}
-    labelled_by_stream = [row for row, channel in zip(result.answered_rows, result.channels) if channel == "stream"]
+    labelled_by_stream = [
+        row for row, channel in zip(result.answered_rows, result.channels) if channel == "stream"
+    ]
     assert labelled_by_stream, "the stream showed nothing"
-    assert [position[r] for r in labelled_by_stream] == sorted(position[r] for r in labelled_by_stream)
+    assert [position[r] for r in labelled_by_stream] == sorted(
+        position[r] for r in labelled_by_stream
+    )
     assert set(labelled_by_stream) <= set(stream.scored)
     skipped = set(stream.scored) - set(labelled_by_stream)
     assert skipped, "the sorter dropped nothing"

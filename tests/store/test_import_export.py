@@ -50,7 +50,9 @@ def items_signature(db: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
-def test_real_bookfinder_files_round_trip_through_export(tmp_path: Path, bookfinder_files: list[Path]) -> None:
+def test_real_bookfinder_files_round_trip_through_export(
+    tmp_path: Path, bookfinder_files: list[Path]
+) -> None:
     first, second = tmp_path / "first.db", tmp_path / "second.db"
     code, out, err = run("import", *map(str, bookfinder_files), "--db", str(first))
     assert code == 0, err
@@ -88,7 +90,9 @@ def test_truncated_jsonl_names_the_line_and_leaves_the_database_as_it_was(tmp_pa
     run("import", str(good), "--db", str(db))
     before = table_counts(db)
     bad = tmp_path / "bad.jsonl"
-    lines = [json.dumps({"text": f"comment {n}", "answer": "accept", "label": "BOOK"}) for n in range(5)]
+    lines = [
+        json.dumps({"text": f"comment {n}", "answer": "accept", "label": "BOOK"}) for n in range(5)
+    ]
     bad.write_text("\n".join(lines[:3]) + "\n" + lines[3][:17] + "\n" + lines[4] + "\n")
     code, _, err = run("import", str(bad), "--db", str(db))
     assert code == 1
@@ -102,9 +106,12 @@ def test_truncated_jsonl_names_the_line_and_leaves_the_database_as_it_was(tmp_pa
     [
         (b'{"text": "ok"}\n{"text": "caf\xe9"}\n', ":2: not valid UTF-8"),
         (b'{"text": 5}\n', '"text" must be a string, got int'),
-        (b'{"text": "abc", "spans": [{"start": 1, "end": 9, "label": "BOOK"}], "answer": "accept"}\n', "lies outside the text"),
+        (
+            b'{"text": "abc", "spans": [{"start": 1, "end": 9, "label": "BOOK"}], "answer": "accept"}\n',
+            "lies outside the text",
+        ),
         (b'{"text": "abc", "answer": "maybe"}\n', '"answer" must be accept, reject or ignore'),
-        (b'[' * 100_000 + b'\n', "JSON"),
+        (b"[" * 100_000 + b"\n", "JSON"),
         (b'{"text": "' + b"x" * 5_000_000 + b'"}\n', "over the 4 MB limit"),
         (b'{"text": "nul \\u0000 inside"}\n', "NUL"),
     ],
@@ -153,11 +160,23 @@ def test_hacker_news_api_lines_are_cleaned_and_dead_items_skipped(tmp_path: Path
     path = write_jsonl(
         tmp_path / "hn.jsonl",
         [
-            {"id": 1, "by": "pg", "time": 1, "type": "comment", "parent": 7,
-             "text": "Read <i>Dune</i>.<p>See <a href=\"https:&#x2F;&#x2F;example.com&#x2F;a\">https:&#x2F;&#x2F;example.com&#x2F;...</a> &amp; enjoy"},
+            {
+                "id": 1,
+                "by": "pg",
+                "time": 1,
+                "type": "comment",
+                "parent": 7,
+                "text": 'Read <i>Dune</i>.<p>See <a href="https:&#x2F;&#x2F;example.com&#x2F;a">https:&#x2F;&#x2F;example.com&#x2F;...</a> &amp; enjoy',
+            },
             {"id": 2, "by": "x", "type": "comment", "text": "gone", "dead": True},
             {"id": 3, "type": "comment", "deleted": True},
-            {"id": 4, "by": "y", "type": "story", "title": "Ask HN: Best books of 2021?", "text": ""},
+            {
+                "id": 4,
+                "by": "y",
+                "type": "story",
+                "title": "Ask HN: Best books of 2021?",
+                "text": "",
+            },
         ],
     )
     summary = import_file(store, path)
@@ -171,8 +190,28 @@ def test_hacker_news_api_lines_are_cleaned_and_dead_items_skipped(tmp_path: Path
 
 def test_hacker_news_csv_and_parquet_dumps(tmp_path: Path) -> None:
     rows = [
-        {"id": 10, "by": "a", "time": 5, "text": "<p>Try <i>SICP</i>", "parent": 9, "title": "", "type": "comment", "dead": "", "deleted": ""},
-        {"id": 11, "by": "b", "time": 6, "text": "bye", "parent": 9, "title": "", "type": "comment", "dead": "true", "deleted": ""},
+        {
+            "id": 10,
+            "by": "a",
+            "time": 5,
+            "text": "<p>Try <i>SICP</i>",
+            "parent": 9,
+            "title": "",
+            "type": "comment",
+            "dead": "",
+            "deleted": "",
+        },
+        {
+            "id": 11,
+            "by": "b",
+            "time": 6,
+            "text": "bye",
+            "parent": 9,
+            "title": "",
+            "type": "comment",
+            "dead": "true",
+            "deleted": "",
+        },
     ]
     csv_path = tmp_path / "hn.csv"
     with csv_path.open("w", newline="") as handle:
@@ -180,7 +219,10 @@ def test_hacker_news_csv_and_parquet_dumps(tmp_path: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     parquet_path = tmp_path / "hn.parquet"
-    pq.write_table(pa.Table.from_pylist([{**rows[0], "id": 12, "text": "Also <i>TAOCP</i>"}, rows[1]]), parquet_path)
+    pq.write_table(
+        pa.Table.from_pylist([{**rows[0], "id": 12, "text": "Also <i>TAOCP</i>"}, rows[1]]),
+        parquet_path,
+    )
     store = Store(tmp_path / "x.db")
     assert import_file(store, csv_path).format == "hn"
     assert import_file(store, parquet_path).format == "hn"
@@ -189,7 +231,7 @@ def test_hacker_news_csv_and_parquet_dumps(tmp_path: Path) -> None:
 
 def test_generic_csv_needs_its_text_column(tmp_path: Path) -> None:
     path = tmp_path / "notes.csv"
-    path.write_text("body,author\nfirst note,amy\n\"second, quoted\",bo\n")
+    path.write_text('body,author\nfirst note,amy\n"second, quoted",bo\n')
     db = tmp_path / "x.db"
     code, _, err = run("import", str(path), "--db", str(db))
     assert code == 1 and 'no "text" column' in err
@@ -201,7 +243,9 @@ def test_generic_csv_needs_its_text_column(tmp_path: Path) -> None:
 
 def test_parquet_and_plain_text_lines(tmp_path: Path) -> None:
     parquet_path = tmp_path / "t.parquet"
-    pq.write_table(pa.table({"text": ["one comment", "two comment"], "score": [1, 2]}), parquet_path)
+    pq.write_table(
+        pa.table({"text": ["one comment", "two comment"], "score": [1, 2]}), parquet_path
+    )
     text_path = tmp_path / "t.txt"
     text_path.write_text("line one\n\nline two\n")
     store = Store(tmp_path / "x.db")
@@ -212,7 +256,10 @@ def test_parquet_and_plain_text_lines(tmp_path: Path) -> None:
 
 def test_same_hn_id_with_a_different_text_is_a_clear_fault(tmp_path: Path) -> None:
     store = Store(tmp_path / "x.db")
-    path = write_jsonl(tmp_path / "hn.jsonl", [{"id": 1, "by": "a", "text": "one"}, {"id": 1, "by": "a", "text": "two"}])
+    path = write_jsonl(
+        tmp_path / "hn.jsonl",
+        [{"id": 1, "by": "a", "text": "one"}, {"id": 1, "by": "a", "text": "two"}],
+    )
     with pytest.raises(ImportFault, match="hn.jsonl:2: id hn:1 is already stored"):
         import_file(store, path)
     assert store.item_count() == 0
@@ -221,7 +268,9 @@ def test_same_hn_id_with_a_different_text_is_a_clear_fault(tmp_path: Path) -> No
 def test_export_leaves_out_undone_answers_and_writes_csv(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     store = Store(db)
-    import_file(store, write_jsonl(tmp_path / "t.jsonl", [{"text": "keep me"}, {"text": "undo me"}]))
+    import_file(
+        store, write_jsonl(tmp_path / "t.jsonl", [{"text": "keep me"}, {"text": "undo me"}])
+    )
     store.record_answer(1, "ann", "accept", strategy="top", score=0.9)
     store.record_answer(2, "ann", "reject")
     store.undo_last("ann")
@@ -246,7 +295,17 @@ def test_stats_json(tmp_path: Path, bookfinder_files: list[Path]) -> None:
 
 
 def test_every_command_explains_itself() -> None:
-    for command in ([], ["import"], ["export"], ["stats"], ["queue"], ["seed"], ["models"], ["models", "export"], ["simulate"]):
+    for command in (
+        [],
+        ["import"],
+        ["export"],
+        ["stats"],
+        ["queue"],
+        ["seed"],
+        ["models"],
+        ["models", "export"],
+        ["simulate"],
+    ):
         code, out, _ = run(*command, "--help")
         assert code == 0 and "Usage:" in out
     assert "Examples" in run("import", "--help")[1]

@@ -76,7 +76,9 @@ def test_spans_outside_the_text_are_refused(db_path: Path) -> None:
     assert store.answer_count() == 0
 
 
-def test_queue_serves_oldest_batch_first_and_skips_what_the_annotator_answered(db_path: Path) -> None:
+def test_queue_serves_oldest_batch_first_and_skips_what_the_annotator_answered(
+    db_path: Path,
+) -> None:
     store, ids = store_with_texts(db_path, [f"text number {n}" for n in range(6)])
     first_batch = publish(store, ids[:3])
     second_batch = publish(store, ids[3:])
@@ -143,7 +145,9 @@ def test_keyword_and_regex_search_with_highlights(db_path: Path) -> None:
 
 def test_verdicts_for_classification_and_span_answers(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, ["Read Dune now", "plain words", "other"])
-    store.record_answer(ids[0], "a", "accept", label=None, view_id="ner_manual", spans=[Span(5, 9, "BOOK")])
+    store.record_answer(
+        ids[0], "a", "accept", label=None, view_id="ner_manual", spans=[Span(5, 9, "BOOK")]
+    )
     store.record_answer(ids[1], "a", "accept", label=None, view_id="ner_manual")
     store.record_answer(ids[2], "a", "accept", label="WORK_OF_ART")
     verdicts = {a.item_id: a.verdict_for("BOOK") for a in store.current_answers()}

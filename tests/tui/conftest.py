@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hnbooks.tui.app import AnnotateApp
 from textual.pilot import Pilot
 
 from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry, IncomingItem
+from hnbooks.tui.app import AnnotateApp
 
 TEXTS = [
     'I finally read "The Hobbit" last winter and loved it.',
@@ -23,17 +23,26 @@ TEXTS = [
 ]
 
 
-def insert_items(store: Store, texts: list[str], metas: list[dict[str, Any]] | None = None) -> list[int]:
+def insert_items(
+    store: Store, texts: list[str], metas: list[dict[str, Any]] | None = None
+) -> list[int]:
     """Insert `texts` as items (what `hnbooks import` would store) and return their ids in order."""
     incoming = []
     for n, text in enumerate(texts):
         meta = metas[n] if metas else {"id": 1000 + n}
-        incoming.append(IncomingItem(line=n + 1, text=text, meta=meta, external_id=f"hn:{meta.get('id', 1000 + n)}"))
+        incoming.append(
+            IncomingItem(
+                line=n + 1, text=text, meta=meta, external_id=f"hn:{meta.get('id', 1000 + n)}"
+            )
+        )
     return store.add_items(incoming, "test")
 
 
 def publish(store: Store, item_ids: list[int], strategy: str = "top") -> int:
-    entries = [BatchEntry(item_id, strategy, round(0.9 - n / 100, 3), n + 1) for n, item_id in enumerate(item_ids)]
+    entries = [
+        BatchEntry(item_id, strategy, round(0.9 - n / 100, 3), n + 1)
+        for n, item_id in enumerate(item_ids)
+    ]
     return store.publish_batch(entries, source="test")
 
 
@@ -65,7 +74,9 @@ def make_app(db_path: Path, annotator: str = "ann", **kwargs: Any) -> AnnotateAp
     return AnnotateApp(db_path, annotator, **kwargs)
 
 
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], attempts: int = 200) -> None:
+async def wait_until(
+    pilot: Pilot[None], condition: Callable[[], bool], attempts: int = 200
+) -> None:
     """Let the app work until `condition` holds (each attempt waits for the app to go idle)."""
     for _ in range(attempts):
         if condition():

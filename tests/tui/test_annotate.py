@@ -6,11 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
+from hnbooks.store.db import Store, StoreError
 from hnbooks.tui.annotate import AnnotateScreen
 from hnbooks.tui.app import AnnotateApp
 from hnbooks.tui.session import AnswerToWrite
-
-from hnbooks.store.db import Store, StoreError
 from tests.tui.conftest import (
     TEXTS,
     insert_items,
@@ -33,7 +32,9 @@ def shown_text(app: AnnotateApp) -> str | None:
     return None if shown is None else shown.item.text
 
 
-def answers(store: Store, annotator: str = "ann") -> list[tuple[str, str, tuple[tuple[int, int, str], ...]]]:
+def answers(
+    store: Store, annotator: str = "ann"
+) -> list[tuple[str, str, tuple[tuple[int, int, str], ...]]]:
     """(text, answer, spans) of the answers in force, oldest first."""
     return [
         (store.item(a.item_id).text, a.answer, tuple((s.start, s.end, s.label) for s in a.spans))
@@ -48,14 +49,18 @@ def test_first_item_with_why_it_is_here(db_path: Path, batch: int) -> None:
             await settle(pilot)
             assert shown_text(app) == TEXTS[0]
             screen = screen_text(app)
-            assert f"BOOK? batch {batch} · item 1/4 · top · score 0.900 · rank 1 · hn:1000" in screen
+            assert (
+                f"BOOK? batch {batch} · item 1/4 · top · score 0.900 · rank 1 · hn:1000" in screen
+            )
             assert "0 answered · 0 positive · 0/h" in screen
             assert 'I finally read "The Hobbit" last winter and loved it.' in screen
 
     asyncio.run(scenario())
 
 
-def test_accept_reject_ignore_each_write_one_answer(db_path: Path, store: Store, batch: int) -> None:
+def test_accept_reject_ignore_each_write_one_answer(
+    db_path: Path, store: Store, batch: int
+) -> None:
     async def scenario() -> None:
         app = make_app(db_path)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -66,13 +71,19 @@ def test_accept_reject_ignore_each_write_one_answer(db_path: Path, store: Store,
             assert "3 answered · 1 positive" in screen_text(app)
 
     asyncio.run(scenario())
-    assert answers(store) == [(TEXTS[0], "accept", ()), (TEXTS[1], "reject", ()), (TEXTS[2], "ignore", ())]
+    assert answers(store) == [
+        (TEXTS[0], "accept", ()),
+        (TEXTS[1], "reject", ()),
+        (TEXTS[2], "ignore", ()),
+    ]
     saved = store.current_answers()
     assert {(a.batch_id, a.strategy) for a in saved} == {(batch, "top")}
     assert [a.score for a in saved] == [0.9, 0.89, 0.88]
 
 
-def test_undo_with_u_and_backspace_shows_the_item_again(db_path: Path, store: Store, batch: int) -> None:
+def test_undo_with_u_and_backspace_shows_the_item_again(
+    db_path: Path, store: Store, batch: int
+) -> None:
     async def scenario() -> None:
         app = make_app(db_path)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -123,7 +134,9 @@ def test_undo_across_a_restart(db_path: Path, store: Store, batch: int) -> None:
     assert answers(store) == []
 
 
-def test_undo_brings_back_the_spans_of_the_undone_answer(db_path: Path, store: Store, batch: int) -> None:
+def test_undo_brings_back_the_spans_of_the_undone_answer(
+    db_path: Path, store: Store, batch: int
+) -> None:
     async def scenario() -> None:
         app = make_app(db_path)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -139,7 +152,9 @@ def test_undo_brings_back_the_spans_of_the_undone_answer(db_path: Path, store: S
     assert answers(store) == [(TEXTS[0], "accept", ((16, 26, "BOOK"),))]
 
 
-def test_a_double_key_press_cannot_double_an_answer(db_path: Path, store: Store, item_ids: list[int]) -> None:
+def test_a_double_key_press_cannot_double_an_answer(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
     publish(store, item_ids[:1])
 
     async def scenario() -> None:
@@ -151,7 +166,9 @@ def test_a_double_key_press_cannot_double_an_answer(db_path: Path, store: Store,
             await pilot.press("a", "a", "x")
             await settle(pilot)
             # The same showing written twice (a retried write) is stored once: one client key.
-            request = AnswerToWrite(shown.item_id, "accept", "BOOK", (), client_key=f"tui:{shown.instance}")
+            request = AnswerToWrite(
+                shown.item_id, "accept", "BOOK", (), client_key=f"tui:{shown.instance}"
+            )
             app.submit_write(request)
             app.submit_write(request)
             await settle(pilot)
@@ -189,7 +206,9 @@ def test_mark_a_span_by_keyboard(db_path: Path, store: Store, batch: int) -> Non
     assert answers(store) == [(TEXTS[0], "accept", ((16, 26, "BOOK"),))]
 
 
-def test_mark_spans_by_candidate_and_delete_one(db_path: Path, store: Store, item_ids: list[int]) -> None:
+def test_mark_spans_by_candidate_and_delete_one(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
     publish(store, [item_ids[1], item_ids[3]])
 
     async def scenario() -> None:
@@ -214,7 +233,11 @@ def test_mark_spans_by_candidate_and_delete_one(db_path: Path, store: Store, ite
     zen = TEXTS[3].index("Zen")
     assert answers(store) == [
         (TEXTS[1], "accept", ((0, 4, "BOOK"),)),
-        (TEXTS[3], "accept", ((zen, zen + len("Zen and the Art of Motorcycle Maintenance"), "BOOK"),)),
+        (
+            TEXTS[3],
+            "accept",
+            ((zen, zen + len("Zen and the Art of Motorcycle Maintenance"), "BOOK"),),
+        ),
     ]
 
 
@@ -250,7 +273,9 @@ def test_labels_chosen_with_number_keys(db_path: Path, store: Store, batch: int)
     ]
 
 
-def test_every_binding_of_the_annotate_screen_runs(db_path: Path, store: Store, item_ids: list[int]) -> None:
+def test_every_binding_of_the_annotate_screen_runs(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
     """Each key once, in an order that keeps the app on the annotate screen; nothing may raise."""
     publish(store, item_ids)
     keys = [
@@ -266,7 +291,12 @@ def test_every_binding_of_the_annotate_screen_runs(db_path: Path, store: Store, 
             for key in keys:
                 await pilot.press(key)
             await settle(pilot)
-            for key, closes_with in (("question_mark", "escape"), ("slash", "escape"), ("r", "escape"), ("s", "escape")):
+            for key, closes_with in (
+                ("question_mark", "escape"),
+                ("slash", "escape"),
+                ("r", "escape"),
+                ("s", "escape"),
+            ):
                 await pilot.press(key)
                 await settle(pilot)
                 assert not isinstance(app.screen, AnnotateScreen)
@@ -295,14 +325,19 @@ def test_parent_comment_shown_with_p(db_path: Path, store: Store) -> None:
             await settle(pilot)
             assert "parent / story" not in screen_text(app)
             await pilot.press("p")
-            assert "parent / story: The parent comment asks for book recommendations." in screen_text(app)
+            assert (
+                "parent / story: The parent comment asks for book recommendations."
+                in screen_text(app)
+            )
             await pilot.press("p")
             assert "parent / story" not in screen_text(app)
 
     asyncio.run(scenario())
 
 
-def test_a_batch_published_during_the_session_shows_without_restart(db_path: Path, store: Store, item_ids: list[int]) -> None:
+def test_a_batch_published_during_the_session_shows_without_restart(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
     async def scenario() -> None:
         app = make_app(db_path, poll_interval_s=0.05)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -322,7 +357,9 @@ def test_a_batch_published_during_the_session_shows_without_restart(db_path: Pat
     assert [text for text, _, _ in answers(store)] == [TEXTS[2], TEXTS[3]]
 
 
-def test_the_next_batch_follows_without_a_pause(db_path: Path, store: Store, item_ids: list[int]) -> None:
+def test_the_next_batch_follows_without_a_pause(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
     first = publish(store, item_ids[:2])
     second = publish(store, item_ids[2:4], strategy="random")
 
@@ -342,7 +379,9 @@ def test_the_next_batch_follows_without_a_pause(db_path: Path, store: Store, ite
     assert [a.batch_id for a in store.current_answers()] == [first, first, second, second]
 
 
-def test_two_annotators_each_get_their_own_queue_and_progress(db_path: Path, store: Store, batch: int) -> None:
+def test_two_annotators_each_get_their_own_queue_and_progress(
+    db_path: Path, store: Store, batch: int
+) -> None:
     async def session(annotator: str, keys: list[str], expect_first: str) -> None:
         app = make_app(db_path, annotator)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -355,7 +394,10 @@ def test_two_annotators_each_get_their_own_queue_and_progress(db_path: Path, sto
     async def together() -> None:
         # Both open at once on the same file, answering in turns.
         alice_app, bob_app = make_app(db_path, "alice"), make_app(db_path, "bob")
-        async with alice_app.run_test(size=(80, 24)) as alice, bob_app.run_test(size=(80, 24)) as bob:
+        async with (
+            alice_app.run_test(size=(80, 24)) as alice,
+            bob_app.run_test(size=(80, 24)) as bob,
+        ):
             await settle(alice)
             await settle(bob)
             await alice.press("x")
@@ -371,8 +413,10 @@ def test_two_annotators_each_get_their_own_queue_and_progress(db_path: Path, sto
     assert [a for _, a, _ in answers(store, "bob")] == ["reject", "ignore"]
 
 
-def test_markup_escapes_and_control_characters_are_shown_literally(db_path: Path, store: Store) -> None:
-    hostile = "[bold red]not markup[/] \x1b[31mred\x1b[0m \x1b]0;owned\x07 tab\there \x9b2J \u202eevil \"Dune\" end"
+def test_markup_escapes_and_control_characters_are_shown_literally(
+    db_path: Path, store: Store
+) -> None:
+    hostile = '[bold red]not markup[/] \x1b[31mred\x1b[0m \x1b]0;owned\x07 tab\there \x9b2J \u202eevil "Dune" end'
     ids = insert_items(store, [hostile, "x" * 5000])
     publish(store, ids)
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+from hnbooks.store.db import Store
+from hnbooks.store.records import BatchEntry
 from hnbooks.tui.annotate import AnnotateScreen
 from hnbooks.tui.cli import main
 from hnbooks.tui.help import HelpScreen, key_label
@@ -16,9 +19,6 @@ from hnbooks.tui.render import printable, wrapped_row
 from hnbooks.tui.review import ReviewScreen
 from hnbooks.tui.search import SearchScreen
 from hnbooks.tui.stats import format_prevalence, format_recall, per_strategy, report_number
-
-from hnbooks.store.db import Store
-from hnbooks.store.records import BatchEntry
 from tests.tui.conftest import TEXTS, insert_items, make_app, publish, screen_text, settle
 
 
@@ -39,7 +39,9 @@ def test_help_lists_every_annotate_binding(db_path: Path, batch: int) -> None:
     asyncio.run(scenario())
 
 
-def test_search_answers_in_place_with_strategy_search(db_path: Path, store: Store, item_ids: list[int]) -> None:
+def test_search_answers_in_place_with_strategy_search(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
     async def scenario() -> None:
         app = make_app(db_path)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -70,7 +72,9 @@ def test_search_answers_in_place_with_strategy_search(db_path: Path, store: Stor
     ]
 
 
-def test_items_answered_in_search_leave_the_queue(db_path: Path, store: Store, item_ids: list[int]) -> None:
+def test_items_answered_in_search_leave_the_queue(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
     publish(store, item_ids[:2])
 
     async def scenario() -> None:
@@ -104,7 +108,18 @@ def test_review_changes_an_answer_as_a_new_row(db_path: Path, store: Store, batc
             await settle(pilot)
             assert "answer: reject" in screen_text(app)
             assert "accept  top" not in screen_text(app)
-            await pilot.press("f", "f", "w", "t", "g", "g", "g", "g", "right_square_bracket", "left_square_bracket")
+            await pilot.press(
+                "f",
+                "f",
+                "w",
+                "t",
+                "g",
+                "g",
+                "g",
+                "g",
+                "right_square_bracket",
+                "left_square_bracket",
+            )
             await settle(pilot)
             assert "who: all" in screen_text(app)
             await pilot.press("w", "t", "t", "t", "t", "t", "t")  # 7 strategy filters: back to all
@@ -117,7 +132,10 @@ def test_review_changes_an_answer_as_a_new_row(db_path: Path, store: Store, batc
             await pilot.press("escape")
 
     asyncio.run(scenario())
-    current = [(store.item(a.item_id).text, a.answer, a.strategy, len(a.spans)) for a in store.current_answers()]
+    current = [
+        (store.item(a.item_id).text, a.answer, a.strategy, len(a.spans))
+        for a in store.current_answers()
+    ]
     assert current == [(TEXTS[1], "reject", "top", 0), (TEXTS[0], "reject", "top", 0)]
     # The accept is kept as history: three rows for two items.
     with sqlite3.connect(db_path) as conn:
@@ -125,7 +143,9 @@ def test_review_changes_an_answer_as_a_new_row(db_path: Path, store: Store, batc
     assert [answer for (answer,) in rows] == ["accept", "reject", "reject"]
 
 
-def test_stats_screen_shows_rounds_from_reports(db_path: Path, store: Store, item_ids: list[int]) -> None:
+def test_stats_screen_shows_rounds_from_reports(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
     store.record_round({"mode": "seed", "answers": 0, "positives": 0})
     store.publish_batch(
         [BatchEntry(item_ids[0], "top", 0.9, 1)],
@@ -160,17 +180,23 @@ def test_stats_screen_shows_rounds_from_reports(db_path: Path, store: Store, ite
 def test_report_values_are_read_gracefully() -> None:
     assert report_number(0.5) == 0.5
     assert report_number({"estimate": 0.25, "low": 0.1}) == 0.25
-    assert report_number(None) is None and report_number("n/a") is None and report_number(True) is None
+    assert (
+        report_number(None) is None and report_number("n/a") is None and report_number(True) is None
+    )
     assert format_prevalence(None) == "–"
     assert format_prevalence(0.0002) == "1/5k"
     assert format_prevalence({"estimate": 0.0, "low": 0.0, "high": 0.001}) == "0"
     assert format_recall({"estimate": 0.5, "interval": [0.25, 0.75]}) == "50% (25–75)"
-    assert per_strategy({"positives_per_strategy": {"top": 3, "seed": "x"}}, "positives_per_strategy") == {"top": 3.0}
+    assert per_strategy(
+        {"positives_per_strategy": {"top": 3, "seed": "x"}}, "positives_per_strategy"
+    ) == {"top": 3.0}
     assert per_strategy({}, "positives_per_strategy") == {}
 
 
 def test_scroll_keys_move_a_long_text(db_path: Path, store: Store) -> None:
-    long_text = "\n".join(f"line {n} of a long comment" for n in range(60)) + ' and "Dune" at the end'
+    long_text = (
+        "\n".join(f"line {n} of a long comment" for n in range(60)) + ' and "Dune" at the end'
+    )
     publish(store, insert_items(store, [long_text]))
 
     async def scenario() -> None:
@@ -204,7 +230,9 @@ def test_cli_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
 
 
 def test_cli_reads_the_database_from_the_environment(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, [], env={"HNBOOKS_DB": str(tmp_path / "env.db"), "USER": "ann"})
+    result = CliRunner().invoke(
+        main, [], env={"HNBOOKS_DB": str(tmp_path / "env.db"), "USER": "ann"}
+    )
     assert result.exit_code == 1
     assert "env.db" in result.output
 
@@ -254,7 +282,9 @@ def test_key_labels() -> None:
     assert key_label("question_mark") == "?"
 
 
-def test_a_text_that_fits_until_a_resize_still_scrolls_after_it(db_path: Path, store: Store) -> None:
+def test_a_text_that_fits_until_a_resize_still_scrolls_after_it(
+    db_path: Path, store: Store
+) -> None:
     text = " ".join(f"word{n}" for n in range(300)) + ' and "Dune" at the end'
     publish(store, insert_items(store, [text]))
 

@@ -41,19 +41,25 @@ def after(*keys: str) -> Callable[[Pilot[None]], Any]:
 def comment_db(db_path: Path) -> Path:
     store = Store(db_path)
     store.add_label("AUTHOR")
-    ids = insert_items(store, [PARENT, COMMENT], metas=[{"id": 41, "title": PARENT}, {"id": 42, "parent": 41}])
+    ids = insert_items(
+        store, [PARENT, COMMENT], metas=[{"id": 41, "title": PARENT}, {"id": 42, "parent": 41}]
+    )
     store.publish_batch([BatchEntry(ids[1], "uncertain", 0.473, 12)], source="score")
     store.close()
     return db_path
 
 
-def test_annotate_with_candidates_and_a_marked_span_80x24(snap_compare: SnapCompare, db_path: Path) -> None:
+def test_annotate_with_candidates_and_a_marked_span_80x24(
+    snap_compare: SnapCompare, db_path: Path
+) -> None:
     """A span marked from the first candidate; the next candidate selected; the rest underlined."""
     app = make_app(comment_db(db_path))
     assert snap_compare(app, terminal_size=(80, 24), run_before=after("tab", "enter", "tab"))
 
 
-def test_annotate_with_parent_and_two_labels_120x40(snap_compare: SnapCompare, db_path: Path) -> None:
+def test_annotate_with_parent_and_two_labels_120x40(
+    snap_compare: SnapCompare, db_path: Path
+) -> None:
     """Parent panel open (p); a BOOK span and an AUTHOR span marked by keyboard."""
     app = make_app(comment_db(db_path))
     keys = ("p", "tab", "tab", "enter", "2", "l", "l", "L", "enter", "1")

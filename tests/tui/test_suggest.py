@@ -28,7 +28,9 @@ def test_apostrophes_are_not_quotes() -> None:
 
 
 def test_long_quoted_speech_is_not_a_title() -> None:
-    text = 'he said "this is a very long sentence that nobody would ever use as a book title at all"'
+    text = (
+        'he said "this is a very long sentence that nobody would ever use as a book title at all"'
+    )
     assert suggest_spans(text) == []
 
 
@@ -95,7 +97,7 @@ def test_combining_characters_stay_inside_the_span() -> None:
 
 
 def test_word_spans() -> None:
-    text = "I’ve read \"Catch-22\", U.S. 3.5 naïve cafe\u0301 😀 👩‍👩‍👧 日本語 5907.The_Hobbit"
+    text = 'I’ve read "Catch-22", U.S. 3.5 naïve cafe\u0301 😀 👩‍👩‍👧 日本語 5907.The_Hobbit'
     assert [text[s:e] for s, e in word_spans(text)] == [
         "I’ve", "read", "Catch-22", "U.S", "3.5", "naïve", "cafe\u0301", "😀", "👩‍👩‍👧",
         "日", "本", "語", "5907", "The", "Hobbit",

@@ -12,15 +12,24 @@ import pytest
 from hnbooks.store.db import Store
 from tests.tui.conftest import insert_items, publish
 
-HOSTILE = "Read \"Dune\" \x1b]0;owned\x07 and \x1b[2J twice"
+HOSTILE = 'Read "Dune" \x1b]0;owned\x07 and \x1b[2J twice'
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
-def test_the_cli_in_a_pty_answers_quits_and_never_echoes_item_escapes(db_path: Path, store: Store) -> None:
+def test_the_cli_in_a_pty_answers_quits_and_never_echoes_item_escapes(
+    db_path: Path, store: Store
+) -> None:
     publish(store, insert_items(store, [HOSTILE, "second comment about compilers"]))
     child = pexpect.spawn(
         sys.executable,
-        ["-c", "from hnbooks.tui.cli import main; main()", "--db", str(db_path), "--annotator", "tty"],
+        [
+            "-c",
+            "from hnbooks.tui.cli import main; main()",
+            "--db",
+            str(db_path),
+            "--annotator",
+            "tty",
+        ],
         env={"TERM": "xterm-256color", "PATH": "/usr/bin:/bin", "HOME": str(db_path.parent)},
         dimensions=(24, 80),
         timeout=20,

@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hnbooks.scoring.datasets import Dataset
+from numpy.typing import NDArray
+
+from hnbooks.lab.datasets import Dataset
 from hnbooks.scoring.head import Head, HeadConfig
 from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
 from hnbooks.scoring.select import Mix
-from hnbooks.scoring.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredStream
-from numpy.typing import NDArray
+from hnbooks.lab.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredStream
 
 STRATEGY_MIXES: dict[str, Mix | None] = {
     "default": None,
@@ -79,7 +80,9 @@ class FeatureSet:
     def keyword_scores(self, query: str) -> NDArray[np.float64]:
         """TF-IDF cosine between the query and every row (rows are L2-normalised)."""
         query_vector = self.vectorizer.transform([query])
-        return np.asarray((self.keyword_matrix @ query_vector.T).toarray(), dtype=np.float64).ravel()
+        return np.asarray(
+            (self.keyword_matrix @ query_vector.T).toarray(), dtype=np.float64
+        ).ravel()
 
 
 Embedder = Callable[[Sequence[str]], NDArray[np.float32]]
@@ -146,12 +149,17 @@ def save_array(path: Path, array: NDArray[Any]) -> None:
 
 
 def cached_embeddings(
-    dataset: Dataset, encoder: EncoderSource, cache_dir: Path | None, progress: Progress | None = None
+    dataset: Dataset,
+    encoder: EncoderSource,
+    cache_dir: Path | None,
+    progress: Progress | None = None,
 ) -> NDArray[np.float32]:
     """The dataset's embeddings, computed once per dataset and model and kept as .npy."""
     path = None
     if cache_dir is not None:
-        path = cache_dir / "embeddings" / f"{dataset.name}-{dataset.content_key()}-{encoder.key}.npy"
+        path = (
+            cache_dir / "embeddings" / f"{dataset.name}-{dataset.content_key()}-{encoder.key}.npy"
+        )
         if path.exists():
             cached = np.load(path)
             if cached.shape[0] == len(dataset):
@@ -177,7 +185,9 @@ def onnx_encoder_source(
 
     folder = ensure_model(model, models_dir) if model else ensure_model(models_dir=models_dir)
     encoder = Encoder(folder, device=device)
-    return EncoderSource(key=str(encoder.model_hash)[:16], embed=lambda texts: encoder.encode(list(texts)))
+    return EncoderSource(
+        key=str(encoder.model_hash)[:16], embed=lambda texts: encoder.encode(list(texts))
+    )
 
 
 def build_features(
@@ -306,7 +316,9 @@ def draw_task(dataset: Dataset, spec: TaskSpec, rng: np.random.Generator) -> Tas
     if spec.seeds == pool_positive_rows.size and spec.seeds:
         raise ValueError("every positive would be a seed: nothing left to find")
     seed_rows = np.sort(rng.choice(pool_positive_rows, spec.seeds, replace=False)).astype(np.int64)
-    heldout_rows = np.sort(np.concatenate(heldout)).astype(np.int64) if heldout else np.zeros(0, np.int64)
+    heldout_rows = (
+        np.sort(np.concatenate(heldout)).astype(np.int64) if heldout else np.zeros(0, np.int64)
+    )
     return TaskDraw(pool_rows, heldout_rows, positive, seed_rows)
 
 
@@ -327,7 +339,9 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+            raise ValueError(
+                f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}"
+            )
         if self.strategy == "mix" and self.mix is None:
             raise ValueError('strategy "mix" needs the shares (a Mix)')
         if self.batch_size < 1 or self.budget < 1:
@@ -442,7 +456,9 @@ class LoopState:
         return self.draw.positive[rows], np.array(self.random_probability, dtype=np.float64)
 
 
-def draw_random(state: LoopState, count: int, rng: np.random.Generator, channel: str = "random") -> None:
+def draw_random(
+    state: LoopState, count: int, rng: np.random.Generator, channel: str = "random"
+) -> None:
     """`count` uniform draws from the unlabelled pool, each with its inclusion probability."""
     eligible = state.eligible_rows()
     count = min(count, eligible.size)
@@ -551,7 +567,11 @@ def run_once(
             # Shuffled as run_round shuffles a published batch: the order answered is not the rank.
             for index in rng.permutation(len(trained.picks)):
                 pick = trained.picks[index]
-                state.answer(pick.row, pick.strategy, pick.inclusion_probability if pick.strategy == "random" else None)
+                state.answer(
+                    pick.row,
+                    pick.strategy,
+                    pick.inclusion_probability if pick.strategy == "random" else None,
+                )
         if progress is not None:
             progress(state.spent - before)
         if state.spent == before:
@@ -569,7 +589,9 @@ def run_once(
         random_per_100=draw.random_per_100,
         heldout_ap=heldout_average_precision(features, draw, state, config, head_seed, rng),
         budget=config.budget,
-        stream_scored=len(stream.scored) if stream is not None else (0 if config.strategy == "stream-ema" else None),
+        stream_scored=len(stream.scored)
+        if stream is not None
+        else (0 if config.strategy == "stream-ema" else None),
     )
 
 
@@ -681,7 +703,9 @@ class SimulationSummary:
             "dataset": self.dataset,
             "positive": list(self.spec.positive_classes),
             "strategy": self.config.strategy,
-            "mix": self.config.selection_mix().describe() if self.config.strategy not in BASELINES else None,
+            "mix": self.config.selection_mix().describe()
+            if self.config.strategy not in BASELINES
+            else None,
             "features": self.features,
             "batch_size": self.config.batch_size,
             "budget": self.config.budget,
@@ -735,5 +759,7 @@ def simulate(
         for repeat in range(repeats):
             draw = draw_task(dataset, spec, task_rng(random_seed, repeat))
             rng = np.random.default_rng([random_seed, repeat, 1])
-            runs.append(run_once(features, draw, spec, config, repeat=repeat, rng=rng, progress=progress))
+            runs.append(
+                run_once(features, draw, spec, config, repeat=repeat, rng=rng, progress=progress)
+            )
     return SimulationSummary(dataset.name, spec, config, features.kind, random_seed, runs)

@@ -1,6 +1,6 @@
 """`hnbooks simulate`: replay the annotation loop on a labelled corpus and measure discovery.
 
-A few lines over `hnbooks.scoring.simulate`: parse options, load the dataset and its features,
+A few lines over `hnbooks.lab.simulate`: parse options, load the dataset and its features,
 run, print a table (or one JSON object with --json). Progress goes to stderr, and only to a terminal.
 """
 
@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
+
+from hnbooks.models.registry import DEFAULT_MODEL, MODELS
 
 DEFAULT_FEATURES = "tfidf"
 STRATEGY_HELP = (
@@ -57,31 +58,106 @@ def fail(message: str) -> None:
     metavar="K",
     help="Keep K positives per positive class in the pool (the others leave it), to make them rare.",
 )
-@click.option("--seeds", type=click.IntRange(min=0), default=0, show_default=True, help="Positives given as answered at start.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Positives given as answered at start.",
+)
 @click.option(
     "--seed-query",
     default=None,
     metavar="TEXT",
     help="Start from a keyword search: the first batch is its best TF-IDF matches (then whenever no positive is known).",
 )
-@click.option("--strategy", type=click.Choice(["default", "top", "uncertain", "novel", "stratified", "mix", "random", "stream-ema"]), default="default", show_default=True, help=STRATEGY_HELP)
-@click.option("--mix", "mix_text", default=None, metavar="SHARES", help="Shares for --strategy mix, like top=0.6,novel=0.2,random=0.2 (implies it).")
+@click.option(
+    "--strategy",
+    type=click.Choice(
+        ["default", "top", "uncertain", "novel", "stratified", "mix", "random", "stream-ema"]
+    ),
+    default="default",
+    show_default=True,
+    help=STRATEGY_HELP,
+)
+@click.option(
+    "--mix",
+    "mix_text",
+    default=None,
+    metavar="SHARES",
+    help="Shares for --strategy mix, like top=0.6,novel=0.2,random=0.2 (implies it).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--budget", type=click.IntRange(min=1), default=300, show_default=True, help="Labels per run (seeds not counted).")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Independent runs (a new split, positives and seeds each).")
-@click.option("--random-seed", type=int, default=0, show_default=True, help="Same seed, same numbers.")
-@click.option("--features", type=click.Choice(["onnx", "tfidf", "both"]), default=DEFAULT_FEATURES, show_default=True, help="onnx: the encoder's embeddings; both: TF-IDF and embeddings side by side.")
-@click.option("--heldout", type=click.FloatRange(0, 0.9), default=0.2, show_default=True, help="Share of each class held out (never labelled) to measure the final head's average precision.")
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Labels per run (seeds not counted).",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Independent runs (a new split, positives and seeds each).",
+)
+@click.option(
+    "--random-seed", type=int, default=0, show_default=True, help="Same seed, same numbers."
+)
+@click.option(
+    "--features",
+    type=click.Choice(["onnx", "tfidf", "both"]),
+    default=DEFAULT_FEATURES,
+    show_default=True,
+    help="onnx: the encoder's embeddings; both: TF-IDF and embeddings side by side.",
+)
+@click.option(
+    "--heldout",
+    type=click.FloatRange(0, 0.9),
+    default=0.2,
+    show_default=True,
+    help="Share of each class held out (never labelled) to measure the final head's average precision.",
+)
 @click.option(
     "--near-duplicates-of-positives",
     is_flag=True,
     help="Let near-duplicates (cosine > 0.95) of accepted texts be chosen (off in hnbooks-score by default).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout (means over repeats, then every run).")
-@click.option("--data-dir", envvar="HNBOOKS_DATA_DIR", type=click.Path(file_okay=False), default=None, help="Dataset and embedding cache [env HNBOOKS_DATA_DIR; default ~/.cache/hnbooks/datasets].")
-@click.option("--model", type=click.Choice(sorted(MODELS)), default=DEFAULT_MODEL, show_default=True, help="Encoder for --features onnx/both.")
-@click.option("--models-dir", envvar="HNBOOKS_MODELS_DIR", type=click.Path(file_okay=False), default=None, help="Where exported models live [env HNBOOKS_MODELS_DIR].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where the encoder runs.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print exactly one JSON object on stdout (means over repeats, then every run).",
+)
+@click.option(
+    "--data-dir",
+    envvar="HNBOOKS_DATA_DIR",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Dataset and embedding cache [env HNBOOKS_DATA_DIR; default ~/.cache/hnbooks/datasets].",
+)
+@click.option(
+    "--model",
+    type=click.Choice(sorted(MODELS)),
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Encoder for --features onnx/both.",
+)
+@click.option(
+    "--models-dir",
+    envvar="HNBOOKS_MODELS_DIR",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where exported models live [env HNBOOKS_MODELS_DIR].",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where the encoder runs.",
+)
 def simulate(
     dataset: str,
     positives: tuple[str, ...],
@@ -131,10 +207,10 @@ def simulate(
       # your own answers (Prodigy JSONL), BOOK made rare:
       hnbooks simulate --dataset answers.jsonl --positive BOOK --keep-positives 20 --seeds 1
     """
-    from hnbooks.scoring.datasets import DatasetError, default_cache_dir, load_dataset
+    from hnbooks.lab.datasets import DatasetError, default_cache_dir, load_dataset
     from hnbooks.scoring.select import parse_mix
-    from hnbooks.scoring.simulate import LoopConfig, TaskSpec, build_features, onnx_encoder_source
-    from hnbooks.scoring.simulate import simulate as run_simulation
+    from hnbooks.lab.simulate import LoopConfig, TaskSpec, build_features, onnx_encoder_source
+    from hnbooks.lab.simulate import simulate as run_simulation
 
     mix = None
     if mix_text is not None:
@@ -148,13 +224,21 @@ def simulate(
     cache_dir = Path(data_dir) if data_dir else default_cache_dir()
     show_progress = err_console.is_terminal
     try:
-        with err_console.status("loading the dataset", spinner="dots") if show_progress else nullcontext():
-            corpus = load_dataset(dataset, positive=positives[0] if positives else None, cache_dir=cache_dir)
+        with (
+            err_console.status("loading the dataset", spinner="dots")
+            if show_progress
+            else nullcontext()
+        ):
+            corpus = load_dataset(
+                dataset, positive=positives[0] if positives else None, cache_dir=cache_dir
+            )
         if not positives:
             if dataset == "bookfinder":
                 positives = ("BOOK",)
             else:
-                fail(f"say which class is positive with --positive; {corpus.name} has: {class_list(corpus.class_counts())}")
+                fail(
+                    f"say which class is positive with --positive; {corpus.name} has: {class_list(corpus.class_counts())}"
+                )
         for name in positives:
             corpus.is_class(name)
     except DatasetError as error:
@@ -168,7 +252,13 @@ def simulate(
             encoder = onnx_encoder_source(model, Path(models_dir) if models_dir else None, device)
         except (ModelMissing, ImportError) as error:
             fail(f"--features {features} needs the exported encoder: {error}")
-    spec = TaskSpec(tuple(positives), keep_positives=keep_positives, seeds=seeds, seed_query=seed_query, heldout_share=heldout)
+    spec = TaskSpec(
+        tuple(positives),
+        keep_positives=keep_positives,
+        seeds=seeds,
+        seed_query=seed_query,
+        heldout_share=heldout,
+    )
     try:
         config = LoopConfig(
             strategy=strategy,
@@ -186,7 +276,9 @@ def simulate(
         def embedded(count: int) -> None:
             progress.update(embed_task, advance=count, visible=True)
 
-        feature_set = build_features(corpus, features, cache_dir=cache_dir, encoder=encoder, progress=embedded)
+        feature_set = build_features(
+            corpus, features, cache_dir=cache_dir, encoder=encoder, progress=embedded
+        )
         progress.update(embed_task, visible=False)
         run_task = progress.add_task(f"{strategy} on {corpus.name}", total=repeats * budget)
         try:
@@ -260,23 +352,36 @@ def print_summary(result: dict[str, Any]) -> None:
     per_100 = result["positives_per_100"] or 0.0
     rows = [
         ("new positives per 100 labels", f"{per_100:.3g}"),
-        ("  uniform random would find (analytic)", f"{random_per_100:.3g}" + (f"  (×{per_100 / random_per_100:.1f})" if random_per_100 else "")),
+        (
+            "  uniform random would find (analytic)",
+            f"{random_per_100:.3g}"
+            + (f"  (×{per_100 / random_per_100:.1f})" if random_per_100 else ""),
+        ),
         ("recall at budget (seeds excluded)", number(result["recall_at_budget"])),
         ("labels to the first new positive", number(result["labels_to_first"])),
         ("discovery AUC / oracle's", number(result["audc"])),
         ("share of runs finding none", number(result["share_found_none"])),
         ("held-out average precision", number(result["heldout_ap"])),
-        ("pool prevalence", f"{result['prevalence']:.3g} (1 in {1 / result['prevalence']:,.0f})" if result["prevalence"] else "0"),
+        (
+            "pool prevalence",
+            f"{result['prevalence']:.3g} (1 in {1 / result['prevalence']:,.0f})"
+            if result["prevalence"]
+            else "0",
+        ),
         ("positives to find / pool", f"{result['findable']:.3g} / {result['pool']:,.0f}"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     out_console.print(table)
     if result["positives_by_channel"]:
-        channels = ", ".join(f"{name} {count:.3g}" for name, count in result["positives_by_channel"].items())
+        channels = ", ".join(
+            f"{name} {count:.3g}" for name, count in result["positives_by_channel"].items()
+        )
         out_console.print(f"positives per run by channel: {channels}")
     for run in result["runs"]:
-        found_at = ", ".join(str(i) for i in run["found_at"][:15]) + (" ..." if len(run["found_at"]) > 15 else "")
+        found_at = ", ".join(str(i) for i in run["found_at"][:15]) + (
+            " ..." if len(run["found_at"]) > 15 else ""
+        )
         out_console.print(
             f"run {run['repeat']}: found {run['found']} of {run['findable']} in {run['labels']} labels"
             + (f" (at {found_at})" if found_at else "")

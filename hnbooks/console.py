@@ -1,0 +1,121 @@
+"""What every command line of hnbooks shares: the `--db` and encoder options, the consoles, the error
+exit, progress bars and the formatting of estimates.
+
+Front ends (`hnbooks`, `hnbooks-score`, `hnbooks-tui`, `hnbooks models`, `hnbooks simulate`) import
+this module and never each other.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from hnbooks.models.registry import DEFAULT_MODEL, MODELS
+from hnbooks.store import DEFAULT_DB_PATH, Store, StoreError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+def db_option(create: bool = False) -> Callable[[F], F]:
+    help_text = "SQLite database file [env HNBOOKS_DB; default ./hnbooks.db]"
+    if create:
+        help_text += " (created if missing)"
+    return click.option(
+        "--db",
+        "db_path",
+        envvar="HNBOOKS_DB",
+        default=DEFAULT_DB_PATH,
+        show_default=False,
+        type=click.Path(dir_okay=False),
+        help=help_text,
+    )
+
+
+def print_error(message: str) -> None:
+    """Print an error whose text may hold brackets from user data, never read as Rich markup."""
+    err_console.print(Text.assemble(("error: ", "red"), message), soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    print_error(message)
+    sys.exit(code)
+
+
+@contextmanager
+def open_store(db_path: str, *, create: bool = False) -> Iterator[Store]:
+    """The store for a command: a `StoreError` anywhere inside becomes one error line and exit 1."""
+    try:
+        store = Store(db_path, create=create)
+    except StoreError as error:
+        fail(str(error))
+    try:
+        yield store
+    except StoreError as error:
+        fail(str(error))
+    finally:
+        store.close()
+
+
+def models_dir_option(func: F) -> F:
+    return click.option(
+        "--models-dir",
+        envvar="HNBOOKS_MODELS_DIR",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Where exported models live [env HNBOOKS_MODELS_DIR; default ~/.cache/hnbooks/models].",
+    )(func)
+
+
+def encoder_options(func: F) -> F:
+    func = click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default="auto",
+        show_default=True,
+        help="auto: CUDA when onnxruntime-gpu sees a GPU, else CPU.",
+    )(func)
+    func = click.option(
+        "--model",
+        type=click.Choice(sorted(MODELS)),
+        default=DEFAULT_MODEL,
+        show_default=True,
+        help="Encoder (see `hnbooks models list`).",
+    )(func)
+    return models_dir_option(func)
+
+
+def make_progress(transient: bool = False) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+    )
+
+
+def fmt_number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def fmt_interval(
+    estimate: float | None, low: float | None = None, high: float | None = None
+) -> str:
+    """'0.0002 [0.0001, 0.0004]', or '—' without an estimate."""
+    if estimate is None:
+        return "—"
+    if low is None or high is None:
+        return f"{estimate:.4g}"
+    return f"{estimate:.4g} [{low:.3g}, {high:.3g}]"

@@ -1,0 +1,96 @@
+"""Everything a round needs before it can run: the exported model, the encoder, and every text
+embedded into the cache beside the database. Progress goes to the terminal; a problem the user can fix
+ends the command with one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from hnbooks.console import err_console as console
+from hnbooks.console import fail
+from hnbooks.models.registry import MODELS
+from hnbooks.store import Store
+
+
+@dataclass
+class PreparedPool:
+    pool: Any
+    encode_query: Callable[[str], Any]
+    device: str
+    embed_report: dict[str, Any]
+
+
+def prepare_pool(
+    store: Store, db_path: str, model: str, models_dir: str | None, device: str
+) -> PreparedPool:
+    """Make sure the model exists, embed what is not cached yet, and return the pool's vectors."""
+    from hnbooks.models.export import ModelMissing, ensure_model
+    from hnbooks.models.registry import default_models_dir
+    from hnbooks.scoring.cache import EmbeddingCache
+    from hnbooks.scoring.embed import embed_missing
+    from hnbooks.scoring.encoder import Encoder
+    from hnbooks.scoring.pool import CachedPool
+
+    root = Path(models_dir) if models_dir else default_models_dir()
+    try:
+        with console.status(f"preparing {model} (first use exports it to ONNX, about a minute)…"):
+            model_dir = ensure_model(model, root)
+    except ModelMissing as error:
+        fail(str(error))
+    try:
+        encoder = Encoder(model_dir, device=device)
+        provider = encoder.provider
+    except (RuntimeError, ValueError) as error:
+        fail(str(error))
+    console.print(Text.assemble(("encoder ", "bold"), f"{model} on {provider}"))
+    cache = EmbeddingCache.open(db_path, encoder.model_hash, MODELS[model].dimension)
+    if cache.reset_reason:
+        console.print(f"embedding cache rebuilt: {cache.reset_reason}", style="yellow")
+    with Progress(
+        TextColumn("embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("embed", total=None, rate="")
+        started = time.perf_counter()
+
+        def advance(done: int, total: int) -> None:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.0f} texts/s")
+
+        report = embed_missing(store, encoder, cache, progress=advance)
+    if report.embedded:
+        console.print(
+            f"embedded {report.embedded:,} new texts in {report.seconds:.1f} s "
+            f"({report.texts_per_s:.0f} texts/s, padding waste {report.pad_waste:.1%}); "
+            f"{report.already_cached:,} already cached"
+        )
+    else:
+        console.print(f"embedded nothing new: all {report.already_cached:,} texts already cached")
+
+    def encode_query(query: str) -> Any:
+        return encoder.encode([query])[0]
+
+    return PreparedPool(
+        pool=CachedPool(cache, store),
+        encode_query=encode_query,
+        device=provider,
+        embed_report={
+            "embedded": report.embedded,
+            "already_cached": report.already_cached,
+            "texts_per_s": round(report.texts_per_s, 1) if report.embedded else None,
+            "pad_waste": round(report.pad_waste, 4) if report.embedded else None,
+        },
+    )
