@@ -39,12 +39,8 @@ from typing import Any
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from hnbooks.lab.datasets import Dataset, default_cache_dir, load_dataset  # noqa: E402
-from hnbooks.scoring.select import Mix, parse_mix  # noqa: E402
-from hnbooks.lab.simulate import (  # noqa: E402
+from hnbooks.lab.datasets import Dataset, default_cache_dir, load_dataset
+from hnbooks.lab.simulate import (
     FeatureSet,
     LoopConfig,
     SimulationSummary,
@@ -53,6 +49,7 @@ from hnbooks.lab.simulate import (  # noqa: E402
     mean_of,
     simulate,
 )
+from hnbooks.scoring.select import Mix, parse_mix
 
 DOC_START = "<!-- bench:discovery:start -->"
 DOC_END = "<!-- bench:discovery:end -->"

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -202,13 +201,14 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from hnbooks.models.export import ensure_model
+    from hnbooks.models.export import export_model
     from hnbooks.models.registry import DEFAULT_MODEL, model_spec, weights_path
     from hnbooks.scoring.encoder import Encoder
 
     name = args.model or DEFAULT_MODEL
     spec = model_spec(name)
-    model_dir = ensure_model(name, args.models_dir)
+    # The bench needs PyTorch anyway, so it exports the model itself when it is not exported yet.
+    model_dir = export_model(name, args.models_dir)
     texts, source = bench_texts(args.data, args.texts)
     print(f"{len(texts)} texts from {source}; {args.threads} threads; model {name} ({model_dir})")
 

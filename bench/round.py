@@ -73,26 +73,28 @@ def build(folder: Path, items: int, seed: int = 0) -> Path:
 def answer_some(db_path: Path, positive_ids: list[int], items: int, seed: int = 0) -> None:
     """60 found positives, 300 rejects, and 40 random-strategy answers with inclusion probabilities."""
     from hnbooks.store.db import Store
-    from hnbooks.store.records import BatchEntry
+    from hnbooks.store.records import BatchEntry, NewAnswer
 
     rng = np.random.default_rng(seed + 1)
     store = Store(db_path)
     positive_set = set(positive_ids)
     for item_id in positive_ids[:60]:
-        store.record_answer(item_id, "bench", "accept")
+        store.record_answer(item_id, NewAnswer("bench", "accept"))
     negatives = [
         i
         for i in rng.choice(np.arange(1, items + 1), 400, replace=False).tolist()
         if i not in positive_set
     ]
     for item_id in negatives[:300]:
-        store.record_answer(item_id, "bench", "reject")
+        store.record_answer(item_id, NewAnswer("bench", "reject"))
     randoms = [i for i in negatives[300:340]]
     batch = store.publish_batch(
         [BatchEntry(i, "random", 0.0, None, 40 / items) for i in randoms], source="score"
     )
     for item_id in randoms:
-        store.record_answer(item_id, "bench", "reject", batch_id=batch, strategy="random")
+        store.record_answer(
+            item_id, NewAnswer("bench", "reject", batch_id=batch, strategy="random")
+        )
     store.close()
 
 
@@ -122,7 +124,7 @@ def measure(db_path: Path, repeats: int) -> dict[str, float]:
         started = time.perf_counter()
         cache = EmbeddingCache.open(db_path, "synthetic", DIM)
         pool = CachedPool(cache, store)
-        result = run_round(store, pool, RoundConfig(batch_size=50, random_seed=repeat))
+        result = run_round(store, pool, RoundConfig(label="BOOK", batch_size=50, random_seed=repeat))
         times.append(time.perf_counter() - started)
         assert result.mode == "model" and len(result.entries) == 50
         cache.close()

@@ -10,6 +10,7 @@ import importlib
 import json
 import sys
 from contextlib import suppress
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from hnbooks.console import (
     out_console,
     print_error,
 )
+from hnbooks.store.records import Round
 
 
 class HnbooksGroup(click.Group):
@@ -213,53 +215,50 @@ def stats_command(db_path: str, as_json: bool) -> None:
     with open_store(db_path) as store:
         stats = store.stats()
     if as_json:
-        click.echo(json.dumps(stats, indent=2))
+        record = asdict(stats)
+        record["rounds"] = [
+            {"id": r.id, "started_at": r.started_at, "finished_at": r.finished_at, **asdict(r.report)}
+            for r in stats.rounds
+        ]
+        click.echo(json.dumps(record, indent=2))
         return
     table = Table(title=f"hnbooks — {db_path}", show_header=False)
-    table.add_row("items", f"{stats['items']:,}")
-    table.add_row("answers", f"{stats['answers']:,}")
-    for answer, count in stats["answers_by_answer"].items():
+    table.add_row("items", f"{stats.items:,}")
+    table.add_row("answers", f"{stats.answers:,}")
+    for answer, count in stats.answers_by_answer.items():
         table.add_row(f"  {answer}", f"{count:,}")
-    table.add_row(f"positives ({stats['label']})", f"{stats['positives']:,}")
-    table.add_row("spans marked", f"{stats['spans']:,}")
-    table.add_row("batches published", f"{stats['batches']:,}")
-    table.add_row("items waiting in the queue", f"{stats['queued']:,}")
+    table.add_row(f"positives ({stats.label})", f"{stats.positives:,}")
+    table.add_row("spans marked", f"{stats.spans:,}")
+    table.add_row("batches published", f"{stats.batches:,}")
+    table.add_row("items waiting in the queue", f"{stats.queued:,}")
     out_console.print(table)
-    if stats["answers_by_annotator"]:
+    if stats.answers_by_annotator:
         people = Table(title="answers by annotator")
         for column in ("annotator", "accept", "reject", "ignore"):
             people.add_column(column)
-        for name, counts in stats["answers_by_annotator"].items():
+        for name, counts in stats.answers_by_annotator.items():
             people.add_row(name, *(str(counts.get(k, 0)) for k in ("accept", "reject", "ignore")))
         out_console.print(people)
-    if stats["rounds"]:
-        out_console.print(rounds_table(stats["rounds"]))
+    if stats.rounds:
+        out_console.print(rounds_table(stats.rounds))
 
 
-def rounds_table(rounds: list[dict[str, Any]]) -> Table:
+def rounds_table(rounds: list[Round]) -> Table:
     table = Table(title="scoring rounds")
-    for column in (
-        "round",
-        "answers",
-        "positives",
-        "found in last batch",
-        "CV AP",
-        "prevalence",
-        "recall",
-        "device",
-    ):
+    for column in ("round", "answers", "positives", "found in last batch", "CV AP", "prevalence", "recall", "device"):
         table.add_column(column)
-    for report in rounds:
-        found = report.get("positives_per_strategy") or {}
+    for round_ in rounds:
+        report = round_.report
+        found = report.last_batch.positives if report.last_batch else {}
         table.add_row(
-            str(report.get("id")),
-            str(report.get("answers", "")),
-            str(report.get("positives", "")),
+            str(round_.id),
+            str(report.answers),
+            str(report.positives),
             ", ".join(f"{k} {v}" for k, v in found.items()) or "—",
-            fmt_number(report.get("cv_average_precision")),
-            fmt_interval(report.get("prevalence")),
-            fmt_interval(report.get("recall")),
-            str(report.get("device", "")),
+            fmt_number(report.cv_average_precision),
+            fmt_interval(report.prevalence),
+            fmt_interval(report.recall),
+            (report.embedding.device or "") if report.embedding else "",
         )
     return table
 
@@ -370,7 +369,7 @@ def seed_command(
     from hnbooks.scoring.job import seed_entries
 
     with open_store(db_path) as store:
-        chosen_label = label or store.labels()[0]
+        chosen_label = label or store.default_label()
         pool, encode_query = None, None
         if mode == "semantic":
             from hnbooks.scoring.prepare import prepare_pool

@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS
 from hnbooks.store import DEFAULT_DB_PATH, Store, StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,10 +86,8 @@ def encoder_options(func: F) -> F:
     )(func)
     func = click.option(
         "--model",
-        type=click.Choice(sorted(MODELS)),
-        default=DEFAULT_MODEL,
-        show_default=True,
-        help="Encoder (see `hnbooks models list`).",
+        default=None,
+        help="Encoder: a name from `hnbooks models list` (default: the one marked default there).",
     )(func)
     return models_dir_option(func)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from hnbooks.hn_html import clean_comment_html
 from hnbooks.store.db import Store, StoreError
-from hnbooks.store.ingest import ItemConflict, write_incoming
+from hnbooks.store.ingest import ItemConflict
 from hnbooks.store.ingest import remap_spans as remap_spans  # re-exported for parsers' users
 from hnbooks.store.ingest import stable_hash as stable_hash
 from hnbooks.store.ingest import text_key as text_key
@@ -508,7 +508,7 @@ def import_file(
         records = parse_text_lines(path, progress)
     summary = ImportSummary(path=str(path), format=resolved)
     try:
-        with store.transaction() as conn:
+        with store.writing_items(path.name) as writer:
             for record in records:
                 if isinstance(record, Skipped):
                     summary.skipped[record.reason.split(" (")[0]] += 1
@@ -516,7 +516,7 @@ def import_file(
                         summary.first_skips.append(record)
                     continue
                 try:
-                    outcome = write_incoming(conn, record, path.name)
+                    outcome = writer.add(record)
                 except ItemConflict as conflict:
                     raise ImportFault(str(path), record.line, str(conflict)) from None
                 except (UnicodeEncodeError, OverflowError) as error:

@@ -7,18 +7,27 @@ run, print a table (or one JSON object with --json). Progress goes to stderr, an
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
-from rich.text import Text
 
+from hnbooks.console import CONTEXT_SETTINGS, err_console, fail, models_dir_option, out_console
 from hnbooks.models.registry import DEFAULT_MODEL, MODELS
+
+if TYPE_CHECKING:
+    from hnbooks.scoring.encoder import Device
 
 DEFAULT_FEATURES = "tfidf"
 STRATEGY_HELP = (
@@ -27,16 +36,8 @@ STRATEGY_HELP = (
     "Prodigy's prefer_uncertain over a stream in random order."
 )
 
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False, soft_wrap=True)
 
-
-def fail(message: str) -> None:
-    err_console.print(Text.assemble(("error: ", "red"), message), soft_wrap=True)
-    sys.exit(1)
-
-
-@click.command("simulate", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("simulate", context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--dataset",
     default="20ng",
@@ -144,13 +145,7 @@ def fail(message: str) -> None:
     show_default=True,
     help="Encoder for --features onnx/both.",
 )
-@click.option(
-    "--models-dir",
-    envvar="HNBOOKS_MODELS_DIR",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Where exported models live [env HNBOOKS_MODELS_DIR].",
-)
+@models_dir_option
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -177,7 +172,7 @@ def simulate(
     data_dir: str | None,
     model: str,
     models_dir: str | None,
-    device: str,
+    device: Device,
 ) -> None:
     """Measure how fast a strategy finds rare positives, an oracle answering from gold labels.
 
@@ -208,9 +203,9 @@ def simulate(
       hnbooks simulate --dataset answers.jsonl --positive BOOK --keep-positives 20 --seeds 1
     """
     from hnbooks.lab.datasets import DatasetError, default_cache_dir, load_dataset
-    from hnbooks.scoring.select import parse_mix
     from hnbooks.lab.simulate import LoopConfig, TaskSpec, build_features, onnx_encoder_source
     from hnbooks.lab.simulate import simulate as run_simulation
+    from hnbooks.scoring.select import parse_mix
 
     mix = None
     if mix_text is not None:
@@ -303,8 +298,8 @@ def simulate(
 class SilentProgress:
     """Stands in for rich's Progress when stderr is not a terminal."""
 
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
+    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+        return TaskID(0)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -312,11 +307,16 @@ class SilentProgress:
     def __enter__(self) -> SilentProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         return None
 
 
-def progress_bar(show: bool) -> Any:
+def progress_bar(show: bool) -> Progress | SilentProgress:
     if not show:
         return SilentProgress()
     return Progress(

@@ -168,7 +168,8 @@ def parse_orange_tab(content: str) -> tuple[list[str], list[str]]:
     )
     if class_column is None or text_column is None:
         raise DatasetError(f"no class column or no string column among {names}")
-    texts, classes = [], []
+    texts: list[str] = []
+    classes: list[str] = []
     for line in lines[3:]:
         cells = line.split("\t")
         if len(cells) <= max(class_column, text_column):
@@ -247,8 +248,7 @@ def read_prodigy_answers(files: Sequence[Path], label: str, name: str) -> Datase
     counting as positive, as the scorer does. Texts none of whose answers speak to the label
     (ignores, other labels' classification answers) are left out and counted in `dropped`."""
     from hnbooks.importing import ImportFault, ParsedRecord, parse_prodigy, text_key
-    from hnbooks.store.db import task_key_for
-    from hnbooks.store.records import Answer
+    from hnbooks.store.records import Answer, task_key_for
 
     first_text: dict[str, str] = {}
     votes: dict[str, list[bool]] = defaultdict(list)
@@ -281,7 +281,8 @@ def read_prodigy_answers(files: Sequence[Path], label: str, name: str) -> Datase
                 verdict = answer.verdict_for(label)
                 if verdict is not None:
                     votes[key].append(verdict)
-    texts, classes = [], []
+    texts: list[str] = []
+    classes: list[str] = []
     for key, text in first_text.items():
         if votes[key]:
             texts.append(text)
@@ -294,7 +295,8 @@ def read_prodigy_answers(files: Sequence[Path], label: str, name: str) -> Datase
 
 
 def read_plain_labelled(files: Sequence[Path], name: str) -> Dataset:
-    texts, classes = [], []
+    texts: list[str] = []
+    classes: list[str] = []
     dropped = 0
     for path in files:
         with path.open(encoding="utf-8") as lines:

@@ -3,7 +3,7 @@
 The loop is the scorer's: head and selection come from `scoring.job.train_and_select` (the function
 `run_round` calls), run in memory in row space instead of through the store. Against it run two
 baselines: `random` (label items drawn uniformly) and `stream-ema` (Prodigy's `prefer_uncertain`
-over a stream in random order, see `scoring.stream_ema`) with the same head.
+over a stream in random order, see `hnbooks.lab.stream_ema`) with the same head.
 
 One run:
 1. The task is drawn: a held-out split (stratified by class, never labelled), then the positives
@@ -28,25 +28,29 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from hnbooks.lab.datasets import Dataset
+from hnbooks.lab.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredStream
 from hnbooks.scoring.head import Head, HeadConfig
 from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
 from hnbooks.scoring.select import Mix
-from hnbooks.lab.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredStream
 
-STRATEGY_MIXES: dict[str, Mix | None] = {
-    "default": None,
-    "top": Mix(top=1, uncertain=0, novel=0, random=0),
-    "uncertain": Mix(top=0, uncertain=1, novel=0, random=0),
-    "novel": Mix(top=0, uncertain=0, novel=1, random=0),
-    "stratified": Mix(top=0, uncertain=0, novel=0, random=1),
+if TYPE_CHECKING:
+    from hnbooks.scoring.encoder import Device
+
+STRATEGY_MIXES: dict[str, Mix] = {
+    "default": Mix(),
+    "top": Mix.only("top"),
+    "uncertain": Mix.only("uncertain"),
+    "novel": Mix.only("novel"),
+    # The mix's random channel draws one item per stratum of the score ranking.
+    "stratified": Mix.only("random"),
 }
-"""Pool strategies: the default mix (`Mix()`) and each selection channel alone."""
+"""Pool strategies: the scorer's default mix and each selection channel alone."""
 BASELINES = ("random", "stream-ema")
 STRATEGIES = (*STRATEGY_MIXES, "mix", *BASELINES)
 FEATURE_KINDS = ("onnx", "tfidf", "both")
@@ -177,7 +181,7 @@ def cached_embeddings(
 
 
 def onnx_encoder_source(
-    model: str | None = None, models_dir: Path | None = None, device: str = "auto"
+    model: str | None = None, models_dir: Path | None = None, device: Device = "auto"
 ) -> EncoderSource:
     """The exported encoder (exported first when missing and possible); keyed by its model hash."""
     from hnbooks.models.export import ensure_model
@@ -348,10 +352,11 @@ class LoopConfig:
             raise ValueError("batch size and budget must be at least 1")
 
     def selection_mix(self) -> Mix:
+        """The shares pool selection uses; the baselines, which select nothing, get the default."""
         if self.strategy == "mix":
             assert self.mix is not None
             return self.mix
-        return STRATEGY_MIXES.get(self.strategy) or Mix()
+        return STRATEGY_MIXES.get(self.strategy, STRATEGY_MIXES["default"])
 
 
 @dataclass
@@ -485,6 +490,8 @@ def seed_batch(
 
 def round_config(config: LoopConfig, batch_size: int, seed: int) -> RoundConfig:
     return RoundConfig(
+        # The simulation never reads a cold-start query: its oracle seeds the first positives.
+        label="positive",
         batch_size=batch_size,
         mix=config.selection_mix(),
         random_seed=seed,

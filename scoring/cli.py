@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 import click
 from rich.table import Table
@@ -23,6 +22,8 @@ from hnbooks.console import (
     open_store,
 )
 from hnbooks.console import err_console as console
+from hnbooks.scoring.select import STRATEGY_REGISTRY, Mix, parse_mix
+from hnbooks.store.reports import RoundReport
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -37,9 +38,11 @@ from hnbooks.console import err_console as console
 )
 @click.option(
     "--mix",
-    default="top=0.7,uncertain=0.1,novel=0.1,random=0.1",
+    default=Mix().describe(),
     show_default=True,
-    help="Shares of the batch per strategy: top score, uncertain, novel (far from all answered), random.",
+    help="Shares of the batch per strategy: "
+    + "; ".join(f"{name}: {strategy.summary}" for name, strategy in STRATEGY_REGISTRY.items())
+    + ".",
 )
 @click.option(
     "--label", default=None, help="Label to score for (default: the database's first label)."
@@ -53,7 +56,7 @@ from hnbooks.console import err_console as console
 def main(
     db_path: str,
     models_dir: str | None,
-    model: str,
+    model: str | None,
     device: str,
     batch_size: int,
     mix: str,
@@ -80,7 +83,6 @@ def main(
     """
     from hnbooks.scoring.job import RoundConfig, run_round
     from hnbooks.scoring.prepare import prepare_pool
-    from hnbooks.scoring.select import parse_mix
 
     try:
         parsed_mix = parse_mix(mix)
@@ -89,20 +91,16 @@ def main(
     started_at = time.time()
     with open_store(db_path) as store:
         if store.item_count() == 0:
-            fail(
-                f"{db_path} holds no texts yet; import some with `hnbooks import FILE --db {db_path}`"
-            )
+            fail(f"{db_path} holds no texts yet; import some with `hnbooks import FILE --db {db_path}`")
         labels = store.labels()
-        chosen_label = label or labels[0]
+        chosen_label = label or store.default_label()
         if chosen_label not in labels:
             fail(f"unknown label {chosen_label!r}; the database defines {', '.join(labels)}")
         try:
             prepared = prepare_pool(store, db_path, model, models_dir, device)
         except OSError as error:
             # The embedding cache lives beside the database: a full disk or a read-only folder.
-            fail(
-                f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})"
-            )
+            fail(f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})")
         config = RoundConfig(
             label=chosen_label,
             batch_size=batch_size,
@@ -116,48 +114,42 @@ def main(
                 prepared.pool,
                 config,
                 encode_query=prepared.encode_query,
-                extra_report={"device": prepared.device, "model": model, **prepared.embed_report},
+                embedding=prepared.embedding,
                 started_at=started_at,
             )
-        print_round(result.report, result.batch_id, len(result.entries))
+        print_round(result.report, len(result.entries))
     if result.batch_id is None:
         sys.exit(0)
 
 
-def print_round(report: dict[str, Any], batch_id: int | None, size: int) -> None:
-    if report.get("mode") == "seed":
+def print_round(report: RoundReport, size: int) -> None:
+    if report.mode == "seed":
         console.print(
-            f"no positive answer yet: seed channel only (query: {report.get('seed_query')!r})",
+            f"no positive answer yet: seed channel only (query: {report.seed_query!r})",
             style="yellow",
             markup=False,
         )
-    if batch_id is None:
-        console.print(
-            f"no batch published: {report.get('note', 'nothing to choose')}", markup=False
-        )
+    if report.batch_id is None:
+        console.print(f"no batch published: {report.note or 'nothing to choose'}", markup=False)
         return
-    table = Table(title=f"published batch {batch_id}: {size} items", show_header=False)
-    picked = report.get("picked_per_strategy") or {"seed": size}
+    table = Table(title=f"published batch {report.batch_id}: {size} items", show_header=False)
+    picked = report.picked_per_strategy or {"seed": size}
     table.add_row("picked", ", ".join(f"{k} {v}" for k, v in picked.items()))
-    table.add_row(
-        "answers so far", f"{report.get('answers', 0):,} ({report.get('positives', 0):,} positive)"
-    )
-    if report.get("positives_per_strategy"):
-        found = report["positives_per_strategy"]
-        answered = report.get("answers_per_strategy") or {}
+    table.add_row("answers so far", f"{report.answers:,} ({report.positives:,} positive)")
+    if report.last_batch is not None and report.last_batch.positives:
+        found, answered = report.last_batch.positives, report.last_batch.answered
         table.add_row(
             "positives in the last batch",
             ", ".join(f"{k} {v}/{answered.get(k, 0)}" for k, v in found.items()),
         )
-    if report.get("cv_average_precision") is not None:
-        table.add_row("head CV average precision", f"{report['cv_average_precision']:.3f}")
-    if report.get("prevalence"):
-        table.add_row("estimated prevalence", fmt_interval(report["prevalence"]))
-    if report.get("recall"):
-        table.add_row("estimated recall of the head", fmt_interval(report["recall"]))
-    if report.get("device"):
-        table.add_row("device", str(report["device"]))
-    seconds = report.get("seconds") or {}
-    if seconds:
-        table.add_row("seconds", ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    if report.cv_average_precision is not None:
+        table.add_row("head CV average precision", f"{report.cv_average_precision:.3f}")
+    if report.prevalence is not None:
+        table.add_row("estimated prevalence", fmt_interval(report.prevalence))
+    if report.recall is not None:
+        table.add_row("estimated recall of the head", fmt_interval(report.recall))
+    if report.embedding is not None and report.embedding.device:
+        table.add_row("device", report.embedding.device)
+    if report.seconds:
+        table.add_row("seconds", ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()))
     console.print(table)

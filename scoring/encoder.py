@@ -16,7 +16,28 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hnbooks.models.registry import MANIFEST_NAME, ModelMissing, ModelSpec, read_manifest
+from hnbooks.models.folder import (
+    GraphFile,
+    ModelFolderError,
+    ModelManifest,
+    load_manifest,
+    mean_pool,
+)
+from hnbooks.models.registry import MODELS, export_command
+
+__all__ = [
+    "DEVICES",
+    "VARIANTS",
+    "Device",
+    "Encoder",
+    "EncoderError",
+    "ModelLoadError",
+    "Variant",
+    "available_cores",
+    "cuda_unusable_reason",
+    "mean_pool",
+    "plan_batches",
+]
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -43,6 +64,10 @@ MAX_PARALLEL_BATCHES = 4
 
 class EncoderError(RuntimeError):
     """The encoder cannot run as asked (e.g. CUDA requested where it is not usable)."""
+
+
+class ModelLoadError(EncoderError):
+    """A file of an export that looks complete could not be loaded: damaged, or from another exporter."""
 
 
 def available_cores() -> int:
@@ -90,15 +115,14 @@ class Encoder:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.model_dir = Path(model_dir)
-        manifest = read_manifest(self.model_dir)
-        if manifest is None:
-            raise ModelMissing(
-                f"{self.model_dir} holds no complete exported model ({MANIFEST_NAME} missing or "
-                f"incomplete); run `hnbooks models export` or `make setup`"
-            )
-        self.manifest: dict[str, Any] = manifest
-        self.spec = ModelSpec.from_json(manifest["spec"])
-        if variant == "int8" and "int8" not in manifest["files"]:
+        try:
+            self.manifest: ModelManifest = load_manifest(self.model_dir)
+        except ModelFolderError as error:
+            raise ModelFolderError(
+                self.model_dir, error.reason, hint=export_hint(self.model_dir)
+            ) from None
+        self.spec = self.manifest.spec
+        if variant == "int8" and self.manifest.files.int8 is None:
             raise EncoderError(f"{self.model_dir} has no int8 variant; use variant fp32")
         self.requested_device: Device = device
         self.requested_variant: Variant = variant
@@ -128,7 +152,7 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        return self.spec.dimension
+        return self.manifest.dimension
 
     @property
     def loaded(self) -> bool:
@@ -165,7 +189,7 @@ class Encoder:
     def model_hash(self) -> str:
         """sha256 of the ONNX graph in use: embeddings from another graph are not interchangeable."""
         self._load()
-        return str(self.manifest["files"][self._variant]["sha256"])
+        return self._graph(self._variant).sha256
 
     # -- running --------------------------------------------------------------------------------------
 
@@ -274,13 +298,17 @@ class Encoder:
         if session is None:
             self._variant = self._resolve_variant("cpu")
             self._parallel_batches = min(self.threads, MAX_PARALLEL_BATCHES)
-            session = ort.InferenceSession(
-                str(self._graph_path(self._variant)),
-                self._session_options(
-                    ORT_ERRORS_ONLY, max(1, self.threads // self._parallel_batches)
-                ),
-                providers=["CPUExecutionProvider"],
-            )
+            graph_path = self._graph_path(self._variant)
+            try:
+                session = ort.InferenceSession(
+                    str(graph_path),
+                    self._session_options(
+                        ORT_ERRORS_ONLY, max(1, self.threads // self._parallel_batches)
+                    ),
+                    providers=["CPUExecutionProvider"],
+                )
+            except Exception as error:  # onnxruntime's Fail/InvalidProtobuf derive from Exception
+                raise ModelLoadError(f"onnxruntime cannot load {graph_path}: {error}") from error
             self._device = "cpu"
         self._describe_graph(session)
         self._tokenizer = self._load_tokenizer()
@@ -319,14 +347,19 @@ class Encoder:
         return None
 
     def _resolve_variant(self, device: str) -> str:
-        files = self.manifest["files"]
         if self.requested_variant != "auto":
             return self.requested_variant
-        preferred = str(self.manifest.get("default_variant", {}).get(device, "fp32"))
-        return preferred if preferred in files else "fp32"
+        preferred = self.manifest.default_variant.for_device(device)
+        return preferred if self.manifest.files.get(preferred) is not None else "fp32"
+
+    def _graph(self, variant: str) -> GraphFile:
+        graph = self.manifest.files.get(variant)
+        if graph is None:
+            raise EncoderError(f"{self.model_dir} has no {variant} variant")
+        return graph
 
     def _graph_path(self, variant: str) -> Path:
-        return self.model_dir / self.manifest["files"][variant]["file"]
+        return self.model_dir / self._graph(variant).file
 
     def _session_options(self, log_severity: int, intra_threads: int) -> onnxruntime.SessionOptions:
         import onnxruntime as ort
@@ -358,7 +391,11 @@ class Encoder:
     def _load_tokenizer(self) -> Tokenizer:
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(self.model_dir / self.manifest["tokenizer"]))
+        path = self.model_dir / self.manifest.tokenizer
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:  # tokenizers raises a bare Exception for an unreadable file
+            raise ModelLoadError(f"tokenizers cannot load {path}: {error}") from error
         # Padding happens per batch here; truncation keeps texts within the model's trained length.
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self.max_length)
@@ -402,10 +439,8 @@ def plan_batches(
     return batches
 
 
-def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-    """Masked mean over tokens, then L2 normalisation, as float32 (batch, dim)."""
-    mask = attention_mask.astype(np.float32)
-    summed = np.einsum("bsd,bs->bd", hidden.astype(np.float32, copy=False), mask)
-    pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
-    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+def export_hint(folder: Path) -> str:
+    """What to run so that `folder` holds an export."""
+    if folder.name in MODELS:
+        return f"run `{export_command(folder.name, folder.parent)}`"
+    return "export a model with `hnbooks models export NAME --models-dir DIR` (or `make setup`)"

@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,8 +20,9 @@ from hnbooks.scoring.estimate import Estimate, prevalence_estimate, recall_estim
 from hnbooks.scoring.head import Head, HeadConfig, train_head
 from hnbooks.scoring.pool import PoolVectors, top_by_cosine
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
-from hnbooks.store.db import Store
+from hnbooks.store import Store
 from hnbooks.store.records import BatchEntry
+from hnbooks.store.reports import BatchYieldReport, EmbeddingReport, EstimateReport, RoundReport
 
 DEFAULT_SEED_QUERIES = {
     "BOOK": "I recommend reading this book by its author, a great novel",
@@ -34,7 +34,7 @@ QueryEncoder = Callable[[str], NDArray[np.float32]]
 
 @dataclass(frozen=True)
 class RoundConfig:
-    label: str = "BOOK"
+    label: str
     batch_size: int = 50
     mix: Mix = field(default_factory=Mix)
     seed_query: str | None = None
@@ -57,12 +57,15 @@ class RoundConfig:
 
 @dataclass
 class RoundResult:
-    mode: str
-    """"model" (head trained, mix selected), "seed" (no positive yet) or "empty" (nothing left)."""
     batch_id: int | None
     entries: list[BatchEntry]
-    report: dict[str, Any]
+    report: RoundReport
     head: Head | None = None
+
+    @property
+    def mode(self) -> str:
+        """"model" (head trained, mix selected), "seed" (no positive yet) or "empty" (nothing left)."""
+        return self.report.mode
 
 
 def item_verdicts(store: Store, label: str) -> dict[int, bool]:
@@ -76,14 +79,7 @@ def item_verdicts(store: Store, label: str) -> dict[int, bool]:
     return {item_id: 2 * sum(v) >= len(v) for item_id, v in votes.items()}
 
 
-@dataclass(frozen=True)
-class BatchYield:
-    batch_id: int
-    answered: dict[str, int]
-    positives: dict[str, int]
-
-
-def last_batch_yield(store: Store, label: str, verdicts: dict[int, bool]) -> BatchYield | None:
+def last_batch_yield(store: Store, verdicts: dict[int, bool]) -> BatchYieldReport | None:
     """Per strategy, how many items of the latest scored batch were answered and how many were positive."""
     batch_id = store.latest_batch_id_of("score")
     if batch_id is None:
@@ -95,7 +91,7 @@ def last_batch_yield(store: Store, label: str, verdicts: dict[int, bool]) -> Bat
         if item_id in verdicts:
             answered[strategy] += 1
             positives[strategy] += int(verdicts[item_id])
-    return BatchYield(batch_id, dict(answered), dict(positives))
+    return BatchYieldReport(batch_id, dict(answered), dict(positives))
 
 
 @dataclass
@@ -237,7 +233,7 @@ def run_round(
     config: RoundConfig,
     *,
     encode_query: QueryEncoder | None = None,
-    extra_report: dict[str, Any] | None = None,
+    embedding: EmbeddingReport | None = None,
     started_at: float | None = None,
 ) -> RoundResult:
     started_at = started_at or time.time()
@@ -248,21 +244,18 @@ def run_round(
     excluded = store.excluded_item_ids()
     pool_ids = pool.item_ids()
     positives = sum(verdicts.values())
-    report: dict[str, Any] = {
-        "label": config.label,
-        "pool": int(len(pool_ids)),
-        "answers": store.answer_count(),
-        "labelled_items": len(verdicts),
-        "positives": positives,
-        "negatives": len(verdicts) - positives,
-        "batch_size": config.batch_size,
-        **(extra_report or {}),
-    }
-    last_yield = last_batch_yield(store, config.label, verdicts)
-    if last_yield is not None:
-        report["last_batch"] = last_yield.batch_id
-        report["answers_per_strategy"] = last_yield.answered
-        report["positives_per_strategy"] = last_yield.positives
+    report = RoundReport(
+        mode="model",
+        label=config.label,
+        pool=int(len(pool_ids)),
+        answers=store.answer_count(),
+        labelled_items=len(verdicts),
+        positives=positives,
+        negatives=len(verdicts) - positives,
+        batch_size=config.batch_size,
+        last_batch=last_batch_yield(store, verdicts),
+        embedding=embedding,
+    )
 
     if positives == 0:
         return seed_round(store, pool, config, excluded, report, encode_query, started_at)
@@ -280,9 +273,9 @@ def run_round(
     eligible_ids = np.flatnonzero(in_pool)
     del in_pool
     if eligible_ids.size == 0:
-        report.update(mode="empty", note="every item is answered or queued")
-        store.record_round(report, config.label)
-        return RoundResult("empty", None, [], report)
+        report = replace(report, mode="empty", note="every item is answered or queued")
+        store.record_round(report)
+        return RoundResult(None, [], report)
 
     random_answers = store.random_answers_with_probability(config.label)
     random_positive = np.array(
@@ -319,12 +312,12 @@ def run_round(
     entries = [
         BatchEntry(p.row, p.strategy, p.score, p.rank, p.inclusion_probability) for p in picks
     ]
-    report.update(
-        mode="model",
-        pseudo_negatives=head.training["pseudo_negatives"],
+    report = replace(
+        report,
+        pseudo_negatives=int(head.training["pseudo_negatives"]),
         cv_average_precision=head.training["cv_average_precision"],
-        prevalence=trained.prevalence.as_dict(),
-        recall=recall.as_dict(),
+        prevalence=estimate_report(trained.prevalence),
+        recall=estimate_report(recall),
         mix=config.mix.describe(),
         picked_per_strategy=dict(Counter(e.strategy for e in entries)),
         seconds={k: round(v, 3) for k, v in timings.items()},
@@ -343,7 +336,11 @@ def run_round(
         if entries
         else None
     )
-    return RoundResult("model", batch_id, entries, report, head)
+    return RoundResult(batch_id, entries, replace(report, batch_id=batch_id), head)
+
+
+def estimate_report(estimate: Estimate) -> EstimateReport:
+    return EstimateReport(estimate.estimate, estimate.low, estimate.high, estimate.n)
 
 
 def seed_round(
@@ -351,7 +348,7 @@ def seed_round(
     pool: PoolVectors,
     config: RoundConfig,
     excluded: set[int],
-    report: dict[str, Any],
+    report: RoundReport,
     encode_query: QueryEncoder | None,
     started_at: float,
 ) -> RoundResult:
@@ -366,11 +363,11 @@ def seed_round(
         config.batch_size,
         encode_query,
     )
-    report.update(mode="seed", seed_query=query, note="no positive answer yet: seed channel only")
+    report = replace(report, mode="seed", seed_query=query, note="no positive answer yet: seed channel only")
     if not entries:
-        report["note"] += "; nothing matched"
-        store.record_round(report, config.label)
-        return RoundResult("seed", None, [], report)
+        report = replace(report, note=f"{report.note}; nothing matched")
+        store.record_round(report)
+        return RoundResult(None, [], report)
     batch_id = store.publish_batch(
         entries,
         source="seed",
@@ -379,7 +376,7 @@ def seed_round(
         round_report=report,
         round_started_at=started_at,
     )
-    return RoundResult("seed", batch_id, entries, report)
+    return RoundResult(batch_id, entries, replace(report, batch_id=batch_id))
 
 
 def seed_entries(

@@ -1,6 +1,9 @@
 """Everything a round needs before it can run: the exported model, the encoder, and every text
 embedded into the cache beside the database. Progress goes to the terminal; a problem the user can fix
 ends the command with one line saying what to do.
+
+The model must already be exported (`hnbooks models export`): a scoring run never starts a PyTorch
+export, which needs the export extra, takes a minute and would hide behind a spinner.
 """
 
 from __future__ import annotations
@@ -8,15 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from hnbooks.console import err_console as console
 from hnbooks.console import fail
-from hnbooks.models.registry import MODELS
+from hnbooks.models.folder import ModelFolderError
+from hnbooks.models.registry import export_command, model_dir, model_spec
 from hnbooks.store import Store
 
 
@@ -31,27 +34,37 @@ class PreparedPool:
 def prepare_pool(
     store: Store, db_path: str, model: str, models_dir: str | None, device: str
 ) -> PreparedPool:
-    """Make sure the model exists, embed what is not cached yet, and return the pool's vectors."""
-    from hnbooks.models.export import ModelMissing, ensure_model
-    from hnbooks.models.registry import default_models_dir
+    """Open the exported model, embed what is not cached yet, and return the pool's vectors.
+
+    `model` is a registered name; an unknown name, or a model that is not exported (or is damaged)
+    in `models_dir` (default: `default_models_dir()`), ends the command with one error line.
+    """
     from hnbooks.scoring.cache import EmbeddingCache
     from hnbooks.scoring.embed import embed_missing
-    from hnbooks.scoring.encoder import Encoder
+    from hnbooks.scoring.encoder import Device, Encoder, ModelLoadError
     from hnbooks.scoring.pool import CachedPool
 
-    root = Path(models_dir) if models_dir else default_models_dir()
     try:
-        with console.status(f"preparing {model} (first use exports it to ONNX, about a minute)…"):
-            model_dir = ensure_model(model, root)
-    except ModelMissing as error:
+        model_spec(model)
+    except ValueError as error:
         fail(str(error))
+    folder = model_dir(model, models_dir)
     try:
-        encoder = Encoder(model_dir, device=device)
-        provider = encoder.provider
+        # Encoder refuses a device it does not know (ValueError below).
+        encoder = Encoder(folder, device=cast(Device, device))
+        with console.status(f"loading {model}…"):
+            provider = encoder.provider
+    except ModelFolderError as error:
+        fail(
+            f"the encoder {model} is not exported in {folder} ({error.reason}); "
+            f"run `{export_command(model, models_dir)}`"
+        )
+    except ModelLoadError as error:
+        fail(f"{error}; export it again with `{export_command(model, models_dir, force=True)}`")
     except (RuntimeError, ValueError) as error:
         fail(str(error))
     console.print(Text.assemble(("encoder ", "bold"), f"{model} on {provider}"))
-    cache = EmbeddingCache.open(db_path, encoder.model_hash, MODELS[model].dimension)
+    cache = EmbeddingCache.open(db_path, encoder.model_hash, encoder.dimension)
     if cache.reset_reason:
         console.print(f"embedding cache rebuilt: {cache.reset_reason}", style="yellow")
     with Progress(

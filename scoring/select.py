@@ -8,13 +8,13 @@ probability so prevalence and recall can be estimated without bias.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import NDArray
 
-STRATEGIES = ("top", "uncertain", "novel", "random")
 NEAR_DUPLICATE_COSINE = 0.95
 CLUSTER_COSINE = 0.8
 ANCHOR_BLOCK = 512
@@ -22,52 +22,6 @@ ANCHOR_BLOCK = 512
 
 RowVectors = Callable[[NDArray[np.intp]], NDArray[np.float32]]
 """Returns the L2-normalised vectors of the given pool rows, as float32."""
-
-
-@dataclass(frozen=True)
-class Mix:
-    top: float = 0.7
-    uncertain: float = 0.1
-    novel: float = 0.1
-    random: float = 0.1
-
-    def counts(self, batch_size: int) -> dict[str, int]:
-        """Split `batch_size` by the shares, largest remainders first, so counts add up exactly."""
-        shares = {name: getattr(self, name) for name in STRATEGIES}
-        total = sum(shares.values())
-        exact = {name: batch_size * share / total for name, share in shares.items()}
-        counts = {name: math.floor(value) for name, value in exact.items()}
-        leftover = batch_size - sum(counts.values())
-        for name in sorted(exact, key=lambda n: (exact[n] - counts[n], shares[n]), reverse=True)[
-            :leftover
-        ]:
-            counts[name] += 1
-        return counts
-
-    def describe(self) -> str:
-        return ",".join(f"{name}={getattr(self, name):g}" for name in STRATEGIES)
-
-
-def parse_mix(text: str) -> Mix:
-    """`top=0.7,uncertain=0.1,novel=0.1,random=0.1` (missing strategies get 0)."""
-    values: dict[str, float] = {name: 0.0 for name in STRATEGIES}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        name, _, raw = part.partition("=")
-        name = name.strip()
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r} in --mix (use {', '.join(STRATEGIES)})")
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"--mix: {part.strip()!r} needs a number, like {name}=0.1") from None
-        if value < 0 or not math.isfinite(value):
-            raise ValueError(f"--mix: the share of {name} must be a non-negative number")
-        values[name] = value
-    if sum(values.values()) <= 0:
-        raise ValueError("--mix: at least one share must be positive")
-    return Mix(**values)
 
 
 @dataclass(frozen=True)
@@ -138,81 +92,229 @@ class DiversityGuard:
         return True
 
 
+class BatchInProgress:
+    """The batch being chosen: what each strategy sees of the ranking, and `take` to add a row."""
+
+    def __init__(
+        self, context: SelectionContext, counts: dict[str, int], rng: np.random.Generator
+    ) -> None:
+        self.context = context
+        self.counts = counts
+        self.rng = rng
+        scores = context.scores
+        ranking = np.flatnonzero(context.eligible & ~np.isnan(scores))
+        self.ranking: NDArray[np.intp] = ranking[np.argsort(-scores[ranking], kind="stable")]
+        """Eligible rows, best score first."""
+        batch_size = sum(counts.values())
+        self.rank_of = {
+            int(row): rank for rank, row in enumerate(self.ranking[: max(batch_size * 50, 1000)])
+        }
+        cluster_cap = context.cluster_cap or max(2, math.ceil(0.2 * max(counts.get("top", 0), 1)))
+        self.guard = DiversityGuard(context, cluster_cap)
+        self.taken: set[int] = set()
+        self.picks: list[Pick] = []
+
+    def rank(self, row: int) -> int:
+        if row not in self.rank_of:
+            self.rank_of[row] = int(np.flatnonzero(self.ranking == row)[0])
+        return self.rank_of[row]
+
+    def score_at(self, position: int) -> float:
+        return float(self.context.scores[self.ranking[position]])
+
+    def take(
+        self, row: int, strategy: str, probability: float | None = None, capped: bool = True
+    ) -> bool:
+        """Add `row` unless it is taken already or too close to a blocked or picked row."""
+        if row in self.taken or not self.guard.admit(row, capped):
+            return False
+        self.taken.add(row)
+        self.picks.append(
+            Pick(row, strategy, float(self.context.scores[row]), self.rank(row), probability)
+        )
+        return True
+
+
+ChooseRows = Callable[[BatchInProgress, int], None]
+"""A strategy: adds up to `wanted` rows to the batch with `BatchInProgress.take`."""
+
+
+def choose_random(batch: BatchInProgress, wanted: int) -> None:
+    """Stratified by score rank, each pick recording its inclusion probability. Never refused by the
+    diversity guard: the estimates need exactly these probabilities."""
+    for row, probability, position in stratified_random(batch.ranking, wanted, batch.rng):
+        batch.rank_of[row] = position
+        batch.taken.add(row)
+        batch.picks.append(
+            Pick(row, "random", float(batch.context.scores[row]), batch.rank(row), probability)
+        )
+        batch.guard.picked_vectors.append(batch.context.vectors(np.array([row]))[0])
+        batch.guard.picked_leader.append(len(batch.guard.leader_sizes))
+        batch.guard.leader_sizes.append(1)
+
+
+def choose_top(batch: BatchInProgress, wanted: int) -> None:
+    """The highest scores, a few per cluster of near-identical texts."""
+    taken = 0
+    for row in batch.ranking:
+        if taken >= wanted:
+            break
+        taken += batch.take(int(row), "top")
+
+
+def choose_uncertain(batch: BatchInProgress, wanted: int) -> None:
+    """Scores closest to the decision threshold, in random order."""
+    context = batch.context
+    # The ranking is sorted by score, so the rows closest to the threshold sit around one
+    # position in it: only a window there is examined, whatever the pool's size.
+    threshold_position = bisect_descending(batch.ranking.size, batch.score_at, context.threshold)
+    reach = wanted * 2 + len(batch.taken)
+    window = batch.ranking[max(0, threshold_position - reach) : threshold_position + reach]
+    remaining = without(window, batch.taken)
+    distance = np.abs(logits(context.scores[remaining]) - logits(np.array([context.threshold]))[0])
+    band = remaining[np.argsort(distance, kind="stable")[: wanted * 2]]
+    for row in batch.rng.permutation(band):
+        if wanted == 0:
+            break
+        wanted -= batch.take(int(row), "uncertain")
+
+
+def choose_novel(batch: BatchInProgress, wanted: int) -> None:
+    """Farthest from everything answered and taken (greedy k-center): finds second clusters."""
+    for row in k_center(batch.context, batch.ranking, batch.taken, wanted, batch.rng):
+        if wanted == 0:
+            break
+        wanted -= batch.take(int(row), "novel", capped=False)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    choose: ChooseRows
+    default_share: float
+    summary: str
+    turn: int
+    """When it chooses, lowest first."""
+
+
+# A new strategy is one function above and one entry here. Random chooses first, so its inclusion
+# probabilities do not depend on what the other strategies took.
+STRATEGY_REGISTRY: dict[str, Strategy] = {
+    strategy.name: strategy
+    for strategy in (
+        Strategy("top", choose_top, 0.7, "top score", turn=1),
+        Strategy("uncertain", choose_uncertain, 0.1, "closest to the threshold", turn=2),
+        Strategy("novel", choose_novel, 0.1, "far from all answered", turn=3),
+        Strategy(
+            "random", choose_random, 0.1, "stratified random (the estimates rest on it)", turn=0
+        ),
+    )
+}
+STRATEGIES = tuple(STRATEGY_REGISTRY)
+"""Names of the selection strategies (the `--mix` choices)."""
+FILL_STRATEGY = "top"
+"""What a strategy could not fill (too few candidates, all near-duplicates) goes to this one."""
+
+
+class Mix(Mapping[str, float]):
+    """Shares of a batch per strategy: a validated, read-only mapping over `STRATEGY_REGISTRY`.
+
+    `Mix()` is the default mix; `Mix({"top": 1})` gives every item to one strategy (the ones left
+    out get 0).
+    """
+
+    def __init__(self, shares: Mapping[str, float] | None = None) -> None:
+        if shares is None:
+            shares = {name: strategy.default_share for name, strategy in STRATEGY_REGISTRY.items()}
+        for name, share in shares.items():
+            if name not in STRATEGY_REGISTRY:
+                raise ValueError(f"unknown strategy {name!r} (use {', '.join(STRATEGIES)})")
+            if not isinstance(share, int | float) or share < 0 or not math.isfinite(share):
+                raise ValueError(
+                    f"the share of {name} must be a non-negative number, not {share!r}"
+                )
+        if sum(shares.values()) <= 0:
+            raise ValueError("at least one share must be positive")
+        self._shares = {name: float(shares.get(name, 0.0)) for name in STRATEGY_REGISTRY}
+
+    @classmethod
+    def only(cls, strategy: str) -> Mix:
+        return cls({strategy: 1.0})
+
+    @property
+    def shares(self) -> Mapping[str, float]:
+        return MappingProxyType(self._shares)
+
+    def __getitem__(self, name: str) -> float:
+        return self._shares[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shares)
+
+    def __len__(self) -> int:
+        return len(self._shares)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mix) and self._shares == other._shares
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._shares.items()))
+
+    def __repr__(self) -> str:
+        return f"Mix({self.describe()})"
+
+    def counts(self, batch_size: int) -> dict[str, int]:
+        """Split `batch_size` by the shares, largest remainders first, so counts add up exactly."""
+        total = sum(self._shares.values())
+        exact = {name: batch_size * share / total for name, share in self._shares.items()}
+        counts = {name: math.floor(value) for name, value in exact.items()}
+        leftover = batch_size - sum(counts.values())
+        for name in sorted(
+            exact, key=lambda n: (exact[n] - counts[n], self._shares[n]), reverse=True
+        )[:leftover]:
+            counts[name] += 1
+        return counts
+
+    def describe(self) -> str:
+        return ",".join(f"{name}={share:g}" for name, share in self._shares.items())
+
+
+def parse_mix(text: str) -> Mix:
+    """`top=0.7,uncertain=0.1,novel=0.1,random=0.1` (missing strategies get 0)."""
+    values: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, _, raw = part.partition("=")
+        name = name.strip()
+        if name not in STRATEGY_REGISTRY:
+            raise ValueError(f"unknown strategy {name!r} in --mix (use {', '.join(STRATEGIES)})")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"--mix: {part.strip()!r} needs a number, like {name}=0.1") from None
+        if value < 0 or not math.isfinite(value):
+            raise ValueError(f"--mix: the share of {name} must be a non-negative number")
+        values[name] = value
+    if sum(values.values()) <= 0:
+        raise ValueError("--mix: at least one share must be positive")
+    return Mix(values)
+
+
 def select_batch(
     context: SelectionContext, batch_size: int, mix: Mix, rng: np.random.Generator
 ) -> list[Pick]:
-    """Choose up to `batch_size` eligible rows: top, uncertain, novel and stratified random picks."""
-    scores = context.scores
-    ranking = np.flatnonzero(context.eligible & ~np.isnan(scores))
-    ranking = ranking[np.argsort(-scores[ranking], kind="stable")]
-    rank_of = {int(row): rank for rank, row in enumerate(ranking[: max(batch_size * 50, 1000)])}
+    """Choose up to `batch_size` eligible rows, each strategy of the registry its share of them."""
     counts = mix.counts(batch_size)
-    cluster_cap = context.cluster_cap or max(2, math.ceil(0.2 * max(counts["top"], 1)))
-    guard = DiversityGuard(context, cluster_cap)
-    taken: set[int] = set()
-    picks: list[Pick] = []
-
-    def rank(row: int) -> int:
-        if row not in rank_of:
-            rank_of[row] = int(np.flatnonzero(ranking == row)[0])
-        return rank_of[row]
-
-    def score_at(position: int) -> float:
-        return float(scores[ranking[position]])
-
-    def take(
-        row: int, strategy: str, probability: float | None = None, capped: bool = True
-    ) -> bool:
-        if row in taken or not guard.admit(row, capped):
-            return False
-        taken.add(row)
-        picks.append(Pick(row, strategy, float(scores[row]), rank(row), probability))
-        return True
-
-    # Random first: its inclusion probabilities must not depend on what the other strategies took.
-    random_picks = stratified_random(ranking, counts["random"], rng)
-    for row, probability, position in random_picks:
-        rank_of[row] = position
-        taken.add(row)
-        picks.append(Pick(row, "random", float(scores[row]), rank(row), probability))
-        guard.picked_vectors.append(context.vectors(np.array([row]))[0])
-        guard.picked_leader.append(len(guard.leader_sizes))
-        guard.leader_sizes.append(1)
-
-    top_taken = 0
-    for row in ranking:
-        if top_taken >= counts["top"]:
+    batch = BatchInProgress(context, counts, rng)
+    for strategy in sorted(STRATEGY_REGISTRY.values(), key=lambda strategy: strategy.turn):
+        if counts[strategy.name]:
+            strategy.choose(batch, counts[strategy.name])
+    for row in batch.ranking:
+        if len(batch.picks) >= batch_size:
             break
-        top_taken += take(int(row), "top")
-
-    wanted = counts["uncertain"]
-    if wanted:
-        # The ranking is sorted by score, so the rows closest to the threshold sit around one
-        # position in it: only a window there is examined, whatever the pool's size.
-        threshold_position = bisect_descending(ranking.size, score_at, context.threshold)
-        reach = wanted * 2 + len(taken)
-        window = ranking[max(0, threshold_position - reach) : threshold_position + reach]
-        remaining = without(window, taken)
-        distance = np.abs(logits(scores[remaining]) - logits(np.array([context.threshold]))[0])
-        band = remaining[np.argsort(distance, kind="stable")[: wanted * 2]]
-        for row in rng.permutation(band):
-            if wanted == 0:
-                break
-            wanted -= take(int(row), "uncertain")
-
-    wanted = counts["novel"]
-    if wanted:
-        for row in k_center(context, ranking, taken, wanted, rng):
-            if wanted == 0:
-                break
-            wanted -= take(int(row), "novel", capped=False)
-
-    # Whatever a strategy could not fill (too few candidates, all near-duplicates) goes to top.
-    for row in ranking:
-        if len(picks) >= batch_size:
-            break
-        take(int(row), "top")
-    return picks
+        batch.take(int(row), FILL_STRATEGY)
+    return batch.picks
 
 
 def without(rows: NDArray[np.intp], taken: set[int]) -> NDArray[np.intp]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hnbooks.store.db import Store
-from hnbooks.store.records import Answer, Item, QueuedItem, Span
+from hnbooks.store.records import Answer, Item, NewAnswer, QueuedItem, Span
 from hnbooks.suggest import Candidate, suggest_candidates, word_spans
 from hnbooks.tui.render import printable
 
@@ -123,19 +123,16 @@ def shown_from_answer(
 
 @dataclass(frozen=True)
 class AnswerToWrite:
-    """An answer waiting for the writer; `client_key` makes a repeated write a no-op."""
+    """An answer waiting for the writer; its `client_key` makes a repeated write a no-op."""
 
     item_id: int
-    answer: str
-    label: str | None
-    spans: tuple[Span, ...]
-    client_key: str
-    view_id: str | None = "classification"
-    batch_id: int | None = None
-    strategy: str | None = None
-    score: float | None = None
+    answer: NewAnswer
     reply_to: Any = None
-    """The screen told when the write is done (a Textual MessagePump)."""
+    """The screen told when the write is done (a Textual MessagePump), or None."""
+
+    @property
+    def client_key(self) -> str:
+        return self.answer.client_key or ""
 
 
 @dataclass(frozen=True)

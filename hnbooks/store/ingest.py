@@ -10,9 +10,9 @@ import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from hnbooks.store.db import task_key_for
+from hnbooks.store.answers import insert_answer
 from hnbooks.store.records import IncomingItem, Span, spans_to_json
 
 
@@ -39,7 +39,7 @@ def stable_hash(*parts: str) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
-def remap_spans(spans: list[Span], from_text: str, to_text: str) -> list[Span]:
+def remap_spans(spans: tuple[Span, ...], from_text: str, to_text: str) -> tuple[Span, ...]:
     """Move span offsets from one text to another that differs only in whitespace."""
     if from_text == to_text or not spans:
         return spans
@@ -53,7 +53,7 @@ def remap_spans(spans: list[Span], from_text: str, to_text: str) -> list[Span]:
             start = target_positions[rank[inside[0]]]
             end = target_positions[rank[inside[-1]]] + 1
             remapped.append(Span(start, end, span.label))
-    return remapped
+    return tuple(remapped)
 
 
 def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str) -> IngestOutcome:
@@ -88,10 +88,9 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
         new_item = True
     added = present = 0
     for answer in incoming.answers:
-        spans = remap_spans(answer.spans, incoming.text, stored_text)
-        spans_json = spans_to_json(spans)
-        task_key = task_key_for(answer.label, answer.view_id, bool(spans))
-        created_at = answer.created_at if answer.created_at is not None else time.time()
+        answer = replace(answer, spans=remap_spans(answer.spans, incoming.text, stored_text))
+        if answer.created_at is None:
+            answer = replace(answer, created_at=time.time())
         # Same item, person, verdict, label, spans and second: the same answer, imported before.
         duplicate = conn.execute(
             "SELECT 1 FROM answers WHERE item_id = ? AND annotator = ? AND answer = ? AND task_key = ?"
@@ -100,31 +99,16 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
                 item_id,
                 answer.annotator,
                 answer.answer,
-                task_key,
+                answer.task_key,
                 answer.label,
-                spans_json,
-                created_at,
+                spans_to_json(answer.spans),
+                answer.created_at,
             ),
         ).fetchone()
         if duplicate is not None:
             present += 1
             continue
-        conn.execute(
-            "INSERT INTO answers (item_id, annotator, answer, task_key, label, view_id, spans,"
-            " task_hash, strategy, score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                item_id,
-                answer.annotator,
-                answer.answer,
-                task_key,
-                answer.label,
-                answer.view_id,
-                spans_json,
-                answer.task_hash,
-                answer.strategy,
-                answer.score,
-                created_at,
-            ),
-        )
+        # Imported answers keep the label they carry (None stays None: no question is guessed).
+        insert_answer(conn, item_id, answer, default_label=None)
         added += 1
     return IngestOutcome(item_id, new_item, added, present)

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from hnbooks.store.reports import RoundReport
+
 AnswerValue = Literal["accept", "reject", "ignore"]
 ANSWER_VALUES: tuple[AnswerValue, ...] = ("accept", "reject", "ignore")
 SPAN_TASK_KEY = "spans"
@@ -141,7 +143,7 @@ class Round:
     started_at: float
     finished_at: float | None
     label: str
-    report: dict[str, Any] = field(default_factory=dict)
+    report: RoundReport
 
 
 @dataclass(frozen=True)

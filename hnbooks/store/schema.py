@@ -1,13 +1,17 @@
-"""The one owner of the database schema: numbered migrations, applied in order, never edited once shipped.
+"""The one owner of the database schema: migrations applied in order, never edited once shipped.
 
-Every DDL statement of the project lives here. `PRAGMA user_version` records the last migration applied;
-a database whose version is newer than the code knows is refused rather than guessed at.
+Every DDL statement of the project lives here. The first migration predates sqlite-utils here and is
+recorded in `PRAGMA user_version` (1); every later one is a function registered with
+`sqlite_utils.Migrations` and recorded by name in `_sqlite_migrations`. A database holding a
+migration this code does not know was written by a newer hnbooks, and is refused rather than guessed at.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+
+from sqlite_utils import Database, Migrations
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -125,8 +129,68 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
-SCHEMA_VERSION = len(MIGRATIONS)
+LEGACY_MIGRATIONS: list[Migration] = [m001_initial]
+LEGACY_VERSION = len(LEGACY_MIGRATIONS)
+"""`PRAGMA user_version` of every database from here on: later migrations are recorded by name."""
+
+migrations = Migrations("hnbooks")
+
+
+@migrations()
+def m002_current_answers_view(db: Database) -> None:
+    """The "answer in force" rule as views, so every query (and raw SQL, and `sqlite-utils query`)
+    counts what hnbooks counts."""
+    execute_statements(
+        db.conn,
+        """
+        -- Answers that count: not an undo row, and not taken back by one.
+        CREATE VIEW effective_answers AS
+            SELECT a.* FROM answers a
+            WHERE a.answer != 'undo'
+              AND NOT EXISTS (SELECT 1 FROM answers u WHERE u.undoes = a.id);
+
+        -- The answer in force per (item, annotator, task): the latest effective one.
+        CREATE VIEW current_answers AS
+            SELECT e.* FROM effective_answers e
+            WHERE e.id = (
+                SELECT MAX(b.id) FROM effective_answers b
+                WHERE b.item_id = e.item_id AND b.annotator = e.annotator AND b.task_key = e.task_key
+            );
+        """,
+    )
+
+
+@migrations()
+def m003_fts_declared_for_sqlite_utils(db: Database) -> None:
+    """The FTS5 index in the form sqlite-utils and Datasette detect (`content="items"`), so
+    `sqlite-utils search DB items QUERY` works on an hnbooks database."""
+    execute_statements(
+        db.conn,
+        """
+        DROP TRIGGER items_fts_insert;
+        DROP TRIGGER items_fts_delete;
+        DROP TRIGGER items_fts_update;
+        DROP TABLE items_fts;
+
+        CREATE VIRTUAL TABLE items_fts USING fts5(
+            text, content="items", content_rowid="id", tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER items_ai AFTER INSERT ON items BEGIN
+            INSERT INTO items_fts (rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER items_ad AFTER DELETE ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TRIGGER items_au AFTER UPDATE OF text ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO items_fts (rowid, text) VALUES (new.id, new.text);
+        END;
+        INSERT INTO items_fts (items_fts) VALUES ('rebuild');
+        """,
+    )
+
+
+KNOWN_MIGRATIONS = frozenset(migration.name for migration in migrations.pending(Database(memory=True)))
 
 
 class SchemaTooNew(Exception):
@@ -137,23 +201,52 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every migration the database lacks, each in its own transaction; return how many ran."""
-    current = schema_version(conn)
-    if current > SCHEMA_VERSION:
+def applied_migration_names(conn: sqlite3.Connection) -> set[str]:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (Migrations.migrations_table,)
+    ).fetchone()
+    if exists is None:
+        return set()
+    rows = conn.execute(
+        f"SELECT name FROM {Migrations.migrations_table} WHERE migration_set = ?", (migrations.name,)
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def refuse_newer(conn: sqlite3.Connection, path: str) -> None:
+    """Raise `SchemaTooNew` when the database holds a migration this hnbooks does not know."""
+    version = schema_version(conn)
+    unknown = applied_migration_names(conn) - KNOWN_MIGRATIONS
+    if version > LEGACY_VERSION or unknown:
+        found = f"schema version {version}" if version > LEGACY_VERSION else f"migration {sorted(unknown)[0]}"
         raise SchemaTooNew(
-            f"database schema version {current} is newer than this hnbooks supports "
-            f"({SCHEMA_VERSION}); upgrade hnbooks"
+            f"{path}: written by a newer hnbooks ({found}, which this one does not know); "
+            "upgrade hnbooks to open it"
         )
-    applied = 0
-    for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+
+
+def migrate(conn: sqlite3.Connection, path: str = "the database") -> int:
+    """Apply every migration the database lacks, in one write transaction; return how many ran.
+
+    BEGIN IMMEDIATE first: two programs opening a new database at once must not both migrate it.
+    """
+    db = Database(conn)
+    if schema_version(conn) == LEGACY_VERSION and not migrations.pending(db):
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        refuse_newer(conn, path)
+        applied = 0
+        for number, migration in enumerate(LEGACY_MIGRATIONS[schema_version(conn) :], start=schema_version(conn) + 1):
             migration(conn)
             conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
+            applied += 1
+        pending = len(migrations.pending(db))
+        # Inside the open transaction sqlite-utils runs each migration in a savepoint.
+        migrations.apply(db)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
             conn.execute("ROLLBACK")
-            raise
-        applied += 1
-    return applied
+        raise
+    return applied + pending

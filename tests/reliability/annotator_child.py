@@ -32,6 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from hnbooks.store.db import Store
+    from hnbooks.store.records import NewAnswer
 
     rng = random.Random(args.seed)
     sys.stdin.readline()  # the start signal
@@ -69,12 +70,14 @@ def main() -> None:
                 clock = time.perf_counter()
                 answer_id = store.record_answer(
                     queued.item.id,
-                    args.annotator,
-                    answer,
-                    batch_id=queued.batch_id,
-                    strategy=queued.strategy,
-                    score=queued.score,
-                    client_key=uuid.uuid4().hex,
+                    NewAnswer(
+                        args.annotator,
+                        answer,
+                        batch_id=queued.batch_id,
+                        strategy=queued.strategy,
+                        score=queued.score,
+                        client_key=uuid.uuid4().hex,
+                    ),
                 )
                 events.append(
                     {

@@ -97,7 +97,7 @@ def install_markers_and_kill_points() -> None:
                 if kill_at == "publish-commit" and seen_items and statement.startswith("COMMIT"):
                     die()
 
-            self.conn.set_trace_callback(trace)
+            self._conn.set_trace_callback(trace)
         return original_publish(self, *args, **kwargs)  # type: ignore[arg-type]
 
     Store.publish_batch = publish_batch  # type: ignore[method-assign]

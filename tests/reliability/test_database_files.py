@@ -22,6 +22,7 @@ import pexpect
 import pytest
 
 from hnbooks.store import schema
+from hnbooks.store.records import NewAnswer
 from tests.helpers import publish, store_with_texts, write_jsonl
 from tests.reliability.conftest import LedgerLine
 from tests.reliability.processes import (
@@ -39,8 +40,8 @@ def make_database(db_path: Path) -> None:
     """Thirty texts, a published batch and two answers: something to lose."""
     store, ids = store_with_texts(db_path, TEXTS)
     publish(store, ids[:10])
-    store.record_answer(ids[0], "ann", "accept")
-    store.record_answer(ids[1], "ann", "reject")
+    store.record_answer(ids[0], NewAnswer("ann", "accept"))
+    store.record_answer(ids[1], NewAnswer("ann", "reject"))
     store.close()
 
 
@@ -110,7 +111,7 @@ def test_a_database_from_a_newer_hnbooks_is_refused_untouched(
 ) -> None:
     db_path = tmp_path / "newer.db"
     make_database(db_path)
-    newer = schema.SCHEMA_VERSION + 1
+    newer = schema.LEGACY_VERSION + 1
     conn = __import__("sqlite3").connect(db_path)
     conn.execute(f"PRAGMA user_version = {newer}")
     conn.close()

@@ -335,7 +335,7 @@ class Attempts:
             assert after[table][: len(rows)] == rows, f"importing changed existing rows of {table}"
         if case.expected_texts is not None:
             stored = {
-                text_key(text) for (text,) in self.store.conn.execute("SELECT text FROM items")
+                text_key(text) for (text,) in self.store._query("SELECT text FROM items")
             }
             assert {text_key(t) for t in case.expected_texts} <= stored
         # A second import of the same file adds no item.

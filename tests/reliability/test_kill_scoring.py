@@ -11,7 +11,6 @@ kills reuses every cached vector, embeds only the rest, and publishes exactly on
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import signal
@@ -22,6 +21,8 @@ import numpy as np
 from hnbooks.importing import import_file
 from hnbooks.scoring.cache import EmbeddingCache, cache_paths
 from hnbooks.store.db import Store
+from hnbooks.store.records import NewAnswer
+from hnbooks.store.reports import RoundReport
 from tests.helpers import store_with_texts, write_jsonl
 from tests.reliability import fakes
 from tests.reliability.conftest import LedgerLine
@@ -98,7 +99,7 @@ def test_kill_9_while_scoring_never_shows_a_partial_batch_nor_damages_the_cache(
     texts = store.texts_for(ids)
     for item_id in ids[:60]:
         book = any(word in texts[item_id] for word in BOOK_WORDS)
-        store.record_answer(item_id, "ann", "accept" if book else "reject")
+        store.record_answer(item_id, NewAnswer("ann", "accept" if book else "reject"))
     store.close()
 
     # Each trial adds texts, kills one run in each phase (in phase order, so each kill finds its
@@ -148,10 +149,10 @@ def test_kill_9_while_scoring_never_shows_a_partial_batch_nor_damages_the_cache(
         assert "rebuilt" not in log and "Traceback" not in log, log
         after = batch_tables(db_path)
         assert_one_more_batch(before, after)
-        report = json.loads(after["rounds"][-1][-1])
-        assert report["mode"] == "model"
-        assert report["already_cached"] == cached, "the rerun did not reuse every cached vector"
-        assert report["embedded"] == added - cached
+        report = RoundReport.from_json(after["rounds"][-1][-1])
+        assert report.mode == "model" and report.embedding is not None
+        assert report.embedding.already_cached == cached, "the rerun did not reuse every cached vector"
+        assert report.embedding.embedded == added - cached
         assert check_cache_copy(db_path, scratch) == added
         ledger.add("reruns publishing exactly one batch")
     ledger.add("partial batches seen", 0)

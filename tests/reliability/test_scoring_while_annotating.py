@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hnbooks.importing import import_file
 from hnbooks.store.db import Store
+from hnbooks.store.records import NewAnswer
 from tests.helpers import store_with_texts, write_jsonl
 from tests.reliability.annotators import check_log, finish, spawn_annotator, start_all
 from tests.reliability.conftest import LedgerLine
@@ -58,7 +59,7 @@ def test_scorer_importer_and_annotator_at_once_lock_out_and_lose_nothing(
     texts = store.texts_for(ids)
     for item_id in ids[:40]:
         book = any(word in texts[item_id] for word in BOOK_WORDS)
-        store.record_answer(item_id, "earlier", "accept" if book else "reject")
+        store.record_answer(item_id, NewAnswer("earlier", "accept" if book else "reject"))
     store.close()
 
     tui = spawn_tui(db_path, "watcher")

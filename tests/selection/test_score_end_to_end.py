@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hnbooks.store.db import Store
+from hnbooks.store.records import NewAnswer
 from tests.conftest import DEMO_FILE
 
 pytestmark = pytest.mark.model
@@ -44,7 +45,7 @@ def test_demo_data_scored_seeded_and_rescored_with_the_real_model(tmp_path: Path
         text = entry["text"].lower()
         answer = "accept" if "book" in text or "novel" in text else "reject"
         store.record_answer(
-            entry["item_id"], "tester", answer, batch_id=entry["batch"], strategy="seed"
+            entry["item_id"], NewAnswer("tester", answer, batch_id=entry["batch"], strategy="seed")
         )
     store.close()
 
@@ -60,5 +61,5 @@ def test_demo_data_scored_seeded_and_rescored_with_the_real_model(tmp_path: Path
     assert {q["strategy"] for q in scored} == {"top", "uncertain", "novel", "random"}
     assert len({q["item_id"] for q in queue}) == len(queue)
     rounds = Store(db).rounds()
-    assert [r.report["mode"] for r in rounds] == ["seed", "model"]
-    assert rounds[-1].report["positives"] > 0
+    assert [r.report.mode for r in rounds] == ["seed", "model"]
+    assert rounds[-1].report.positives > 0

@@ -34,7 +34,7 @@ def orthogonal(n: int) -> np.ndarray:
 def test_mix_counts_add_up_and_parse() -> None:
     assert Mix().counts(50) == {"top": 35, "uncertain": 5, "novel": 5, "random": 5}
     assert sum(Mix().counts(7).values()) == 7
-    assert parse_mix("top=1") == Mix(top=1, uncertain=0, novel=0, random=0)
+    assert parse_mix("top=1") == Mix.only("top")
     with pytest.raises(ValueError, match="unknown strategy"):
         parse_mix("best=1")
     with pytest.raises(ValueError, match="needs a number"):
@@ -44,7 +44,7 @@ def test_mix_counts_add_up_and_parse() -> None:
 def test_top_takes_the_highest_scores_in_order() -> None:
     scores = [0.1, 0.9, 0.5, 0.7, 0.3]
     picks = select_batch(
-        context_for(orthogonal(5), scores), 3, Mix(1, 0, 0, 0), np.random.default_rng(0)
+        context_for(orthogonal(5), scores), 3, Mix.only("top"), np.random.default_rng(0)
     )
     assert [(p.row, p.strategy, p.rank) for p in picks] == [
         (1, "top", 0),
@@ -62,7 +62,7 @@ def test_top_skips_near_duplicates_of_picks_and_of_blocked_rows() -> None:
         eligible=np.array([True, True, False, True, True]),
         blocked_rows=np.array([2]),
     )
-    picks = select_batch(context, 3, Mix(1, 0, 0, 0), np.random.default_rng(0))
+    picks = select_batch(context, 3, Mix.only("top"), np.random.default_rng(0))
     assert [p.row for p in picks] == [0, 3, 4]
     blocked_twin = unit([[0, 1, 0], [0, 1, 0.01], [1, 0, 0]])
     context = context_for(
@@ -71,7 +71,7 @@ def test_top_skips_near_duplicates_of_picks_and_of_blocked_rows() -> None:
         eligible=np.array([False, True, True]),
         blocked_rows=np.array([0]),
     )
-    assert [p.row for p in select_batch(context, 2, Mix(1, 0, 0, 0), np.random.default_rng(0))] == [
+    assert [p.row for p in select_batch(context, 2, Mix.only("top"), np.random.default_rng(0))] == [
         2
     ]
 
@@ -86,7 +86,7 @@ def test_cluster_cap_stops_one_thread_filling_the_batch() -> None:
     ]
     vectors = unit([list(r) for r in rows])
     context = context_for(vectors, [0.99, 0.98, 0.97, 0.96, 0.5, 0.4], cluster_cap=2)
-    picks = select_batch(context, 4, Mix(1, 0, 0, 0), np.random.default_rng(0))
+    picks = select_batch(context, 4, Mix.only("top"), np.random.default_rng(0))
     assert [p.row for p in picks] == [0, 1, 4, 5]
 
 
@@ -94,7 +94,10 @@ def test_uncertain_takes_the_band_around_the_threshold() -> None:
     scores = [0.99, 0.97, 0.9, 0.8, 0.7, 0.56, 0.52, 0.47, 0.42, 0.3, 0.2, 0.1, 0.05, 0.01]
     for seed in range(5):
         picks = select_batch(
-            context_for(orthogonal(14), scores), 3, Mix(1, 2, 0, 0), np.random.default_rng(seed)
+            context_for(orthogonal(14), scores),
+            3,
+            Mix({"top": 1, "uncertain": 2}),
+            np.random.default_rng(seed),
         )
         assert [(p.row, p.strategy) for p in picks][:1] == [(0, "top")]
         uncertain = {p.row for p in picks if p.strategy == "uncertain"}
@@ -111,7 +114,7 @@ def test_novel_is_farthest_from_everything_labelled() -> None:
         labelled_rows=np.array([0]),
         blocked_rows=np.array([0]),
     )
-    picks = select_batch(context, 2, Mix(0, 0, 1, 0), np.random.default_rng(0))
+    picks = select_batch(context, 2, Mix.only("novel"), np.random.default_rng(0))
     novel = [p.row for p in picks if p.strategy == "novel"]
     # Row 3 is orthogonal to the labelled row 0; then row 2 is farthest from both 0 and 3.
     assert novel == [3, 2]

@@ -48,8 +48,9 @@ def test_near_duplicates_of_positives_stay_eligible_only_when_asked(
         random_positive=np.zeros(0, dtype=bool),
         random_probability=np.zeros(0),
         config=RoundConfig(
+            label="positive",
             batch_size=eligible.size,
-            mix=Mix(top=1, uncertain=0, novel=0, random=0),
+            mix=Mix.only("top"),
             random_seed=0,
             near_duplicates_of_positives=near_duplicates_of_positives,
         ),

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from hnbooks.lab.datasets import in_memory_dataset
-from hnbooks.scoring.select import Mix
 from hnbooks.lab.simulate import (
     STRATEGIES,
     LoopConfig,
@@ -17,6 +16,7 @@ from hnbooks.lab.simulate import (
     draw_task,
     simulate,
 )
+from hnbooks.scoring.select import Mix
 from tests.simulation.corpus import topic_corpus
 
 
@@ -71,7 +71,7 @@ def test_every_strategy_spends_the_budget_without_labelling_twice_or_held_out(
 ) -> None:
     dataset, features = corpus_and_features
     spec = TaskSpec(("zoo",), keep_positives=8, seeds=1)
-    mix = Mix(top=0.5, uncertain=0, novel=0.25, random=0.25) if strategy == "mix" else None
+    mix = Mix({"top": 0.5, "novel": 0.25, "random": 0.25}) if strategy == "mix" else None
     summary = simulate(
         dataset, features, spec, LoopConfig(strategy=strategy, mix=mix, batch_size=10, budget=30)
     )

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hnbooks.scoring import simulate as simulation
+from hnbooks.lab import simulate as simulation
 from hnbooks.lab.simulate import LoopConfig, TaskSpec, build_features, draw_task, run_once
 from hnbooks.lab.stream_ema import (
     EmaUncertaintySorter,

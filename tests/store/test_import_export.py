@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from hnbooks.cli import cli
 from hnbooks.importing import ImportFault, import_file
 from hnbooks.store.db import Store
+from hnbooks.store.records import NewAnswer
 from tests.helpers import table_counts, write_jsonl
 
 
@@ -271,8 +272,8 @@ def test_export_leaves_out_undone_answers_and_writes_csv(tmp_path: Path) -> None
     import_file(
         store, write_jsonl(tmp_path / "t.jsonl", [{"text": "keep me"}, {"text": "undo me"}])
     )
-    store.record_answer(1, "ann", "accept", strategy="top", score=0.9)
-    store.record_answer(2, "ann", "reject")
+    store.record_answer(1, NewAnswer("ann", "accept", strategy="top", score=0.9))
+    store.record_answer(2, NewAnswer("ann", "reject"))
     store.undo_last("ann")
     code, out, _ = run("export", "--db", str(db))
     records = [json.loads(line) for line in out.splitlines()]

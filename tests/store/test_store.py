@@ -9,14 +9,16 @@ import pytest
 
 from hnbooks.store import schema
 from hnbooks.store.db import Store, StoreError
-from hnbooks.store.records import Span
+from hnbooks.store.records import NewAnswer, Span
 from tests.helpers import publish, store_with_texts
 
 
 def test_new_database_is_migrated_and_in_wal_mode(db_path: Path) -> None:
     Store(db_path).close()
     conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.LEGACY_VERSION
+    applied = {r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'hnbooks'")}
+    assert applied == schema.KNOWN_MIGRATIONS
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"items", "answers", "batches", "batch_items", "rounds", "labels", "items_fts"} <= tables
@@ -25,9 +27,22 @@ def test_new_database_is_migrated_and_in_wal_mode(db_path: Path) -> None:
 def test_database_from_a_newer_schema_is_refused(db_path: Path) -> None:
     Store(db_path).close()
     conn = sqlite3.connect(db_path)
-    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
+    conn.execute(f"PRAGMA user_version = {schema.LEGACY_VERSION + 1}")
+    conn.commit()
     conn.close()
     with pytest.raises(StoreError, match="newer hnbooks"):
+        Store(db_path)
+
+
+def test_database_with_a_migration_this_hnbooks_does_not_know_is_refused(db_path: Path) -> None:
+    Store(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('hnbooks', 'm999_future', 'x')"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer hnbooks.*m999_future"):
         Store(db_path)
 
 
@@ -40,21 +55,21 @@ def test_missing_directory_and_missing_file_are_clear_errors(tmp_path: Path) -> 
 
 def test_answers_are_append_only_and_undo_restores_the_previous_one(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, ["first text", "second text"])
-    first = store.record_answer(ids[0], "ann", "reject")
-    store.record_answer(ids[0], "ann", "accept")
+    first = store.record_answer(ids[0], NewAnswer("ann", "reject"))
+    store.record_answer(ids[0], NewAnswer("ann", "accept"))
     assert [a.answer for a in store.current_answers()] == ["accept"]
     undone = store.undo_last("ann")
     assert undone is not None and undone.answer == "accept"
     current = store.current_answers()
     assert [(a.id, a.answer) for a in current] == [(first, "reject")]
-    rows = store.conn.execute("SELECT answer FROM answers ORDER BY id").fetchall()
+    rows = sqlite3.connect(db_path).execute("SELECT answer FROM answers ORDER BY id").fetchall()
     assert [r[0] for r in rows] == ["reject", "accept", "undo"]
 
 
 def test_undo_walks_back_without_limit_and_then_reports_nothing(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, ["a one", "b two", "c three"])
     for item_id in ids:
-        store.record_answer(item_id, "ann", "accept")
+        store.record_answer(item_id, NewAnswer("ann", "accept"))
     undone = [store.undo_last("ann") for _ in range(3)]
     assert [u.item_id for u in undone if u] == list(reversed(ids))
     assert store.undo_last("ann") is None
@@ -63,8 +78,8 @@ def test_undo_walks_back_without_limit_and_then_reports_nothing(db_path: Path) -
 
 def test_same_client_key_never_doubles_an_answer(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, ["only text"])
-    first = store.record_answer(ids[0], "ann", "accept", client_key="k1")
-    second = store.record_answer(ids[0], "ann", "accept", client_key="k1")
+    first = store.record_answer(ids[0], NewAnswer("ann", "accept", client_key="k1"))
+    second = store.record_answer(ids[0], NewAnswer("ann", "accept", client_key="k1"))
     assert first == second
     assert store.answer_count() == 1
 
@@ -72,7 +87,7 @@ def test_same_client_key_never_doubles_an_answer(db_path: Path) -> None:
 def test_spans_outside_the_text_are_refused(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, ["short"])
     with pytest.raises(StoreError, match="outside the text"):
-        store.record_answer(ids[0], "ann", "accept", spans=[Span(2, 40, "BOOK")])
+        store.record_answer(ids[0], NewAnswer("ann", "accept", spans=[Span(2, 40, "BOOK")]))
     assert store.answer_count() == 0
 
 
@@ -84,12 +99,12 @@ def test_queue_serves_oldest_batch_first_and_skips_what_the_annotator_answered(
     second_batch = publish(store, ids[3:])
     served = store.next_queued_item("ann")
     assert served is not None and (served.batch_id, served.item.id) == (first_batch, ids[0])
-    store.record_answer(ids[1], "ann", "accept")  # answered elsewhere (e.g. search)
-    store.record_answer(ids[0], "ann", "reject", batch_id=first_batch)
+    store.record_answer(ids[1], NewAnswer("ann", "accept"))  # answered elsewhere (e.g. search)
+    store.record_answer(ids[0], NewAnswer("ann", "reject", batch_id=first_batch))
     served = store.next_queued_item("ann")
     assert served is not None and served.item.id == ids[2]
     assert (served.batch_size, served.answered_in_batch) == (3, 2)
-    store.record_answer(ids[2], "ann", "ignore", batch_id=first_batch)
+    store.record_answer(ids[2], NewAnswer("ann", "ignore", batch_id=first_batch))
     served = store.next_queued_item("ann")
     assert served is not None and (served.batch_id, served.item.id) == (second_batch, ids[3])
 
@@ -97,11 +112,11 @@ def test_queue_serves_oldest_batch_first_and_skips_what_the_annotator_answered(
 def test_two_annotators_keep_their_own_progress(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, ["alpha text", "beta text"])
     publish(store, ids)
-    store.record_answer(ids[0], "alice", "accept")
+    store.record_answer(ids[0], NewAnswer("alice", "accept"))
     alice_next, bob_next = store.next_queued_item("alice"), store.next_queued_item("bob")
     assert alice_next is not None and alice_next.item.id == ids[1]
     assert bob_next is not None and bob_next.item.id == ids[0]
-    store.record_answer(ids[0], "bob", "reject")
+    store.record_answer(ids[0], NewAnswer("bob", "reject"))
     assert {(a.annotator, a.answer) for a in store.current_answers()} == {
         ("alice", "accept"),
         ("bob", "reject"),
@@ -113,7 +128,7 @@ def test_two_annotators_keep_their_own_progress(db_path: Path) -> None:
 def test_excluded_items_are_answered_or_waiting(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, [f"text {n}" for n in range(5)])
     publish(store, ids[:2])
-    store.record_answer(ids[4], "ann", "reject")
+    store.record_answer(ids[4], NewAnswer("ann", "reject"))
     assert store.excluded_item_ids() == {ids[0], ids[1], ids[4]}
 
 
@@ -126,7 +141,7 @@ def test_published_batch_is_all_or_nothing(db_path: Path) -> None:
     with pytest.raises(StoreError):
         store.publish_batch([BatchEntry(ids[0], "top"), BatchEntry(99999, "top")], source="t")
     assert store.batch_count() == 0
-    assert store.conn.execute("SELECT COUNT(*) FROM batch_items").fetchone()[0] == 0
+    assert sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM batch_items").fetchone()[0] == 0
 
 
 def test_keyword_and_regex_search_with_highlights(db_path: Path) -> None:
@@ -146,9 +161,10 @@ def test_keyword_and_regex_search_with_highlights(db_path: Path) -> None:
 def test_verdicts_for_classification_and_span_answers(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, ["Read Dune now", "plain words", "other"])
     store.record_answer(
-        ids[0], "a", "accept", label=None, view_id="ner_manual", spans=[Span(5, 9, "BOOK")]
+        ids[0],
+        NewAnswer("a", "accept", label=None, view_id="ner_manual", spans=[Span(5, 9, "BOOK")]),
     )
-    store.record_answer(ids[1], "a", "accept", label=None, view_id="ner_manual")
-    store.record_answer(ids[2], "a", "accept", label="WORK_OF_ART")
+    store.record_answer(ids[1], NewAnswer("a", "accept", label=None, view_id="ner_manual"))
+    store.record_answer(ids[2], NewAnswer("a", "accept", label="WORK_OF_ART"))
     verdicts = {a.item_id: a.verdict_for("BOOK") for a in store.current_answers()}
     assert verdicts == {ids[0]: True, ids[1]: False, ids[2]: None}

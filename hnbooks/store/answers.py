@@ -1,0 +1,213 @@
+"""Answers: append-only rows, recorded, undone, and read through the `current_answers` view.
+
+An undo is a row of its own pointing at the answer it takes back; nothing is updated or deleted.
+The rule for the answer in force lives in the views of migration m002 (`effective_answers`,
+`current_answers`), not in the queries here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import astuple, replace
+from typing import Any
+
+from hnbooks.store.connection import Connection, StoreError
+from hnbooks.store.records import (
+    ANSWER_VALUES,
+    NEW_ANSWER_COLUMNS,
+    Answer,
+    AnswerWithItem,
+    Item,
+    NewAnswer,
+    Span,
+    spans_from_json,
+    spans_to_json,
+)
+
+# A NewAnswer's fields are the answers table's columns; these three are derived, not given.
+INSERT_ANSWER_SQL = (
+    f"INSERT INTO answers (item_id, task_key, {', '.join(NEW_ANSWER_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (len(NEW_ANSWER_COLUMNS) + 2))})"
+)
+ITEM_COLUMNS = "i.id AS i_id, i.external_id, i.text, i.meta, i.input_hash"
+
+
+def answer_row_values(item_id: int, new: NewAnswer, default_label: str | None) -> tuple[Any, ...]:
+    """The INSERT parameters for `new`: the label filled in, spans as JSON, the time now if unset."""
+    label = new.label
+    if label is None and new.view_id == "classification":
+        label = default_label
+    filled = replace(new, label=label)
+    values = dict(zip(NEW_ANSWER_COLUMNS, astuple(filled), strict=True))
+    values["spans"] = spans_to_json(filled.spans)
+    values["created_at"] = time.time() if filled.created_at is None else filled.created_at
+    return (item_id, filled.task_key, *(values[name] for name in NEW_ANSWER_COLUMNS))
+
+
+def insert_answer(conn: sqlite3.Connection, item_id: int, new: NewAnswer, default_label: str | None) -> int:
+    """Append one answer inside the caller's transaction; return its id."""
+    cursor = conn.execute(INSERT_ANSWER_SQL, answer_row_values(item_id, new, default_label))
+    return int(cursor.lastrowid or 0)
+
+
+def answer_from_row(row: sqlite3.Row) -> Answer:
+    return Answer(
+        id=row["id"],
+        item_id=row["item_id"],
+        annotator=row["annotator"],
+        answer=row["answer"],
+        task_key=row["task_key"],
+        label=row["label"],
+        view_id=row["view_id"],
+        spans=spans_from_json(row["spans"]),
+        task_hash=row["task_hash"],
+        batch_id=row["batch_id"],
+        strategy=row["strategy"],
+        score=row["score"],
+        created_at=row["created_at"],
+    )
+
+
+def answer_with_item_from_row(row: sqlite3.Row) -> AnswerWithItem:
+    item = Item(row["i_id"], row["external_id"], row["text"], json.loads(row["meta"]), row["input_hash"])
+    return AnswerWithItem(answer=answer_from_row(row), item=item)
+
+
+def check_spans(spans: Iterable[Span], text_length: int) -> None:
+    for span in spans:
+        if not (0 <= span.start < span.end <= text_length):
+            raise StoreError(
+                f"span {span.start}-{span.end} ({span.label}) lies outside the text (length {text_length})"
+            )
+
+
+def first_label(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT name FROM labels ORDER BY position, name LIMIT 1").fetchone()
+    return None if row is None else str(row[0])
+
+
+class AnswerQueries(Connection):
+    def record_answer(self, item_id: int, new: NewAnswer) -> int:
+        """Append one answer and return its id. A repeated `client_key` returns the first id instead."""
+        if new.answer not in ANSWER_VALUES:
+            raise StoreError(f"answer must be one of {', '.join(ANSWER_VALUES)}, not {new.answer!r}")
+        if not new.annotator:
+            raise StoreError("an answer needs an annotator name")
+        with self._transaction() as conn:
+            text_row = conn.execute("SELECT text FROM items WHERE id = ?", (item_id,)).fetchone()
+            if text_row is None:
+                raise StoreError(f"no item with id {item_id}")
+            check_spans(new.spans, len(text_row["text"]))
+            if new.client_key is not None:
+                existing = conn.execute("SELECT id FROM answers WHERE client_key = ?", (new.client_key,)).fetchone()
+                if existing is not None:
+                    return int(existing["id"])
+            return insert_answer(conn, item_id, new, first_label(conn))
+
+    def undo_last(self, annotator: str) -> Answer | None:
+        """Take back this annotator's latest answer still in force; None when there is none."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM effective_answers WHERE annotator = ? ORDER BY id DESC LIMIT 1", (annotator,)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "INSERT INTO answers (item_id, annotator, answer, task_key, label, spans, batch_id,"
+                " strategy, undoes, created_at) VALUES (?, ?, 'undo', ?, ?, '[]', ?, ?, ?, ?)",
+                (
+                    row["item_id"],
+                    annotator,
+                    row["task_key"],
+                    row["label"],
+                    row["batch_id"],
+                    row["strategy"],
+                    row["id"],
+                    time.time(),
+                ),
+            )
+            return answer_from_row(row)
+
+    def current_answers(self, *, label: str | None = None, annotator: str | None = None) -> list[Answer]:
+        """Every answer in force (latest, not undone), oldest first."""
+        where, params = ["1"], []
+        if label is not None:
+            where.append("label = ?")
+            params.append(label)
+        if annotator is not None:
+            where.append("annotator = ?")
+            params.append(annotator)
+        rows = self._query(f"SELECT * FROM current_answers WHERE {' AND '.join(where)} ORDER BY id", params)
+        return [answer_from_row(r) for r in rows]
+
+    def current_answers_with_items(self) -> list[AnswerWithItem]:
+        rows = self._query(
+            f"SELECT a.*, {ITEM_COLUMNS} FROM current_answers a JOIN items i ON i.id = a.item_id ORDER BY a.id"
+        )
+        return [answer_with_item_from_row(row) for row in rows]
+
+    def answers_of_item(self, item_id: int, annotator: str | None = None) -> list[Answer]:
+        """Current answers on one item, e.g. to show what was said before."""
+        params: list[Any] = [item_id]
+        extra = ""
+        if annotator is not None:
+            extra = " AND annotator = ?"
+            params.append(annotator)
+        rows = self._query(f"SELECT * FROM current_answers WHERE item_id = ?{extra} ORDER BY id", params)
+        return [answer_from_row(r) for r in rows]
+
+    def review_answers(
+        self,
+        *,
+        answer: str | None = None,
+        annotator: str | None = None,
+        strategy: str | None = None,
+        disagreement: str | None = None,
+        low_score: float = 0.2,
+        high_score: float = 0.8,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AnswerWithItem]:
+        """Current answers, newest first, filtered for the review screen.
+
+        `disagreement="accepted-low"` keeps accepts the model scored below `low_score`;
+        `"rejected-high"` keeps rejects it scored above `high_score`; `"any"` keeps both.
+        """
+        where: list[str] = ["1"]
+        params: list[Any] = []
+        for column, value in (("answer", answer), ("annotator", annotator), ("strategy", strategy)):
+            if value is not None:
+                where.append(f"a.{column} = ?")
+                params.append(value)
+        low = "(a.answer = 'accept' AND a.score IS NOT NULL AND a.score < ?)"
+        high = "(a.answer = 'reject' AND a.score IS NOT NULL AND a.score > ?)"
+        if disagreement == "accepted-low":
+            where.append(low)
+            params.append(float(low_score))
+        elif disagreement == "rejected-high":
+            where.append(high)
+            params.append(float(high_score))
+        elif disagreement == "any":
+            where.append(f"({low} OR {high})")
+            params.extend([float(low_score), float(high_score)])
+        elif disagreement is not None:
+            raise StoreError(f"unknown disagreement filter {disagreement!r}")
+        rows = self._query(
+            f"SELECT a.*, {ITEM_COLUMNS} FROM current_answers a JOIN items i ON i.id = a.item_id"
+            f" WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [answer_with_item_from_row(r) for r in rows]
+
+    def answer_count(self, annotator: str | None = None) -> int:
+        if annotator is None:
+            return self._count("SELECT COUNT(*) FROM current_answers")
+        return self._count("SELECT COUNT(*) FROM current_answers WHERE annotator = ?", (annotator,))
+
+    def answer_strategies(self) -> list[str]:
+        """The strategies that served the answers in force (what review can filter by), sorted."""
+        rows = self._query("SELECT DISTINCT strategy FROM current_answers WHERE strategy IS NOT NULL ORDER BY strategy")
+        return [str(row[0]) for row in rows]
