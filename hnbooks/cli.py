@@ -217,7 +217,12 @@ def stats_command(db_path: str, as_json: bool) -> None:
     if as_json:
         record = asdict(stats)
         record["rounds"] = [
-            {"id": r.id, "started_at": r.started_at, "finished_at": r.finished_at, **asdict(r.report)}
+            {
+                "id": r.id,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                **asdict(r.report),
+            }
             for r in stats.rounds
         ]
         click.echo(json.dumps(record, indent=2))
@@ -245,7 +250,16 @@ def stats_command(db_path: str, as_json: bool) -> None:
 
 def rounds_table(rounds: list[Round]) -> Table:
     table = Table(title="scoring rounds")
-    for column in ("round", "answers", "positives", "found in last batch", "CV AP", "prevalence", "recall", "device"):
+    for column in (
+        "round",
+        "answers",
+        "positives",
+        "found in last batch",
+        "CV AP",
+        "prevalence",
+        "recall",
+        "device",
+    ):
         table.add_column(column)
     for round_ in rounds:
         report = round_.report

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.text import Text
 
 from hnbooks.store import DEFAULT_DB_PATH, Store, StoreError
+from hnbooks.store.reports import EstimateReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,12 +108,10 @@ def fmt_number(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def fmt_interval(
-    estimate: float | None, low: float | None = None, high: float | None = None
-) -> str:
+def fmt_interval(value: EstimateReport | None) -> str:
     """'0.0002 [0.0001, 0.0004]', or '—' without an estimate."""
-    if estimate is None:
+    if value is None or value.estimate is None:
         return "—"
-    if low is None or high is None:
-        return f"{estimate:.4g}"
-    return f"{estimate:.4g} [{low:.3g}, {high:.3g}]"
+    if value.low is None or value.high is None:
+        return f"{value.estimate:.4g}"
+    return f"{value.estimate:.4g} [{value.low:.3g}, {value.high:.3g}]"

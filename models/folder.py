@@ -57,6 +57,7 @@ TOKENIZER_FILE = "tokenizer.json"
 VARIANT_NAMES = ("fp32", "int8")
 
 _T = TypeVar("_T")
+JSON_TYPE_NAMES: dict[type, str] = {dict: "a JSON object", str: "a string", int: "an integer"}
 
 
 class ManifestError(ValueError):
@@ -303,7 +304,8 @@ def _optional(data: object, key: str, kind: type[_T], where: str) -> _T | None:
     value = _mapping(data, where).get(key)
     # bool is an int to isinstance, never a valid size or format.
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise ManifestError(f"{where}.{key} should be a {kind.__name__}, not {value!r}")
+        wanted = JSON_TYPE_NAMES.get(kind, kind.__name__)
+        raise ManifestError(f"{where}.{key} should be {wanted}, not {value!r}")
     return value
 
 

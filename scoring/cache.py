@@ -267,7 +267,8 @@ class EmbeddingCache:
         in_range = (ids >= 0) & (ids < filled.shape[0])
         missing = ~in_range
         missing[in_range] = filled[ids[in_range]] == 0
-        return ids[missing]
+        missing_ids: np.ndarray = ids[missing]
+        return missing_ids
 
     def filled_ids(self) -> np.ndarray:
         """Every id with a cached vector, ascending (int64)."""
@@ -346,35 +347,33 @@ class EmbeddingCache:
     # -- growing ----------------------------------------------------------------------------------
 
     def _grow(self, new_capacity: int) -> None:
-        """Rewrite both files with `new_capacity` rows (temp file + atomic rename each)."""
-        old_vectors = self._matrix()
-        temporary = self._temporary(self.vectors_path)
-        grown_vectors = new_memmap(temporary, VECTOR_DTYPE, (new_capacity, self.dim))
-        for start in range(0, old_vectors.shape[0], COPY_CHUNK_ROWS):
-            stop = min(start + COPY_CHUNK_ROWS, old_vectors.shape[0])
-            grown_vectors[start:stop] = old_vectors[start:stop]
-        grown_vectors.flush()
-        del grown_vectors
-        self._vectors = None
-        os.replace(temporary, self.vectors_path)
-        fsync_directory(self.vectors_path.parent)
-        self._vectors = open_memmap(self.vectors_path, mode="r+")
+        """Both files with `new_capacity` rows: the vectors first, then the mask (see `_grow_mask`)."""
+        self._vectors = self._swap_in_larger_copy(
+            self.vectors_path, self._matrix(), (new_capacity, self.dim)
+        )
         self._grow_mask(new_capacity)
 
     def _grow_mask(self, new_capacity: int) -> None:
-        old_filled = self._mask()
-        temporary = self._temporary(self.filled_path)
-        grown_filled = new_memmap(temporary, np.uint8, (new_capacity,))
-        for start in range(0, old_filled.shape[0], COPY_CHUNK_ROWS):
-            stop = min(start + COPY_CHUNK_ROWS, old_filled.shape[0])
-            grown_filled[start:stop] = old_filled[start:stop]
-        grown_filled.flush()
-        del grown_filled
-        self._filled = None
-        os.replace(temporary, self.filled_path)
-        fsync_directory(self.filled_path.parent)
-        self._filled = open_memmap(self.filled_path, mode="r+")
+        """The mask with `new_capacity` rows, then the metadata. Also the recovery path: `open` calls
+        it when a growth was killed after the vectors file was replaced but before the mask was."""
+        self._filled = self._swap_in_larger_copy(self.filled_path, self._mask(), (new_capacity,))
         self._write_metadata()
+
+    def _swap_in_larger_copy(
+        self, path: Path, old: np.memmap[Any, Any], shape: tuple[int, ...]
+    ) -> np.memmap[Any, Any]:
+        """Copy `old` into a new file of `shape` beside `path`, flush it, rename it over `path`
+        (atomic: a kill leaves either file whole) and return the new file's map."""
+        temporary = self._temporary(path)
+        grown = new_memmap(temporary, old.dtype, shape)
+        for start in range(0, old.shape[0], COPY_CHUNK_ROWS):
+            stop = min(start + COPY_CHUNK_ROWS, old.shape[0])
+            grown[start:stop] = old[start:stop]
+        grown.flush()
+        del grown
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+        return open_memmap(path, mode="r+")
 
     def _matrix(self) -> np.memmap[Any, np.dtype[np.float16]]:
         if self._vectors is None:

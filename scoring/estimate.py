@@ -9,6 +9,7 @@ bound falls back to the rule of three on the effective sample size.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -74,7 +75,7 @@ def prevalence_estimate(
 def recall_estimate(
     answers_positive: NDArray[np.bool_],
     inclusion_probability: NDArray[np.float64],
-    scores: NDArray[np.float64],
+    scores: NDArray[np.floating[Any]],
     threshold: float,
     *,
     seed: int = 0,

@@ -130,7 +130,7 @@ class CachedPool:
         _, dtype, offset = npy_header(self.cache.vectors_path)
         row_bytes = self.dim * dtype.itemsize
         out = np.empty((ids.size, self.dim), dtype=dtype)
-        view = memoryview(out).cast("B")
+        view = memoryview(out.data).cast("B")
         descriptor = os.open(self.cache.vectors_path, os.O_RDONLY)
         try:
             for n, item_id in enumerate(ids.tolist()):
@@ -158,7 +158,7 @@ class CachedPool:
                 ids = self._ids[start:stop]
                 span = int(ids[-1]) - first + 1
                 handle.seek(offset + first * row_bytes)
-                handle.readinto(memoryview(stored[:span]).cast("B"))
+                handle.readinto(memoryview(stored[:span].data).cast("B"))
                 if span == len(ids):
                     np.copyto(converted[:span], stored[:span])
                 else:

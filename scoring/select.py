@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,7 +38,7 @@ class Pick:
 class SelectionContext:
     """What selection needs to know about the pool."""
 
-    scores: NDArray[np.float64]
+    scores: NDArray[np.floating[Any]]
     """Calibrated probability per pool row (NaN for rows that cannot be chosen)."""
     eligible: NDArray[np.bool_]
     """Rows that may be chosen: not answered, not waiting in a batch."""
@@ -336,7 +337,7 @@ def bisect_descending(size: int, value_at: Callable[[int], float], threshold: fl
     return low
 
 
-def logits(p: NDArray[np.float64]) -> NDArray[np.float64]:
+def logits(p: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     clipped = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
     return np.log(clipped / (1 - clipped))
 

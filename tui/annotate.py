@@ -5,12 +5,13 @@ answer to the writer thread and the next (already fetched) item shows the moment
 a millisecond or so — so what the screen moved past is always on disk. Keys pressed during that
 commit wait and act in order. When the queue is empty the screen says so and checks every
 `poll_interval_s` whether another connection (the scorer) published a batch.
+
+What is shown, fetched ahead, being saved or typed ahead is an `AnnotationQueue` (tui/queue.py); this
+screen feeds it key presses and reports, and renders what it says changed.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -18,26 +19,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
 from textual.reactive import var
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
-from hnbooks.tui.app import AnnotateApp, AnswerSaved, AnswerUndone, WriteFailed
+from hnbooks.store.records import AnswerValue
+from hnbooks.tui.base import SessionScreen
+from hnbooks.tui.context import AnnotationSession
 from hnbooks.tui.item_text import ItemText
 from hnbooks.tui.marking import SpanMarker
+from hnbooks.tui.messages import AnswerSaved, AnswerUndone, FetchFailed, ItemsFetched, WriteFailed
+from hnbooks.tui.queue import AnnotationQueue, FetchRequest, Step
 from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row
-from hnbooks.tui.session import (
-    PREFETCH_COUNT,
-    QUEUE_KEY_PREFIX,
-    AnswerToWrite,
-    SessionTally,
-    ShownItem,
-    UndoToWrite,
-    shown_from_queue,
-)
+from hnbooks.tui.session import SessionTally, ShownItem, shown_from_queue
 
 LABEL_KEYS = "123456789"
 # Actions about the item on screen: hidden from the footer (and inert) while the queue is empty.
@@ -53,27 +48,14 @@ ITEM_ACTIONS = frozenset(
         "toggle_context",
     ]
 )
+HELP_NOTE = (
+    "  Candidates are underlined; marked spans are filled in their label's colour.\n"
+    "  Accepting stores the marked spans with the answer.\n"
+)
+"""Shown under the annotate screen's keys on the help screen."""
 
 
-@dataclass
-class ItemsFetched(Message, bubble=False):
-    """Items of the queue, ready to show, in queue order."""
-
-    items: tuple[ShownItem, ...]
-    data_version: int
-    """The database's data_version read before the queue was, to tell later whether it changed."""
-    exhausted: bool
-    """Fewer items than asked for were left: the queue is (for now) empty beyond these."""
-
-
-@dataclass
-class FetchFailed(Message, bubble=False):
-    """Reading the queue failed; `error` says why."""
-
-    error: str
-
-
-class AnnotateScreen(Screen[None]):
+class AnnotateScreen(SessionScreen):
     """Answer and mark the items of the published batches."""
 
     AUTO_FOCUS = None
@@ -114,36 +96,22 @@ class AnnotateScreen(Screen[None]):
         Binding("s", "stats", "Stats", id="stats", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
     ]
-
-    current_label: var[str] = var("BOOK")
-    """The label `enter` gives a marked span (chosen with 1-9)."""
+    current_label: var[str] = var("")
+    """The label `enter` gives a marked span (chosen with 1-9); the database's first to begin with."""
     show_context: var[bool] = var(False)
     """Whether the parent comment / story title panel is open."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.shown: ShownItem | None = None
-        """The item on screen, or None while the queue is empty."""
+    def __init__(self, session: AnnotationSession) -> None:
+        super().__init__(session)
+        self.set_reactive(AnnotateScreen.current_label, session.labels[0])
+        self.queue = AnnotationQueue(session.annotator, reply_to=self)
         self.marker: SpanMarker | None = None
-        self.upcoming: deque[ShownItem] = deque()
-        """Items fetched ahead, next first."""
-        self.pending_answers: dict[str, ShownItem] = {}
-        """Answers given but not yet committed, by client key."""
-        self.write_in_flight = False
-        """An answer or undo is being committed; the screen moves on only once it is."""
-        self.keys_waiting: deque[str | None] = deque()
-        """Answers (and undos, None) pressed meanwhile: they are meant for the item the commit will
-        show, so they wait for it instead of acting on the item still on screen."""
-        self.queue_exhausted = False
-        self.fetch_in_flight = False
-        self.queue_read = False
-        """Whether the queue has been read once (until then the screen says it is loading)."""
-        self.seen_data_version: int | None = None
+        """The marking of the item on screen; None while there is none."""
 
     @property
-    def annotate_app(self) -> AnnotateApp:
-        assert isinstance(self.app, AnnotateApp)
-        return self.app
+    def shown(self) -> ShownItem | None:
+        """The item on screen, or None while the queue is empty."""
+        return self.queue.shown
 
     def compose(self) -> ComposeResult:
         with Vertical(id="top"):
@@ -157,82 +125,71 @@ class AnnotateScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.current_label = self.annotate_app.labels[0]
         self.watch(self.app, "tally", self.render_progress)
-        self.set_interval(self.annotate_app.poll_interval_s, self.poll_for_items)
+        self.set_interval(self.session.poll_interval_s, self.poll_for_items)
         self.add_class("-waiting")
-        self.show(None)
+        self.render_shown()
         self.query_one("#waiting", Static).update("Loading the queue…")
         self.request_items()
 
+    def apply(self, step: Step, *, top_up_after_paint: bool = False) -> None:
+        """Do what a transition of the queue says: render, write, fetch ahead."""
+        if step.shown_changed:
+            self.render_shown()
+        elif step.saving_changed:
+            self.render_progress()
+        for request in step.writes:
+            self.session.submit_write(request)
+        if step.top_up:
+            if top_up_after_paint:
+                # Fetching ahead starts a thread: after the paint, so the next item is not kept waiting.
+                self.call_after_refresh(self.request_items)
+            else:
+                self.request_items()
+
     # -- the queue --------------------------------------------------------------------------------
 
-    def request_items(self, *, only_if_changed: bool = False) -> None:
-        """Top up the items fetched ahead; one fetch at a time, the next one asked for when it ends."""
-        if self.fetch_in_flight:
-            return
-        wanted = PREFETCH_COUNT + (1 if self.shown is None else 0) - len(self.upcoming)
-        if wanted <= 0:
-            return
-        self.fetch_in_flight = True
-        self.fetch_items(self.known_item_ids(), wanted, only_if_changed, self.seen_data_version)
+    def request_items(self) -> None:
+        """Top up the items fetched ahead."""
+        self.start_fetch(self.queue.start_fetch())
 
-    def known_item_ids(self) -> frozenset[int]:
-        """Items on screen, fetched ahead or answered and not yet committed: never fetched again."""
-        ids = {item.item_id for item in self.upcoming}
-        ids.update(item.item_id for item in self.pending_answers.values())
-        if self.shown is not None:
-            ids.add(self.shown.item_id)
-        return frozenset(ids)
+    def poll_for_items(self) -> None:
+        """Every poll interval while the queue is empty: read it again if the database changed."""
+        self.start_fetch(self.queue.poll())
+
+    def start_fetch(self, request: FetchRequest | None) -> None:
+        if request is not None:
+            self.fetch_items(request)
 
     # Not exclusive: a cancelled fetch would have to start over, and under fast key presses the
-    # queue could run dry. `fetch_in_flight` keeps it to one at a time instead.
+    # queue could run dry. The queue keeps it to one fetch at a time instead.
     @work(thread=True, group="fetch", exit_on_error=False)
-    def fetch_items(
-        self,
-        skip_item_ids: frozenset[int],
-        wanted: int,
-        only_if_changed: bool,
-        seen_data_version: int | None,
-    ) -> None:
-        app = self.annotate_app
+    def fetch_items(self, request: FetchRequest) -> None:
+        session = self.session
         try:
-            data_version = app.store.data_version()
-            if only_if_changed and data_version == seen_data_version:
+            data_version = session.store.data_version()
+            if request.only_if_changed and data_version == request.seen_data_version:
                 self.post_message(ItemsFetched((), data_version, exhausted=True))
                 return
-            skip = set(skip_item_ids)
+            skip = set(request.skip_item_ids)
             items: list[ShownItem] = []
-            while len(items) < wanted and not get_current_worker().is_cancelled:
-                queued = app.store.next_queued_item(app.annotator, skip_item_ids=skip)
+            while len(items) < request.wanted and not get_current_worker().is_cancelled:
+                queued = session.store.next_queued_item(session.annotator, skip_item_ids=skip)
                 if queued is None:
                     break
                 skip.add(queued.item.id)
-                items.append(shown_from_queue(app.store, queued))
-            self.post_message(ItemsFetched(tuple(items), data_version, len(items) < wanted))
+                items.append(shown_from_queue(session.store, queued))
+            self.post_message(ItemsFetched(tuple(items), data_version, len(items) < request.wanted))
         except StoreError as error:
             self.post_message(FetchFailed(str(error)))
 
     @on(ItemsFetched)
     def take_items(self, event: ItemsFetched) -> None:
-        self.fetch_in_flight = False
-        self.seen_data_version = event.data_version
-        self.queue_exhausted = event.exhausted
-        known = self.known_item_ids()
-        self.upcoming.extend(item for item in event.items if item.item_id not in known)
-        if self.shown is None and self.upcoming:
-            self.show(self.upcoming.popleft())
-        elif self.shown is None and not self.queue_read:
-            self.show(None)  # from "loading" to "nothing left"
-        self.queue_read = True
-        if not event.exhausted:
-            self.request_items()
+        self.apply(self.queue.fetched(event.items, event.data_version, event.exhausted))
 
     @on(FetchFailed)
     def report_fetch_failure(self, event: FetchFailed) -> None:
-        self.fetch_in_flight = False
-        self.queue_exhausted = True
-        self.seen_data_version = None  # the next poll reads the queue again
+        self.apply(self.queue.fetch_failed())
         self.notify(
             event.error,
             title="could not read the queue",
@@ -241,18 +198,17 @@ class AnnotateScreen(Screen[None]):
             markup=False,
         )
 
-    def poll_for_items(self) -> None:
-        """Every poll interval while the queue is empty: read it again if the database changed."""
-        if self.queue_exhausted and not self.fetch_in_flight:
-            self.request_items(only_if_changed=True)
+    def worker_failed(self, group: str, error: str) -> None:
+        if group == "fetch":
+            # The next poll reads the queue again.
+            self.apply(self.queue.fetch_failed())
 
     # -- showing ----------------------------------------------------------------------------------
 
-    def show(self, shown: ShownItem | None) -> None:
-        """Put `shown` on screen (None: the queue is empty) with a fresh marking state."""
-        was_waiting = self.shown is None
-        self.shown = shown
-        if was_waiting != (shown is None):
+    def render_shown(self) -> None:
+        """Put the queue's shown item on screen (none: the queue is empty) with a fresh marking."""
+        shown = self.queue.shown
+        if self.has_class("-waiting") != (shown is None):
             self.set_class(shown is None, "-waiting")
             self.refresh_bindings()
         if shown is None:
@@ -274,20 +230,14 @@ class AnnotateScreen(Screen[None]):
         self.render_context()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in ITEM_ACTIONS and self.shown is None)
+        return not (action in ITEM_ACTIONS and self.queue.shown is None)
 
     def on_screen_resume(self) -> None:
         """Back from search or review: drop queued items answered there meanwhile."""
-        answered = self.annotate_app.take_items_answered_elsewhere()
-        if not answered:
-            return
-        self.upcoming = deque(item for item in self.upcoming if item.item_id not in answered)
-        if self.shown is not None and self.shown.item_id in answered:
-            self.show(self.upcoming.popleft() if self.upcoming else None)
-        self.request_items()
+        self.apply(self.queue.answered_elsewhere(self.session.take_items_answered_elsewhere()))
 
     def waiting_message(self) -> Text:
-        app = self.annotate_app
+        app = self.session
         return Text.assemble(
             ("Nothing left to annotate", "bold"),
             f" for {one_line(app.annotator, 40)}: every published batch is done.\n\n",
@@ -313,7 +263,7 @@ class AnnotateScreen(Screen[None]):
             self.shown.display_text,
             candidates=self.marker.candidates,
             spans=self.marker.spans,
-            labels=self.annotate_app.labels,
+            labels=self.session.labels,
             selection=self.marker.selection(),
         )
         text_widget.show_text(styled, self.shown.display_text)
@@ -323,7 +273,7 @@ class AnnotateScreen(Screen[None]):
         why = Text(no_wrap=True, overflow="ellipsis")
         if shown is None:
             why.append("hnbooks", "bold")
-            why.append(f" · {one_line(Path(self.annotate_app.store.path).name, 60)}")
+            why.append(f" · {one_line(Path(self.session.store.path).name, 60)}")
         else:
             why.append(f"{one_line(shown.label, 20)}? ", "bold")
             if shown.batch_id is not None:
@@ -342,7 +292,7 @@ class AnnotateScreen(Screen[None]):
         self.query_one("#why", Static).update(why, layout=False)
 
     def render_progress(self, tally: SessionTally | None = None) -> None:
-        app = self.annotate_app
+        app = self.session
         tally = app.tally if tally is None else tally
         progress = Text(no_wrap=True, overflow="ellipsis")
         progress.append(f"{tally.answers} answered", "bold")
@@ -356,7 +306,7 @@ class AnnotateScreen(Screen[None]):
             progress.append(
                 f" ({app.labels.index(self.current_label) + 1}-{len(app.labels)})", "dim"
             )
-        saving = len(self.pending_answers)
+        saving = self.queue.saving
         if saving:
             progress.append(f" · saving {saving}", "dim")
         self.query_one("#progress", Static).update(progress, layout=False)
@@ -403,7 +353,7 @@ class AnnotateScreen(Screen[None]):
                     line.append(" ")
                 line.append(
                     one_line(display[span.start : span.end], 30),
-                    label_style(self.annotate_app.labels, span.label),
+                    label_style(self.session.labels, span.label),
                 )
         self.query_one("#marking", Static).update(line, layout=False)
 
@@ -431,94 +381,39 @@ class AnnotateScreen(Screen[None]):
 
     # -- answering --------------------------------------------------------------------------------
 
-    def action_answer(self, answer: str) -> None:
+    def action_answer(self, answer: AnswerValue) -> None:
         """Answer the item on screen; the next one shows as soon as the answer is committed."""
-        if self.write_in_flight:
-            self.keys_waiting.append(answer)
-            return
-        shown = self.shown
-        if shown is None or self.marker is None:
-            return
-        request = AnswerToWrite(
-            item_id=shown.item_id,
-            answer=answer,
-            label=shown.label,
-            # A reject or ignore says nothing about titles; spans go with an accept only.
-            spans=tuple(self.marker.spans) if answer == "accept" else (),
-            client_key=f"{QUEUE_KEY_PREFIX}{shown.instance}",
-            batch_id=shown.batch_id,
-            strategy=shown.strategy,
-            score=shown.score,
-            reply_to=self,
-        )
-        self.pending_answers[request.client_key] = shown
-        self.write_in_flight = True
-        self.annotate_app.submit_write(request)
+        spans = self.marker.spans if self.marker is not None else ()
+        self.apply(self.queue.press(answer, spans))
 
     def action_undo(self) -> None:
         """Take back the latest answer (after any answer still being committed)."""
-        if self.write_in_flight:
-            self.keys_waiting.append(None)
-            return
-        self.write_in_flight = True
-        self.annotate_app.submit_write(UndoToWrite(reply_to=self))
-
-    def write_finished(self) -> None:
-        """The commit is done and its item shown: keys pressed meanwhile act now, in order."""
-        self.write_in_flight = False
-        while self.keys_waiting and not self.write_in_flight:
-            answer = self.keys_waiting.popleft()
-            if answer is None:
-                self.action_undo()
-            else:
-                self.action_answer(answer)
+        self.apply(self.queue.press_undo())
 
     @on(AnswerSaved)
     def answer_committed(self, event: AnswerSaved) -> None:
-        answered = self.pending_answers.pop(event.request.client_key, None)
-        if (
-            answered is not None
-            and self.shown is not None
-            and self.shown.instance == answered.instance
-        ):
-            self.show(self.upcoming.popleft() if self.upcoming else None)
-            # Fetching ahead starts a thread: after the paint, so the next item is not kept waiting.
-            self.call_after_refresh(self.request_items)
-        else:
-            self.render_progress()
-        self.write_finished()
+        self.apply(self.queue.committed(event.request.client_key), top_up_after_paint=True)
 
     @on(WriteFailed)
     def answer_not_committed(self, event: WriteFailed) -> None:
         # Nothing was stored: the item stays on screen so the answer can be given again.
-        if isinstance(event.request, AnswerToWrite):
-            self.pending_answers.pop(event.request.client_key, None)
-            self.render_progress()
-        self.keys_waiting.clear()
-        self.write_finished()
+        self.apply(self.queue.failed(event.request))
 
     @on(AnswerUndone)
     def show_undone_item(self, event: AnswerUndone) -> None:
-        if event.answer is None:
+        answer, undone = event.answer, event.shown
+        if answer is None:
             self.notify("nothing to undo", timeout=2)
-            self.write_finished()
-            return
-        if event.shown is None:
+        elif undone is None:
             # Committed, but the item could not be read back to show it.
-            self.notify(f"undid {event.answer.answer} of item {event.answer.item_id}", timeout=3)
-            self.write_finished()
-            return
-        undone = event.shown
-        self.upcoming = deque(item for item in self.upcoming if item.item_id != undone.item_id)
-        if self.shown is not None and self.shown.item_id != undone.item_id:
-            self.upcoming.appendleft(self.shown)
-        self.show(undone)
-        self.notify(
-            f"undid {event.answer.answer} of {one_line(undone.source_id, 30)}",
-            timeout=2,
-            markup=False,
-        )
-        self.write_finished()
+            self.notify(f"undid {answer.answer} of item {answer.item_id}", timeout=3)
+        else:
+            self.notify(
+                f"undid {answer.answer} of {one_line(undone.source_id, 30)}",
+                timeout=2,
+                markup=False,
+            )
+        self.apply(self.queue.undone(answer, undone))
 
     # -- span marking -----------------------------------------------------------------------------
 
@@ -562,7 +457,7 @@ class AnnotateScreen(Screen[None]):
             self.after_marking_change()
 
     def action_choose_label(self, position: int) -> None:
-        labels = self.annotate_app.labels
+        labels = self.session.labels
         if position < len(labels):
             self.current_label = labels[position]
 
@@ -582,21 +477,13 @@ class AnnotateScreen(Screen[None]):
     # -- other screens ----------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        from hnbooks.tui.help import HelpScreen
-
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen("help")
 
     def action_search(self) -> None:
-        from hnbooks.tui.search import SearchScreen
-
-        self.app.push_screen(SearchScreen())
+        self.app.push_screen("search")
 
     def action_review(self) -> None:
-        from hnbooks.tui.review import ReviewScreen
-
-        self.app.push_screen(ReviewScreen())
+        self.app.push_screen("review")
 
     def action_stats(self) -> None:
-        from hnbooks.tui.stats import StatsScreen
-
-        self.app.push_screen(StatsScreen())
+        self.app.push_screen("stats")

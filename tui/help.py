@@ -1,6 +1,11 @@
-"""The `?` help screen: every key of every screen, from the bindings themselves (never out of date)."""
+"""The `?` help screen: every key of every screen, from the bindings themselves (never out of date).
+
+The app hands the screen each screen's bindings, so this module imports no other screen."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -35,7 +40,7 @@ def key_label(keys: str) -> str:
     return " ".join(shown)
 
 
-def bindings_table(title: str, bindings: list[BindingType]) -> Text:
+def bindings_table(title: str, bindings: Sequence[BindingType]) -> Text:
     table = Text()
     table.append(f"{title}\n", "bold underline")
     for binding in bindings:
@@ -46,8 +51,30 @@ def bindings_table(title: str, bindings: list[BindingType]) -> Text:
     return table
 
 
+@dataclass(frozen=True)
+class HelpSection:
+    """One screen's keys: a title, its bindings, and a note shown under them."""
+
+    title: str
+    bindings: Sequence[BindingType]
+    note: str = ""
+
+
+def help_text(sections: Sequence[HelpSection]) -> Text:
+    text = Text()
+    text.append("hnbooks — keys", "bold")
+    text.append("   (esc or ? closes)\n\n", "dim")
+    for number, section in enumerate(sections):
+        text.append_text(bindings_table(section.title, section.bindings))
+        if section.note:
+            text.append(section.note, "dim")
+        if number < len(sections) - 1:
+            text.append("\n")
+    return text
+
+
 class HelpScreen(ModalScreen[None]):
-    """All the keys, by screen."""
+    """All the keys, by screen: the app hands in each screen's bindings."""
 
     BINDINGS = [
         Binding("escape,question_mark,q", "dismiss", "Close help", id="help-close"),
@@ -55,32 +82,13 @@ class HelpScreen(ModalScreen[None]):
         Binding("down,j", "scroll(1)", "Scroll down", id="help-down", show=False),
     ]
 
-    def compose(self) -> ComposeResult:
-        # Imported here: the screens import this module for their own help.
-        from hnbooks.tui.annotate import AnnotateScreen
-        from hnbooks.tui.app import AnnotateApp
-        from hnbooks.tui.review import ReviewScreen
-        from hnbooks.tui.search import SearchScreen
-        from hnbooks.tui.stats import StatsScreen
+    def __init__(self, sections: Sequence[HelpSection]) -> None:
+        super().__init__()
+        self.sections = tuple(sections)
 
-        help_text = Text()
-        help_text.append("hnbooks — keys", "bold")
-        help_text.append("   (esc or ? closes)\n\n", "dim")
-        help_text.append_text(
-            bindings_table("Annotate", [*AnnotateScreen.BINDINGS, *AnnotateApp.BINDINGS])
-        )
-        help_text.append(
-            "  Candidates are underlined; marked spans are filled in their label's colour.\n"
-            "  Accepting stores the marked spans with the answer.\n\n",
-            "dim",
-        )
-        help_text.append_text(bindings_table("Search  (/)", SearchScreen.BINDINGS))
-        help_text.append("\n")
-        help_text.append_text(bindings_table("Review  (r)", ReviewScreen.BINDINGS))
-        help_text.append("\n")
-        help_text.append_text(bindings_table("Stats  (s)", StatsScreen.BINDINGS))
+    def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-scroll", can_focus=False):
-            yield Static(help_text, id="help-text")
+            yield Static(help_text(self.sections), id="help-text")
 
     def action_scroll(self, lines: int) -> None:
         self.query_one("#help-scroll", VerticalScroll).scroll_relative(y=lines, animate=False)

@@ -6,51 +6,28 @@ A change is a new answer row (by this annotator); the old row stays, so history 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.reactive import var
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
-from hnbooks.store.records import AnswerWithItem
-from hnbooks.tui.app import AnnotateApp, AnswerSaved
+from hnbooks.store.records import AnswerValue, AnswerWithItem, NewAnswer
+from hnbooks.tui.base import SessionScreen
+from hnbooks.tui.context import AnnotationSession
+from hnbooks.tui.messages import AnswerSaved, PageFailed, PageLoaded, ReviewFilters
 from hnbooks.tui.render import item_text, one_line, printable
 from hnbooks.tui.session import AnswerToWrite
 
 PAGE_SIZE = 50
 ANSWER_FILTERS: tuple[str | None, ...] = (None, "accept", "reject", "ignore")
 DISAGREEMENT_FILTERS: tuple[str | None, ...] = (None, "accepted-low", "rejected-high", "any")
-KNOWN_STRATEGIES = ("top", "uncertain", "novel", "random", "seed", "search")
-
-
-@dataclass(frozen=True)
-class ReviewFilters:
-    """What the review page shows; None means no filter."""
-
-    answer: str | None = None
-    annotator: str | None = None
-    strategy: str | None = None
-    disagreement: str | None = None
-    page: int = 0
-
-
-@dataclass
-class PageLoaded(Message, bubble=False):
-    filters: ReviewFilters
-    rows: tuple[AnswerWithItem, ...]
-
-
-@dataclass
-class PageFailed(Message, bubble=False):
-    error: str
 
 
 def next_in(options: tuple[str | None, ...], current: str | None) -> str | None:
@@ -59,7 +36,7 @@ def next_in(options: tuple[str | None, ...], current: str | None) -> str | None:
     )
 
 
-class ReviewScreen(Screen[None]):
+class ReviewScreen(SessionScreen):
     """Past answers, newest first."""
 
     AUTO_FOCUS = "#answers"
@@ -95,15 +72,11 @@ class ReviewScreen(Screen[None]):
     filters: var[ReviewFilters] = var(ReviewFilters())
     """The filters and page shown (changing them reloads the page)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, session: AnnotationSession) -> None:
+        super().__init__(session)
         self.rows: tuple[AnswerWithItem, ...] = ()
-        self.strategies: tuple[str | None, ...] = (None, *KNOWN_STRATEGIES)
-
-    @property
-    def annotate_app(self) -> AnnotateApp:
-        assert isinstance(self.app, AnnotateApp)
-        return self.app
+        self.strategies: tuple[str | None, ...] = (None,)
+        """What `t` cycles through: all, then each strategy that served an answer in force."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="review-filters")
@@ -121,7 +94,7 @@ class ReviewScreen(Screen[None]):
         table.add_column("score", key="score")
         table.add_column("spans", key="spans")
         table.add_column("text", key="text")
-        self.filters = ReviewFilters(annotator=self.annotate_app.annotator)
+        self.filters = ReviewFilters(annotator=self.session.annotator)
 
     def watch_filters(self, filters: ReviewFilters) -> None:
         self.render_filters()
@@ -146,8 +119,9 @@ class ReviewScreen(Screen[None]):
     # Exclusive: a newer filter makes an older page irrelevant.
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
     def load_page(self, filters: ReviewFilters) -> None:
+        store = self.session.store
         try:
-            rows = self.annotate_app.store.review_answers(
+            rows = store.review_answers(
                 answer=filters.answer,
                 annotator=filters.annotator,
                 strategy=filters.strategy,
@@ -155,14 +129,16 @@ class ReviewScreen(Screen[None]):
                 limit=PAGE_SIZE,
                 offset=filters.page * PAGE_SIZE,
             )
+            strategies = store.answer_strategies()
         except StoreError as error:
             self.post_message(PageFailed(str(error)))
             return
         if not get_current_worker().is_cancelled:
-            self.post_message(PageLoaded(filters, tuple(rows)))
+            self.post_message(PageLoaded(filters, tuple(rows), tuple(strategies)))
 
     @on(PageLoaded)
     def show_page(self, event: PageLoaded) -> None:
+        self.strategies = (None, *event.strategies)
         if event.filters != self.filters:
             return
         table = self.query_one("#answers", DataTable)
@@ -188,8 +164,6 @@ class ReviewScreen(Screen[None]):
                 Text(one_line(row.item.text, text_width)),
                 key=str(answer.id),
             )
-            if answer.strategy and answer.strategy not in self.strategies:
-                self.strategies = (*self.strategies, answer.strategy)
         if self.rows:
             table.move_cursor(row=min(highlighted_row, len(self.rows) - 1))
         self.show_answer_text()
@@ -216,36 +190,39 @@ class ReviewScreen(Screen[None]):
             return
         text_widget.update(
             item_text(
-                printable(row.item.text), spans=row.answer.spans, labels=self.annotate_app.labels
+                printable(row.item.text), spans=row.answer.spans, labels=self.session.labels
             )
         )
 
-    def action_change(self, answer: str) -> None:
+    def action_change(self, answer: AnswerValue) -> None:
         row = self.selected()
         if row is None:
             return
         old = row.answer
-        if old.answer == answer and old.annotator == self.annotate_app.annotator:
+        if old.answer == answer and old.annotator == self.session.annotator:
             self.notify(f"already {answer}", timeout=2)
             return
-        self.annotate_app.submit_write(
+        self.session.submit_write(
             AnswerToWrite(
-                item_id=old.item_id,
-                answer=answer,
-                label=old.label,
-                spans=old.spans if answer == "accept" else (),
-                client_key=f"review:{uuid.uuid4().hex}",
-                view_id=old.view_id,
-                batch_id=old.batch_id,
-                strategy=old.strategy,
-                score=old.score,
+                old.item_id,
+                NewAnswer(
+                    annotator=self.session.annotator,
+                    answer=answer,
+                    label=old.label,
+                    spans=old.spans if answer == "accept" else (),
+                    view_id=old.view_id,
+                    batch_id=old.batch_id,
+                    strategy=old.strategy,
+                    score=old.score,
+                    client_key=f"review:{uuid.uuid4().hex}",
+                ),
                 reply_to=self,
             )
         )
 
     @on(AnswerSaved)
     def answer_changed(self, event: AnswerSaved) -> None:
-        self.notify(f"recorded {event.request.answer} (answer {event.answer_id})", timeout=2)
+        self.notify(f"recorded {event.request.answer.answer} (answer {event.answer_id})", timeout=2)
         self.load_page(self.filters)
 
     def action_cycle_answer(self) -> None:
@@ -254,7 +231,7 @@ class ReviewScreen(Screen[None]):
         )
 
     def action_toggle_annotator(self) -> None:
-        mine = None if self.filters.annotator else self.annotate_app.annotator
+        mine = None if self.filters.annotator else self.session.annotator
         self.filters = replace(self.filters, annotator=mine, page=0)
 
     def action_cycle_strategy(self) -> None:

@@ -7,23 +7,22 @@ This is the cold-start channel: before the scorer has a single positive, searchi
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.reactive import var
-from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
-from hnbooks.store.records import SearchHit
-from hnbooks.tui.app import AnnotateApp, AnswerSaved, WriteFailed
+from hnbooks.store.records import AnswerValue, NewAnswer, SearchHit
+from hnbooks.tui.base import SessionScreen
+from hnbooks.tui.context import AnnotationSession
+from hnbooks.tui.messages import AnswerSaved, SearchFailed, SearchFinished, WriteFailed
 from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
 from hnbooks.tui.session import AnswerToWrite
 
@@ -35,23 +34,7 @@ ANSWER_MARKS = {
 }
 
 
-@dataclass
-class SearchFinished(Message, bubble=False):
-    """Hits of one query, with this annotator's current answer to each (by item id)."""
-
-    query: str
-    mode: str
-    hits: tuple[SearchHit, ...]
-    answers: dict[int, str]
-
-
-@dataclass
-class SearchFailed(Message, bubble=False):
-    query: str
-    error: str
-
-
-class SearchScreen(Screen[None]):
+class SearchScreen(SessionScreen):
     """Search every text; answer hits with a / x / space."""
 
     AUTO_FOCUS = "#query"
@@ -67,16 +50,11 @@ class SearchScreen(Screen[None]):
     mode: var[str] = var("fts")
     """How the query is read: "fts" (every word must appear) or "regex"."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, session: AnnotationSession) -> None:
+        super().__init__(session)
         self.hits: tuple[SearchHit, ...] = ()
         self.answers: dict[int, str] = {}
         """This annotator's answer to each hit's item, as given (or being saved) here or before."""
-
-    @property
-    def annotate_app(self) -> AnnotateApp:
-        assert isinstance(self.app, AnnotateApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="keywords, then ⏎   (ctrl+t: regex)", id="query")
@@ -118,12 +96,12 @@ class SearchScreen(Screen[None]):
     # Exclusive: only the latest query's results matter.
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def run_search(self, query: str, mode: str) -> None:
-        app = self.annotate_app
+        session = self.session
         try:
-            hits = app.store.search(query, mode=mode, limit=SEARCH_LIMIT)
+            hits = session.store.search(query, mode=mode, limit=SEARCH_LIMIT)
             answers = {}
             for hit in hits:
-                current = app.store.answers_of_item(hit.item.id, app.annotator)
+                current = session.store.answers_of_item(hit.item.id, session.annotator)
                 if current:
                     answers[hit.item.id] = current[-1].answer
         except StoreError as error:
@@ -152,6 +130,10 @@ class SearchScreen(Screen[None]):
     def show_failure(self, event: SearchFailed) -> None:
         self.render_status(event.error)
 
+    def worker_failed(self, group: str, error: str) -> None:
+        if group == "search":
+            self.render_status(error)
+
     def hit_prompt(self, hit: SearchHit) -> Text:
         mark, style = ANSWER_MARKS.get(self.answers.get(hit.item.id, ""), ("  ", ""))
         prompt = Text(mark, style=style, no_wrap=True, overflow="ellipsis")
@@ -165,7 +147,7 @@ class SearchScreen(Screen[None]):
         self.query_one("#hit-text", Static).update(text)
         self.query_one("#hit-scroll", VerticalScroll).scroll_home(animate=False)
 
-    def action_answer(self, answer: str) -> None:
+    def action_answer(self, answer: AnswerValue) -> None:
         hit_list = self.query_one("#hits", OptionList)
         index = hit_list.highlighted
         if index is None or not self.hits:
@@ -175,14 +157,16 @@ class SearchScreen(Screen[None]):
         if self.answers.get(hit.item.id) == answer:
             return
         self.answers[hit.item.id] = answer
-        self.annotate_app.submit_write(
+        self.session.submit_write(
             AnswerToWrite(
-                item_id=hit.item.id,
-                answer=answer,
-                label=self.annotate_app.labels[0],
-                spans=(),
-                client_key=f"search:{uuid.uuid4().hex}",
-                strategy="search",
+                hit.item.id,
+                NewAnswer(
+                    annotator=self.session.annotator,
+                    answer=answer,
+                    label=self.session.labels[0],
+                    strategy="search",
+                    client_key=f"search:{uuid.uuid4().hex}",
+                ),
                 reply_to=self,
             )
         )
@@ -192,14 +176,14 @@ class SearchScreen(Screen[None]):
 
     @on(AnswerSaved)
     def answer_saved(self, event: AnswerSaved) -> None:
-        self.render_status(f"saved: {event.request.answer} (answer {event.answer_id})")
+        self.render_status(f"saved: {event.request.answer.answer} (answer {event.answer_id})")
 
     @on(WriteFailed)
     def answer_failed(self, event: WriteFailed) -> None:
         request = event.request
         if (
             isinstance(request, AnswerToWrite)
-            and self.answers.get(request.item_id) == request.answer
+            and self.answers.get(request.item_id) == request.answer.answer
         ):
             del self.answers[request.item_id]
             for index, hit in enumerate(self.hits):

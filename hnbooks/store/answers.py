@@ -47,7 +47,9 @@ def answer_row_values(item_id: int, new: NewAnswer, default_label: str | None) -
     return (item_id, filled.task_key, *(values[name] for name in NEW_ANSWER_COLUMNS))
 
 
-def insert_answer(conn: sqlite3.Connection, item_id: int, new: NewAnswer, default_label: str | None) -> int:
+def insert_answer(
+    conn: sqlite3.Connection, item_id: int, new: NewAnswer, default_label: str | None
+) -> int:
     """Append one answer inside the caller's transaction; return its id."""
     cursor = conn.execute(INSERT_ANSWER_SQL, answer_row_values(item_id, new, default_label))
     return int(cursor.lastrowid or 0)
@@ -72,7 +74,9 @@ def answer_from_row(row: sqlite3.Row) -> Answer:
 
 
 def answer_with_item_from_row(row: sqlite3.Row) -> AnswerWithItem:
-    item = Item(row["i_id"], row["external_id"], row["text"], json.loads(row["meta"]), row["input_hash"])
+    item = Item(
+        row["i_id"], row["external_id"], row["text"], json.loads(row["meta"]), row["input_hash"]
+    )
     return AnswerWithItem(answer=answer_from_row(row), item=item)
 
 
@@ -93,7 +97,9 @@ class AnswerQueries(Connection):
     def record_answer(self, item_id: int, new: NewAnswer) -> int:
         """Append one answer and return its id. A repeated `client_key` returns the first id instead."""
         if new.answer not in ANSWER_VALUES:
-            raise StoreError(f"answer must be one of {', '.join(ANSWER_VALUES)}, not {new.answer!r}")
+            raise StoreError(
+                f"answer must be one of {', '.join(ANSWER_VALUES)}, not {new.answer!r}"
+            )
         if not new.annotator:
             raise StoreError("an answer needs an annotator name")
         with self._transaction() as conn:
@@ -102,7 +108,9 @@ class AnswerQueries(Connection):
                 raise StoreError(f"no item with id {item_id}")
             check_spans(new.spans, len(text_row["text"]))
             if new.client_key is not None:
-                existing = conn.execute("SELECT id FROM answers WHERE client_key = ?", (new.client_key,)).fetchone()
+                existing = conn.execute(
+                    "SELECT id FROM answers WHERE client_key = ?", (new.client_key,)
+                ).fetchone()
                 if existing is not None:
                     return int(existing["id"])
             return insert_answer(conn, item_id, new, first_label(conn))
@@ -111,7 +119,8 @@ class AnswerQueries(Connection):
         """Take back this annotator's latest answer still in force; None when there is none."""
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT * FROM effective_answers WHERE annotator = ? ORDER BY id DESC LIMIT 1", (annotator,)
+                "SELECT * FROM effective_answers WHERE annotator = ? ORDER BY id DESC LIMIT 1",
+                (annotator,),
             ).fetchone()
             if row is None:
                 return None
@@ -131,7 +140,9 @@ class AnswerQueries(Connection):
             )
             return answer_from_row(row)
 
-    def current_answers(self, *, label: str | None = None, annotator: str | None = None) -> list[Answer]:
+    def current_answers(
+        self, *, label: str | None = None, annotator: str | None = None
+    ) -> list[Answer]:
         """Every answer in force (latest, not undone), oldest first."""
         where, params = ["1"], []
         if label is not None:
@@ -140,7 +151,9 @@ class AnswerQueries(Connection):
         if annotator is not None:
             where.append("annotator = ?")
             params.append(annotator)
-        rows = self._query(f"SELECT * FROM current_answers WHERE {' AND '.join(where)} ORDER BY id", params)
+        rows = self._query(
+            f"SELECT * FROM current_answers WHERE {' AND '.join(where)} ORDER BY id", params
+        )
         return [answer_from_row(r) for r in rows]
 
     def current_answers_with_items(self) -> list[AnswerWithItem]:
@@ -156,7 +169,9 @@ class AnswerQueries(Connection):
         if annotator is not None:
             extra = " AND annotator = ?"
             params.append(annotator)
-        rows = self._query(f"SELECT * FROM current_answers WHERE item_id = ?{extra} ORDER BY id", params)
+        rows = self._query(
+            f"SELECT * FROM current_answers WHERE item_id = ?{extra} ORDER BY id", params
+        )
         return [answer_from_row(r) for r in rows]
 
     def review_answers(
@@ -209,5 +224,7 @@ class AnswerQueries(Connection):
 
     def answer_strategies(self) -> list[str]:
         """The strategies that served the answers in force (what review can filter by), sorted."""
-        rows = self._query("SELECT DISTINCT strategy FROM current_answers WHERE strategy IS NOT NULL ORDER BY strategy")
+        rows = self._query(
+            "SELECT DISTINCT strategy FROM current_answers WHERE strategy IS NOT NULL ORDER BY strategy"
+        )
         return [str(row[0]) for row in rows]

@@ -21,7 +21,14 @@ from hnbooks.store.queue import QueueQueries
 from hnbooks.store.records import ANSWER_VALUES, Round
 from hnbooks.store.rounds import RoundQueries
 
-__all__ = ["BUSY_TIMEOUT_S", "DEFAULT_DB_PATH", "Store", "StoreError", "StoreStats", "friendly_sqlite_error"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DEFAULT_DB_PATH",
+    "Store",
+    "StoreError",
+    "StoreStats",
+    "friendly_sqlite_error",
+]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,9 @@ def fts_query(user_query: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def match_ranges(text: str, pattern: re.Pattern[str], limit: int = 50) -> tuple[tuple[int, int], ...]:
+def match_ranges(
+    text: str, pattern: re.Pattern[str], limit: int = 50
+) -> tuple[tuple[int, int], ...]:
     ranges = []
     for match in pattern.finditer(text):
         if match.end() > match.start():
@@ -69,7 +71,9 @@ class ItemQueries(Connection):
         """The label a question is about when none is named: the database's first."""
         labels = self.labels()
         if not labels:
-            raise StoreError(f"{self.path}: the database defines no label; add one with `hnbooks labels add NAME`")
+            raise StoreError(
+                f"{self.path}: the database defines no label; add one with `hnbooks labels add NAME`"
+            )
         return labels[0]
 
     def add_label(self, name: str) -> None:
@@ -126,7 +130,9 @@ class ItemQueries(Connection):
         """(id, text) for every item with id > after_id, in id order, read in chunks."""
         last = after_id
         while True:
-            rows = self._query("SELECT id, text FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, chunk))
+            rows = self._query(
+                "SELECT id, text FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+            )
             if not rows:
                 return
             for row in rows:
@@ -179,5 +185,7 @@ class ItemQueries(Connection):
         hits = []
         for item in items:
             ranges = match_ranges(item.text, pattern)
-            hits.append(SearchHit(item=item, snippet=snippet_around(item.text, ranges), match_ranges=ranges))
+            hits.append(
+                SearchHit(item=item, snippet=snippet_around(item.text, ranges), match_ranges=ranges)
+            )
         return hits

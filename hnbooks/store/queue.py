@@ -14,11 +14,15 @@ from hnbooks.store.records import BatchEntry, QueuedItem, QueueEntry
 from hnbooks.store.reports import RoundReport
 
 # The annotator has an answer in force, or an undone one re-answered, on the batch item `bi`.
-ANSWERED_BY = "EXISTS (SELECT 1 FROM effective_answers a WHERE a.item_id = bi.item_id AND a.annotator = ?)"
+ANSWERED_BY = (
+    "EXISTS (SELECT 1 FROM effective_answers a WHERE a.item_id = bi.item_id AND a.annotator = ?)"
+)
 ANSWERED_BY_ANYONE = "EXISTS (SELECT 1 FROM effective_answers a WHERE a.item_id = bi.item_id)"
 
 
-def insert_round(conn: sqlite3.Connection, report: RoundReport, started_at: float, finished_at: float) -> int:
+def insert_round(
+    conn: sqlite3.Connection, report: RoundReport, started_at: float, finished_at: float
+) -> int:
     cursor = conn.execute(
         "INSERT INTO rounds (started_at, finished_at, label, report) VALUES (?, ?, ?, ?)",
         (started_at, finished_at, report.label, report.to_json()),
@@ -47,9 +51,13 @@ class QueueQueries(Connection):
             raise StoreError("a batch cannot hold the same item twice")
         now = time.time()
         with self._transaction() as conn:
-            batch_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM batches").fetchone()[0])
+            batch_id = int(
+                conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM batches").fetchone()[0]
+            )
             if label is None:
-                row = conn.execute("SELECT name FROM labels ORDER BY position, name LIMIT 1").fetchone()
+                row = conn.execute(
+                    "SELECT name FROM labels ORDER BY position, name LIMIT 1"
+                ).fetchone()
                 if row is None:
                     raise StoreError(f"{self.path}: the database defines no label")
                 label = str(row[0])
@@ -65,7 +73,15 @@ class QueueQueries(Connection):
                 "INSERT INTO batch_items (batch_id, position, item_id, strategy, score, rank,"
                 " inclusion_probability) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (batch_id, position, e.item_id, e.strategy, e.score, e.rank, e.inclusion_probability)
+                    (
+                        batch_id,
+                        position,
+                        e.item_id,
+                        e.strategy,
+                        e.score,
+                        e.rank,
+                        e.inclusion_probability,
+                    )
                     for position, e in enumerate(entries)
                 ],
             )
@@ -80,13 +96,17 @@ class QueueQueries(Connection):
 
     def batch_strategies(self, batch_id: int) -> dict[int, str]:
         """Item id → the strategy that placed it in the batch."""
-        rows = self._query("SELECT item_id, strategy FROM batch_items WHERE batch_id = ?", (batch_id,))
+        rows = self._query(
+            "SELECT item_id, strategy FROM batch_items WHERE batch_id = ?", (batch_id,)
+        )
         return {r["item_id"]: r["strategy"] for r in rows}
 
     def batch_count(self) -> int:
         return self._count("SELECT COUNT(*) FROM batches")
 
-    def next_queued_item(self, annotator: str, *, skip_item_ids: Iterable[int] = ()) -> QueuedItem | None:
+    def next_queued_item(
+        self, annotator: str, *, skip_item_ids: Iterable[int] = ()
+    ) -> QueuedItem | None:
         """The first item of the oldest published batch this annotator has not answered."""
         skip = list(skip_item_ids)
         skip_sql = f" AND bi.item_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
@@ -141,7 +161,12 @@ class QueueQueries(Connection):
             " ORDER BY bi.batch_id, bi.position",
             [annotator] if annotator else [],
         )
-        return [QueueEntry(r["batch_id"], r["position"], r["item_id"], r["strategy"], r["score"], r["text"]) for r in rows]
+        return [
+            QueueEntry(
+                r["batch_id"], r["position"], r["item_id"], r["strategy"], r["score"], r["text"]
+            )
+            for r in rows
+        ]
 
     def queued_count(self) -> int:
         return self._count(f"SELECT COUNT(*) FROM batch_items bi WHERE NOT {ANSWERED_BY_ANYONE}")
@@ -149,7 +174,9 @@ class QueueQueries(Connection):
     def excluded_item_ids(self) -> set[int]:
         """Items a new batch must not hold: answered by anyone, or waiting in a published batch."""
         answered = self._query("SELECT DISTINCT item_id FROM effective_answers")
-        queued = self._query(f"SELECT DISTINCT bi.item_id FROM batch_items bi WHERE NOT {ANSWERED_BY_ANYONE}")
+        queued = self._query(
+            f"SELECT DISTINCT bi.item_id FROM batch_items bi WHERE NOT {ANSWERED_BY_ANYONE}"
+        )
         return {r[0] for r in answered} | {r[0] for r in queued}
 
     def served_item_ids(self) -> set[int]:

@@ -20,6 +20,12 @@ class RoundQueries(Connection):
     def rounds(self) -> list[Round]:
         rows = self._query("SELECT * FROM rounds ORDER BY id")
         return [
-            Round(r["id"], r["started_at"], r["finished_at"], r["label"], RoundReport.from_json(r["report"]))
+            Round(
+                r["id"],
+                r["started_at"],
+                r["finished_at"],
+                r["label"],
+                RoundReport.from_json(r["report"]),
+            )
             for r in rows
         ]

@@ -190,7 +190,9 @@ def m003_fts_declared_for_sqlite_utils(db: Database) -> None:
     )
 
 
-KNOWN_MIGRATIONS = frozenset(migration.name for migration in migrations.pending(Database(memory=True)))
+KNOWN_MIGRATIONS = frozenset(
+    migration.name for migration in migrations.pending(Database(memory=True))
+)
 
 
 class SchemaTooNew(Exception):
@@ -203,12 +205,14 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def applied_migration_names(conn: sqlite3.Connection) -> set[str]:
     exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (Migrations.migrations_table,)
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        (Migrations.migrations_table,),
     ).fetchone()
     if exists is None:
         return set()
     rows = conn.execute(
-        f"SELECT name FROM {Migrations.migrations_table} WHERE migration_set = ?", (migrations.name,)
+        f"SELECT name FROM {Migrations.migrations_table} WHERE migration_set = ?",
+        (migrations.name,),
     ).fetchall()
     return {str(row[0]) for row in rows}
 
@@ -218,7 +222,11 @@ def refuse_newer(conn: sqlite3.Connection, path: str) -> None:
     version = schema_version(conn)
     unknown = applied_migration_names(conn) - KNOWN_MIGRATIONS
     if version > LEGACY_VERSION or unknown:
-        found = f"schema version {version}" if version > LEGACY_VERSION else f"migration {sorted(unknown)[0]}"
+        found = (
+            f"schema version {version}"
+            if version > LEGACY_VERSION
+            else f"migration {sorted(unknown)[0]}"
+        )
         raise SchemaTooNew(
             f"{path}: written by a newer hnbooks ({found}, which this one does not know); "
             "upgrade hnbooks to open it"
@@ -237,7 +245,9 @@ def migrate(conn: sqlite3.Connection, path: str = "the database") -> int:
     try:
         refuse_newer(conn, path)
         applied = 0
-        for number, migration in enumerate(LEGACY_MIGRATIONS[schema_version(conn) :], start=schema_version(conn) + 1):
+        for number, migration in enumerate(
+            LEGACY_MIGRATIONS[schema_version(conn) :], start=schema_version(conn) + 1
+        ):
             migration(conn)
             conn.execute(f"PRAGMA user_version = {number}")
             applied += 1

@@ -3,8 +3,8 @@
 What "completed" means here: an answer (or undo) is completed once the TUI has committed it — the
 moment its progress line counts it ("N answered") is the moment its row is in the database file, so
 the test reads the file from outside after each key before sending the next. The TUI shows the next
-item before the commit lands (the writer thread commits while the next item is already on screen),
-so "the next item is shown" alone would not be a sound oracle.
+item only once the commit has landed, so the next item on screen also implies the row is stored;
+the test still reads the file itself, so the oracle does not rest on the TUI's own claim.
 
 Each round sends a few keys one at a time, each waited for (completed), then a burst of keys that
 are not waited for, and kills the process a random few milliseconds later — or kills it while it is

@@ -12,8 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hnbooks.models.registry import ModelMissing
-from hnbooks.scoring.encoder import Encoder, EncoderError
+from hnbooks.models import export as export_module
+from hnbooks.models.folder import read_manifest
+from hnbooks.models.registry import MODELS, ModelMissing
+from hnbooks.scoring.encoder import Encoder, EncoderError, ModelLoadError
+from tests.scoring.tiny_bert import TINY_SPEC
 
 TEXTS = [
     "I loved this novel",
@@ -121,9 +124,59 @@ def test_cuda_requested_without_a_usable_gpu_is_a_clear_error(tiny_model_dir: Pa
     assert Encoder(tiny_model_dir, device="auto").provider.startswith("CPU")
 
 
-def test_a_folder_without_an_export_says_what_to_run(tmp_path: Path) -> None:
+def test_a_folder_without_an_export_says_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ModelMissing, match="hnbooks models export"):
         Encoder(tmp_path)
+    monkeypatch.setitem(MODELS, TINY_SPEC.name, TINY_SPEC)
+    with pytest.raises(ModelMissing) as missing:
+        Encoder(tmp_path / TINY_SPEC.name)
+    assert f"run `hnbooks models export {TINY_SPEC.name} --models-dir {tmp_path}`" in str(
+        missing.value
+    )
+
+
+def test_the_encoder_reads_the_manifest_as_attributes(tiny_model_dir: Path) -> None:
+    encoder = Encoder(tiny_model_dir, variant="int8")
+    assert encoder.manifest == read_manifest(tiny_model_dir)
+    assert encoder.manifest.files.int8 is not None
+    assert encoder.model_hash == encoder.manifest.files.int8.sha256
+
+
+def test_a_graph_that_cannot_load_is_a_model_load_error(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "damaged"))
+    graph = folder / "model.onnx"
+    graph.write_bytes(bytes(graph.stat().st_size))
+    encoder = Encoder(folder, device="cpu", variant="fp32")
+    with pytest.raises(ModelLoadError, match="onnxruntime cannot load"):
+        encoder.embed(["a book"])
+
+
+def test_the_encoder_agrees_with_the_recipes_pytorch_reference(
+    tiny_model_dir: Path, tiny_weights_dir: Path
+) -> None:
+    """The recipe measures its graphs with onnxruntime directly; the encoder must match PyTorch too."""
+    reference = export_module.pytorch_embeddings(
+        tiny_weights_dir, tiny_model_dir / "tokenizer.json", TINY_SPEC.max_length
+    )
+    sentences = list(export_module.AGREEMENT_SENTENCES)
+    manifest = read_manifest(tiny_model_dir)
+    assert manifest is not None and manifest.agreement is not None
+    for variant in ("fp32", "int8"):
+        encoder = Encoder(tiny_model_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
+        cosines = np.einsum("nd,nd->n", encoder.embed(sentences), reference)
+        recorded = manifest.agreement.get(variant)
+        assert recorded is not None
+        assert abs(float(cosines.mean()) - recorded.mean) < 0.01, (variant, cosines)
+        if variant == "fp32":
+            assert cosines.min() >= export_module.FP32_MIN_COSINE, cosines
+        else:
+            assert cosines.mean() >= export_module.INT8_MIN_MEAN_COSINE, cosines
 
 
 def test_bad_arguments_are_refused(tiny_model_dir: Path) -> None:

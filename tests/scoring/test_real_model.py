@@ -1,14 +1,20 @@
-"""End to end on the real exported default encoder, against plain transformers + PyTorch."""
+"""End to end on the real exported default encoder, against plain transformers + PyTorch.
+
+The export recipe measures its graphs with onnxruntime directly; these tests hold the `Encoder`
+itself (length-sorted batches, parallel calls, the CPU default variant) to the same standard.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hnbooks.models.export import ensure_model
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS, default_models_dir, weights_path
+from hnbooks.models import export as export_module
+from hnbooks.models.folder import is_exported, load_manifest
+from hnbooks.models.registry import DEFAULT_MODEL, MODELS, model_dir, weights_path
 from hnbooks.scoring.encoder import Encoder
 
 pytestmark = pytest.mark.model
@@ -28,8 +34,12 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def model_dir() -> os.PathLike[str]:
-    return ensure_model(DEFAULT_MODEL, default_models_dir())
+def exported_dir() -> os.PathLike[str]:
+    """The default model's export, made here (explicitly) when the machine has none yet."""
+    folder = model_dir(DEFAULT_MODEL)
+    if not is_exported(folder):
+        export_module.export_model(DEFAULT_MODEL)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +67,13 @@ def pytorch_vectors() -> np.ndarray:
     ("variant", "min_cosine", "mean_cosine"), [("fp32", 0.999, 0.9999), ("int8", 0.98, 0.99)]
 )
 def test_agrees_with_pytorch(
-    model_dir: os.PathLike[str],
+    exported_dir: os.PathLike[str],
     pytorch_vectors: np.ndarray,
     variant: str,
     min_cosine: float,
     mean_cosine: float,
 ) -> None:
-    encoder = Encoder(model_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
+    encoder = Encoder(exported_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
     vectors = encoder.embed(SENTENCES)
     assert vectors.shape == (len(SENTENCES), 384)
     cosines = np.einsum("nd,nd->n", vectors, pytorch_vectors)
@@ -73,9 +83,9 @@ def test_agrees_with_pytorch(
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
 def test_close_meanings_score_closer_than_unrelated_ones(
-    model_dir: os.PathLike[str], variant: str
+    exported_dir: os.PathLike[str], variant: str
 ) -> None:
-    encoder = Encoder(model_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
+    encoder = Encoder(exported_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
     book, also_book, laptop, database = encoder.embed(
         [
             "I loved reading this novel, it is the best book I read this year.",
@@ -87,3 +97,28 @@ def test_close_meanings_score_closer_than_unrelated_ones(
     assert book @ also_book > book @ laptop + 0.2
     assert book @ also_book > book @ database + 0.2
     assert laptop @ database < book @ also_book
+
+
+def test_the_encoder_meets_the_recipes_own_bar_on_its_sentences(
+    exported_dir: os.PathLike[str],
+) -> None:
+    """What the export checked with onnxruntime alone, checked again through `Encoder`."""
+    pytest.importorskip("torch")
+    spec = MODELS[DEFAULT_MODEL]
+    manifest = load_manifest(exported_dir)
+    reference = export_module.pytorch_embeddings(
+        weights_path(spec), Path(exported_dir) / manifest.tokenizer, spec.max_length
+    )
+    sentences = list(export_module.AGREEMENT_SENTENCES)
+    assert manifest.agreement is not None
+    for variant in manifest.files.variants():
+        encoder = Encoder(exported_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
+        cosines = np.einsum("nd,nd->n", encoder.embed(sentences), reference)
+        recorded = manifest.agreement.get(variant)
+        assert recorded is not None
+        assert abs(float(cosines.mean()) - recorded.mean) < 0.01, (variant, cosines, recorded)
+        if variant == "fp32":
+            assert cosines.min() >= export_module.FP32_MIN_COSINE, cosines
+        else:
+            assert cosines.mean() >= export_module.INT8_MIN_MEAN_COSINE, cosines
+    assert manifest.default_variant.cpu == "int8"

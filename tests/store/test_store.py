@@ -17,7 +17,10 @@ def test_new_database_is_migrated_and_in_wal_mode(db_path: Path) -> None:
     Store(db_path).close()
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.LEGACY_VERSION
-    applied = {r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'hnbooks'")}
+    applied = {
+        r[0]
+        for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'hnbooks'")
+    }
     assert applied == schema.KNOWN_MIGRATIONS
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
