@@ -273,9 +273,6 @@ def read_prodigy_answers(files: Sequence[Path], label: str, name: str) -> Datase
                     view_id=parsed.view_id,
                     spans=tuple(parsed.spans),
                     task_hash=parsed.task_hash,
-                    batch_id=None,
-                    strategy=None,
-                    score=None,
                     created_at=0.0,
                 )
                 verdict = answer.verdict_for(label)

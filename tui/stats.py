@@ -1,85 +1,41 @@
 """The `s` stats screen: per scorer round, answers and positives per strategy, estimated prevalence and
 recall, as a table and terminal charts (textual-plotext).
 
-Round reports are the scorer's JSON; any key may be missing (a seed round has no estimates), so every
-value is read through `report_number` / `report_interval` and shown as "–" when absent.
+Each round's `RoundReport` may lack an estimate (a seed round has none); absent values show as "–".
 Prevalence is shown as "1 in N" (about 1/5000 for books), recall as a percentage.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import Round
-from hnbooks.tui.app import AnnotateApp
+from hnbooks.store.reports import EstimateReport, RoundReport
+from hnbooks.tui.base import SessionScreen
+from hnbooks.tui.messages import StatsFailed, StatsLoaded
 from hnbooks.tui.render import one_line
 
-ESTIMATE_KEYS = ("estimate", "value", "point", "mean")
-INTERVAL_KEYS = (("low", "high"), ("lo", "hi"), ("lower", "upper"))
+
+def positives_per_strategy(report: RoundReport) -> dict[str, int]:
+    """Positives among the answers to the batch before this round, by the strategy that served them."""
+    return dict(report.last_batch.positives) if report.last_batch is not None else {}
 
 
-def report_number(value: Any) -> float | None:
-    """A number from a report value: a plain number, or an {"estimate": ...}-style dict."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, dict):
-        for key in ESTIMATE_KEYS:
-            if key in value:
-                return report_number(value[key])
-    return None
-
-
-def report_interval(value: Any) -> tuple[float, float] | None:
-    if not isinstance(value, dict):
-        return None
-    for low_key, high_key in INTERVAL_KEYS:
-        low, high = report_number(value.get(low_key)), report_number(value.get(high_key))
-        if low is not None and high is not None:
-            return low, high
-    interval = value.get("interval") or value.get("ci")
-    if isinstance(interval, list | tuple) and len(interval) == 2:
-        low, high = report_number(interval[0]), report_number(interval[1])
-        if low is not None and high is not None:
-            return low, high
-    return None
-
-
-def per_strategy(report: dict[str, Any], key: str) -> dict[str, float]:
-    """{strategy: number} from a report's `key` (e.g. positives_per_strategy), numbers only."""
-    raw = report.get(key)
-    if not isinstance(raw, dict):
-        return {}
-    found = {}
-    for strategy, value in raw.items():
-        number = report_number(value)
-        if number is not None:
-            found[str(strategy)] = number
-    return found
-
-
-def format_prevalence(value: Any) -> str:
+def format_prevalence(prevalence: EstimateReport | None) -> str:
     """A rare class reads best as "1 in N": '1/5000 (1/10000–1/2500)', or '–' when absent."""
-    number = report_number(value)
-    if number is None:
+    if prevalence is None or prevalence.estimate is None:
         return "–"
-    if number <= 0:
+    if prevalence.estimate <= 0:
         return "0"
-    interval = report_interval(value)
-    shown = f"1/{compact(1 / number)}"
+    shown = f"1/{compact(1 / prevalence.estimate)}"
+    interval = prevalence.interval
     if interval and interval[0] > 0 and interval[1] > 0:
         return f"{shown} ({compact(1 / interval[1])}–{compact(1 / interval[0])})"
     return shown
@@ -97,44 +53,26 @@ def compact(number: float) -> str:
     return f"{number:.0f}"
 
 
-def format_recall(value: Any) -> str:
+def format_recall(recall: EstimateReport | None) -> str:
     """'40% (20–70)', or '–' when the report has no recall estimate."""
-    number = report_number(value)
-    if number is None:
+    if recall is None or recall.estimate is None:
         return "–"
-    interval = report_interval(value)
-    shown = f"{100 * number:.0f}%"
+    shown = f"{100 * recall.estimate:.0f}%"
+    interval = recall.interval
     return f"{shown} ({100 * interval[0]:.0f}–{100 * interval[1]:.0f})" if interval else shown
 
 
-def format_counts(counts: dict[str, float]) -> str:
+def format_counts(counts: dict[str, int]) -> str:
     return " ".join(f"{strategy} {count:g}" for strategy, count in sorted(counts.items())) or "–"
 
 
-@dataclass
-class StatsLoaded(Message, bubble=False):
-    rounds: tuple[Round, ...]
-    my_answers: int
-    all_answers: int
-
-
-@dataclass
-class StatsFailed(Message, bubble=False):
-    error: str
-
-
-class StatsScreen(Screen[None]):
+class StatsScreen(SessionScreen):
     """How the rounds went."""
 
     BINDINGS = [
         Binding("escape,s", "close", "Back", id="stats-back"),
         Binding("g", "reload", "Reload", id="stats-reload"),
     ]
-
-    @property
-    def annotate_app(self) -> AnnotateApp:
-        assert isinstance(self.app, AnnotateApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Static(id="stats-summary")
@@ -159,11 +97,11 @@ class StatsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
     def load_stats(self) -> None:
-        app = self.annotate_app
+        session = self.session
         try:
-            rounds = app.store.rounds()
-            mine = app.store.answer_count(app.annotator)
-            everyone = app.store.answer_count()
+            rounds = session.store.rounds()
+            mine = session.store.answer_count(session.annotator)
+            everyone = session.store.answer_count()
         except StoreError as error:
             self.post_message(StatsFailed(str(error)))
             return
@@ -173,14 +111,18 @@ class StatsScreen(Screen[None]):
     def show_failure(self, event: StatsFailed) -> None:
         self.query_one("#stats-summary", Static).update(Text(event.error, style="bold red"))
 
+    def worker_failed(self, group: str, error: str) -> None:
+        if group == "stats":
+            self.query_one("#stats-summary", Static).update(Text(error, style="bold red"))
+
     @on(StatsLoaded)
     def show_stats(self, event: StatsLoaded) -> None:
-        app = self.annotate_app
+        session = self.session
         summary = Text(no_wrap=True, overflow="ellipsis")
         summary.append(f"{len(event.rounds)} rounds", "bold")
         summary.append(f" · {event.all_answers} answers in force ({event.my_answers} yours)")
         summary.append(
-            f" · this session {app.tally.answers} answered, {app.tally.positives} positive"
+            f" · this session {session.tally.answers} answered, {session.tally.positives} positive"
         )
         self.query_one("#stats-summary", Static).update(summary)
 
@@ -188,18 +130,14 @@ class StatsScreen(Screen[None]):
         table.clear()
         for number, round_ in enumerate(event.rounds, start=1):
             report = round_.report
-            answers, positives = (
-                report_number(report.get("answers")),
-                report_number(report.get("positives")),
-            )
             table.add_row(
                 str(number),
-                str(report.get("mode", "–"))[:10],
-                "–" if answers is None else f"{answers:g}",
-                "–" if positives is None else f"{positives:g}",
-                one_line(format_counts(per_strategy(report, "positives_per_strategy")), 20),
-                format_prevalence(report.get("prevalence")),
-                format_recall(report.get("recall")),
+                report.mode[:10],
+                str(report.answers),
+                str(report.positives),
+                one_line(format_counts(positives_per_strategy(report)), 20),
+                format_prevalence(report.prevalence),
+                format_recall(report.recall),
                 key=str(round_.id),
             )
         self.plot_positives(event.rounds)
@@ -212,18 +150,11 @@ class StatsScreen(Screen[None]):
         plt.clear_data()
         plt.clear_figure()
         numbers = list(range(1, len(rounds) + 1))
-        strategies = sorted(
-            {s for r in rounds for s in per_strategy(r.report, "positives_per_strategy")}
-        )
+        per_round = [positives_per_strategy(r.report) for r in rounds]
+        strategies = sorted({strategy for counts in per_round for strategy in counts})
         if strategies:
             plt.title("positives per strategy")
-            counts = [
-                [
-                    per_strategy(r.report, "positives_per_strategy").get(strategy, 0.0)
-                    for r in rounds
-                ]
-                for strategy in strategies
-            ]
+            counts = [[float(c.get(strategy, 0)) for c in per_round] for strategy in strategies]
             plt.stacked_bar(numbers, counts, labels=strategies)
         else:
             plt.title("positives per strategy: none yet")
@@ -237,13 +168,16 @@ class StatsScreen(Screen[None]):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        numbers, estimates, lows, highs = [], [], [], []
+        numbers: list[int] = []
+        estimates: list[float] = []
+        lows: list[float] = []
+        highs: list[float] = []
         for number, round_ in enumerate(rounds, start=1):
-            recall = round_.report.get("recall")
-            estimate = report_number(recall)
-            if estimate is None:
+            recall = round_.report.recall
+            if recall is None or recall.estimate is None:
                 continue
-            low, high = report_interval(recall) or (estimate, estimate)
+            estimate = recall.estimate
+            low, high = recall.interval or (estimate, estimate)
             numbers.append(number)
             estimates.append(estimate)
             lows.append(low)

@@ -44,7 +44,7 @@ def answer_row_values(item_id: int, new: NewAnswer, default_label: str | None) -
     values = dict(zip(NEW_ANSWER_COLUMNS, astuple(filled), strict=True))
     values["spans"] = spans_to_json(filled.spans)
     values["created_at"] = time.time() if filled.created_at is None else filled.created_at
-    return (item_id, filled.task_key, *(values[name] for name in NEW_ANSWER_COLUMNS))
+    return (item_id, filled.derived_task_key(), *(values[name] for name in NEW_ANSWER_COLUMNS))
 
 
 def insert_answer(
@@ -56,21 +56,9 @@ def insert_answer(
 
 
 def answer_from_row(row: sqlite3.Row) -> Answer:
-    return Answer(
-        id=row["id"],
-        item_id=row["item_id"],
-        annotator=row["annotator"],
-        answer=row["answer"],
-        task_key=row["task_key"],
-        label=row["label"],
-        view_id=row["view_id"],
-        spans=spans_from_json(row["spans"]),
-        task_hash=row["task_hash"],
-        batch_id=row["batch_id"],
-        strategy=row["strategy"],
-        score=row["score"],
-        created_at=row["created_at"],
-    )
+    values = {name: row[name] for name in NEW_ANSWER_COLUMNS}
+    values["spans"] = spans_from_json(row["spans"])
+    return Answer(id=row["id"], item_id=row["item_id"], task_key=row["task_key"], **values)
 
 
 def answer_with_item_from_row(row: sqlite3.Row) -> AnswerWithItem:

@@ -99,7 +99,7 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
                 item_id,
                 answer.annotator,
                 answer.answer,
-                answer.task_key,
+                answer.derived_task_key(),
                 answer.label,
                 spans_to_json(answer.spans),
                 answer.created_at,

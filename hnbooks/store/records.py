@@ -69,20 +69,44 @@ class QueuedItem:
 
 
 @dataclass(frozen=True)
-class Answer:
+class NewAnswer:
+    """An answer before it is stored: what the TUI, review, search and the importer hand the store.
+
+    Every field but the two first has a default, so a new field added here (with a migration adding
+    its column) needs no change where answers are made.
+    """
+
+    annotator: str
+    answer: AnswerValue
+    label: str | None = None
+    """The classification question answered; None: the database's first label."""
+    spans: tuple[Span, ...] = ()
+    view_id: str | None = "classification"
+    task_hash: int | None = None
+    batch_id: int | None = None
+    strategy: str | None = None
+    score: float | None = None
+    client_key: str | None = None
+    """Makes a repeated write a no-op (the TUI's key per showing of an item)."""
+    created_at: float | None = None
+    """Seconds since the epoch; None: now."""
+
+    def derived_task_key(self) -> str:
+        """The task this answer belongs to (see `task_key_for`)."""
+        return task_key_for(self.label, self.view_id, bool(self.spans))
+
+
+NEW_ANSWER_COLUMNS = tuple(f.name for f in fields(NewAnswer))
+"""The answers table's columns that a `NewAnswer` fills, in field order."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer(NewAnswer):
+    """A stored answer: a `NewAnswer` with its row id, its item and the task it belongs to."""
+
     id: int
     item_id: int
-    annotator: str
-    answer: str
     task_key: str
-    label: str | None
-    view_id: str | None
-    spans: tuple[Span, ...]
-    task_hash: int | None
-    batch_id: int | None
-    strategy: str | None
-    score: float | None
-    created_at: float
 
     def verdict_for(self, label: str) -> bool | None:
         """Does this answer say the item has `label`? None when it says nothing about it.
@@ -144,38 +168,6 @@ class Round:
     finished_at: float | None
     label: str
     report: RoundReport
-
-
-@dataclass(frozen=True)
-class NewAnswer:
-    """An answer before it is stored: what the TUI, review, search and the importer hand the store.
-
-    Every field but the two first has a default, so a new field added here (with a migration adding
-    its column) needs no change where answers are made.
-    """
-
-    annotator: str
-    answer: AnswerValue
-    label: str | None = None
-    """The classification question answered; None: the database's first label."""
-    spans: tuple[Span, ...] = ()
-    view_id: str | None = "classification"
-    task_hash: int | None = None
-    batch_id: int | None = None
-    strategy: str | None = None
-    score: float | None = None
-    client_key: str | None = None
-    """Makes a repeated write a no-op (the TUI's key per showing of an item)."""
-    created_at: float | None = None
-    """Seconds since the epoch; None: now."""
-
-    @property
-    def task_key(self) -> str:
-        return task_key_for(self.label, self.view_id, bool(self.spans))
-
-
-NEW_ANSWER_COLUMNS = tuple(f.name for f in fields(NewAnswer))
-"""The answers table's columns that a `NewAnswer` fills, in field order."""
 
 
 @dataclass

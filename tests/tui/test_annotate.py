@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from hnbooks.store.db import Store, StoreError
+from hnbooks.store.records import NewAnswer
 from hnbooks.tui.annotate import AnnotateScreen
 from hnbooks.tui.app import AnnotateApp
 from hnbooks.tui.session import AnswerToWrite
@@ -167,7 +168,8 @@ def test_a_double_key_press_cannot_double_an_answer(
             await settle(pilot)
             # The same showing written twice (a retried write) is stored once: one client key.
             request = AnswerToWrite(
-                shown.item_id, "accept", "BOOK", (), client_key=f"tui:{shown.instance}"
+                shown.item_id,
+                NewAnswer("ann", "accept", label="BOOK", client_key=f"tui:{shown.instance}"),
             )
             app.submit_write(request)
             app.submit_write(request)

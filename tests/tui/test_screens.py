@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry
+from hnbooks.store.reports import BatchYieldReport, EstimateReport, RoundReport
 from hnbooks.tui.annotate import AnnotateScreen
 from hnbooks.tui.cli import main
 from hnbooks.tui.help import HelpScreen, key_label
@@ -18,7 +19,7 @@ from hnbooks.tui.marking import SpanMarker
 from hnbooks.tui.render import printable, wrapped_row
 from hnbooks.tui.review import ReviewScreen
 from hnbooks.tui.search import SearchScreen
-from hnbooks.tui.stats import format_prevalence, format_recall, per_strategy, report_number
+from hnbooks.tui.stats import format_counts, format_prevalence, format_recall, positives_per_strategy
 from tests.tui.conftest import TEXTS, insert_items, make_app, publish, screen_text, settle
 
 
@@ -122,7 +123,9 @@ def test_review_changes_an_answer_as_a_new_row(db_path: Path, store: Store, batc
             )
             await settle(pilot)
             assert "who: all" in screen_text(app)
-            await pilot.press("w", "t", "t", "t", "t", "t", "t")  # 7 strategy filters: back to all
+            assert "strategy: top" in screen_text(app)
+            # The strategies are those of the answers in force: all, then top, then all again.
+            await pilot.press("w", "t")
             await settle(pilot)
             assert "strategy: all" in screen_text(app)
             # Newest first: the reject of item 2, then the accept of item 1 (with its span).
@@ -146,18 +149,19 @@ def test_review_changes_an_answer_as_a_new_row(db_path: Path, store: Store, batc
 def test_stats_screen_shows_rounds_from_reports(
     db_path: Path, store: Store, item_ids: list[int]
 ) -> None:
-    store.record_round({"mode": "seed", "answers": 0, "positives": 0})
+    store.record_round(RoundReport(mode="seed", label="BOOK"))
     store.publish_batch(
         [BatchEntry(item_ids[0], "top", 0.9, 1)],
         source="score",
-        round_report={
-            "mode": "model",
-            "answers": 40,
-            "positives": 5,
-            "positives_per_strategy": {"top": 4, "random": 1},
-            "prevalence": {"estimate": 0.0002, "low": 0.0001, "high": 0.0004, "n": 50},
-            "recall": {"estimate": 0.4, "low": 0.2, "high": 0.7, "n": 50},
-        },
+        round_report=RoundReport(
+            mode="model",
+            label="BOOK",
+            answers=40,
+            positives=5,
+            last_batch=BatchYieldReport(1, {"top": 30, "random": 10}, {"top": 4, "random": 1}),
+            prevalence=EstimateReport(0.0002, 0.0001, 0.0004, 50),
+            recall=EstimateReport(0.4, 0.2, 0.7, 50),
+        ),
     )
 
     async def scenario() -> None:
@@ -177,20 +181,22 @@ def test_stats_screen_shows_rounds_from_reports(
     asyncio.run(scenario())
 
 
-def test_report_values_are_read_gracefully() -> None:
-    assert report_number(0.5) == 0.5
-    assert report_number({"estimate": 0.25, "low": 0.1}) == 0.25
-    assert (
-        report_number(None) is None and report_number("n/a") is None and report_number(True) is None
-    )
+def test_report_values_are_formatted_and_absent_ones_shown_as_a_dash() -> None:
     assert format_prevalence(None) == "–"
-    assert format_prevalence(0.0002) == "1/5k"
-    assert format_prevalence({"estimate": 0.0, "low": 0.0, "high": 0.001}) == "0"
-    assert format_recall({"estimate": 0.5, "interval": [0.25, 0.75]}) == "50% (25–75)"
-    assert per_strategy(
-        {"positives_per_strategy": {"top": 3, "seed": "x"}}, "positives_per_strategy"
-    ) == {"top": 3.0}
-    assert per_strategy({}, "positives_per_strategy") == {}
+    assert format_prevalence(EstimateReport()) == "–"
+    assert format_prevalence(EstimateReport(0.0002)) == "1/5k"
+    assert format_prevalence(EstimateReport(0.0002, 0.0001, 0.0004, 50)) == "1/5k (2.5k–10k)"
+    assert format_prevalence(EstimateReport(0.0, 0.0, 0.001)) == "0"
+    assert format_recall(None) == "–"
+    assert format_recall(EstimateReport(0.5, 0.25, 0.75)) == "50% (25–75)"
+    assert format_recall(EstimateReport(0.5, low=0.25)) == "50%"
+    yielded = RoundReport(
+        mode="model", label="BOOK", last_batch=BatchYieldReport(3, {"top": 9}, {"top": 3})
+    )
+    assert positives_per_strategy(yielded) == {"top": 3}
+    assert positives_per_strategy(RoundReport(mode="seed", label="BOOK")) == {}
+    assert format_counts({"top": 3, "random": 1}) == "random 1 top 3"
+    assert format_counts({}) == "–"
 
 
 def test_scroll_keys_move_a_long_text(db_path: Path, store: Store) -> None:

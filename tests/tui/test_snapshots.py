@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 
 from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry
+from hnbooks.store.reports import BatchYieldReport, EstimateReport, RoundReport
 from tests.tui.conftest import insert_items, make_app, settle
 
 SnapCompare = Callable[..., bool]
@@ -81,19 +82,22 @@ def test_help_80x24(snap_compare: SnapCompare, db_path: Path) -> None:
 def test_stats_120x40(snap_compare: SnapCompare, db_path: Path, store: Store) -> None:
     """Three rounds: a seed round without estimates, then two model rounds."""
     ids = insert_items(store, [f"comment number {n}" for n in range(3)])
-    store.record_round({"mode": "seed", "answers": 0, "positives": 0})
+    store.record_round(RoundReport(mode="seed", label="BOOK"))
     for number, (top, random, recall) in enumerate([(3, 1, 0.3), (7, 2, 0.55)]):
         store.publish_batch(
             [BatchEntry(ids[number], "top", 0.9, 1)],
             source="score",
-            round_report={
-                "mode": "model",
-                "answers": 100 * (number + 1),
-                "positives": top + random,
-                "positives_per_strategy": {"top": top, "random": random},
-                "prevalence": {"estimate": 0.0002, "low": 0.0001, "high": 0.0004, "n": 50},
-                "recall": {"estimate": recall, "low": recall - 0.1, "high": recall + 0.2, "n": 50},
-            },
+            round_report=RoundReport(
+                mode="model",
+                label="BOOK",
+                answers=100 * (number + 1),
+                positives=top + random,
+                last_batch=BatchYieldReport(
+                    number + 1, {"top": 10, "random": 10}, {"top": top, "random": random}
+                ),
+                prevalence=EstimateReport(0.0002, 0.0001, 0.0004, 50),
+                recall=EstimateReport(recall, recall - 0.1, recall + 0.2, 50),
+            ),
         )
     app = make_app(db_path)
     assert snap_compare(app, terminal_size=(120, 40), run_before=after("s"))
