@@ -118,7 +118,9 @@ class TorchPipeline:
 
         torch.set_num_threads(threads)
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(str(weights), local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]
+            str(weights), local_files_only=True
+        )
         self.model = AutoModel.from_pretrained(str(weights), local_files_only=True).eval()
         self.max_length = max_length
         self.last_pad_waste = 0.0

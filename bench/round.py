@@ -124,7 +124,9 @@ def measure(db_path: Path, repeats: int) -> dict[str, float]:
         started = time.perf_counter()
         cache = EmbeddingCache.open(db_path, "synthetic", DIM)
         pool = CachedPool(cache, store)
-        result = run_round(store, pool, RoundConfig(label="BOOK", batch_size=50, random_seed=repeat))
+        result = run_round(
+            store, pool, RoundConfig(label="BOOK", batch_size=50, random_seed=repeat)
+        )
         times.append(time.perf_counter() - started)
         assert result.mode == "model" and len(result.entries) == 50
         cache.close()

@@ -91,6 +91,7 @@ async def measure_app(
     import_started_at = time.perf_counter()
     from textual import events
 
+    from hnbooks.store.records import AnswerValue, NewAnswer
     from hnbooks.tui.annotate import AnnotateScreen
     from hnbooks.tui.app import AnnotateApp
     from hnbooks.tui.session import shown_from_queue
@@ -130,15 +131,20 @@ async def measure_app(
         assert isinstance(screen, AnnotateScreen)
         if synchronous:
 
-            def commit_then_show(answer: str) -> None:
+            def commit_then_show(answer: AnswerValue) -> None:
                 shown = screen.shown
                 assert shown is not None
                 app.store.record_answer(
-                    shown.item_id, app.annotator, answer, batch_id=shown.batch_id,
-                    strategy=shown.strategy, score=shown.score, client_key=f"bench:{shown.instance}",
+                    shown.item_id,
+                    NewAnswer(
+                        app.annotator, answer, label=shown.label, batch_id=shown.batch_id,
+                        strategy=shown.strategy, score=shown.score,
+                        client_key=f"bench:{shown.instance}",
+                    ),
                 )  # fmt: skip
                 queued = app.store.next_queued_item(app.annotator)
-                screen.show(None if queued is None else shown_from_queue(app.store, queued))
+                screen.queue.shown = None if queued is None else shown_from_queue(app.store, queued)
+                screen.render_shown()
 
             screen.action_answer = commit_then_show  # type: ignore[method-assign]
         await pilot.pause()

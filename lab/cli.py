@@ -242,10 +242,11 @@ def simulate(
     encoder = None
     if features != "tfidf":
         from hnbooks.models.registry import ModelMissing
+        from hnbooks.scoring.encoder import EncoderError
 
         try:
             encoder = onnx_encoder_source(model, Path(models_dir) if models_dir else None, device)
-        except (ModelMissing, ImportError) as error:
+        except (ModelMissing, EncoderError, ImportError) as error:
             fail(f"--features {features} needs the exported encoder: {error}")
     spec = TaskSpec(
         tuple(positives),

@@ -111,7 +111,11 @@ def ensure_model(
     *,
     progress: ExportProgress | None = None,
 ) -> Path:
-    """The folder of the exported model `name`, exporting it first when missing and possible."""
+    """The folder of the exported model `name`, exporting it first when missing and possible.
+
+    For callers that run PyTorch anyway and choose to export (the lab); the scorer only opens
+    existing exports.
+    """
     folder = model_dir(name, models_dir)
     if is_exported(folder):
         return folder

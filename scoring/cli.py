@@ -91,7 +91,9 @@ def main(
     started_at = time.time()
     with open_store(db_path) as store:
         if store.item_count() == 0:
-            fail(f"{db_path} holds no texts yet; import some with `hnbooks import FILE --db {db_path}`")
+            fail(
+                f"{db_path} holds no texts yet; import some with `hnbooks import FILE --db {db_path}`"
+            )
         labels = store.labels()
         chosen_label = label or store.default_label()
         if chosen_label not in labels:
@@ -100,7 +102,9 @@ def main(
             prepared = prepare_pool(store, db_path, model, models_dir, device)
         except OSError as error:
             # The embedding cache lives beside the database: a full disk or a read-only folder.
-            fail(f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})")
+            fail(
+                f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})"
+            )
         config = RoundConfig(
             label=chosen_label,
             batch_size=batch_size,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
@@ -19,31 +19,42 @@ from rich.text import Text
 from hnbooks.console import err_console as console
 from hnbooks.console import fail
 from hnbooks.models.folder import ModelFolderError
-from hnbooks.models.registry import export_command, model_dir, model_spec
+from hnbooks.models.registry import DEFAULT_MODEL, export_command, model_dir, model_spec
 from hnbooks.store import Store
+from hnbooks.store.reports import EmbeddingReport
+
+if TYPE_CHECKING:
+    from hnbooks.scoring.pool import CachedPool
 
 
 @dataclass
 class PreparedPool:
-    pool: Any
+    pool: CachedPool
     encode_query: Callable[[str], Any]
-    device: str
-    embed_report: dict[str, Any]
+    embedding: EmbeddingReport
+    """The encoder (model, where it ran) and what this preparation embedded, for the round's report."""
+
+    @property
+    def device(self) -> str:
+        """Where and how texts were encoded, e.g. "CPU, 2 threads, int8"."""
+        return self.embedding.device or ""
 
 
 def prepare_pool(
-    store: Store, db_path: str, model: str, models_dir: str | None, device: str
+    store: Store, db_path: str, model: str | None, models_dir: str | None, device: str
 ) -> PreparedPool:
     """Open the exported model, embed what is not cached yet, and return the pool's vectors.
 
-    `model` is a registered name; an unknown name, or a model that is not exported (or is damaged)
-    in `models_dir` (default: `default_models_dir()`), ends the command with one error line.
+    `model` is a registered name (None: the default model); an unknown name, or a model that is not
+    exported (or is damaged) in `models_dir` (default: `default_models_dir()`), ends the command
+    with one error line.
     """
     from hnbooks.scoring.cache import EmbeddingCache
     from hnbooks.scoring.embed import embed_missing
     from hnbooks.scoring.encoder import Device, Encoder, ModelLoadError
     from hnbooks.scoring.pool import CachedPool
 
+    model = model or DEFAULT_MODEL
     try:
         model_spec(model)
     except ValueError as error:
@@ -99,11 +110,12 @@ def prepare_pool(
     return PreparedPool(
         pool=CachedPool(cache, store),
         encode_query=encode_query,
-        device=provider,
-        embed_report={
-            "embedded": report.embedded,
-            "already_cached": report.already_cached,
-            "texts_per_s": round(report.texts_per_s, 1) if report.embedded else None,
-            "pad_waste": round(report.pad_waste, 4) if report.embedded else None,
-        },
+        embedding=EmbeddingReport(
+            model=model,
+            device=provider,
+            embedded=report.embedded,
+            already_cached=report.already_cached,
+            texts_per_s=round(report.texts_per_s, 1) if report.embedded else None,
+            pad_waste=round(report.pad_waste, 4) if report.embedded else None,
+        ),
     )

@@ -96,6 +96,7 @@ class AnnotateScreen(SessionScreen):
         Binding("s", "stats", "Stats", id="stats", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
     ]
+
     current_label: var[str] = var("")
     """The label `enter` gives a marked span (chosen with 1-9); the database's first to begin with."""
     show_context: var[bool] = var(False)
@@ -402,6 +403,7 @@ class AnnotateScreen(SessionScreen):
     @on(AnswerUndone)
     def show_undone_item(self, event: AnswerUndone) -> None:
         answer, undone = event.answer, event.shown
+        self.apply(self.queue.undone(answer, undone))
         if answer is None:
             self.notify("nothing to undo", timeout=2)
         elif undone is None:
@@ -413,7 +415,6 @@ class AnnotateScreen(SessionScreen):
                 timeout=2,
                 markup=False,
             )
-        self.apply(self.queue.undone(answer, undone))
 
     # -- span marking -----------------------------------------------------------------------------
 

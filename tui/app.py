@@ -77,7 +77,7 @@ class AnnotateApp(App[None]):
     def get_default_screen(self) -> Screen[None]:
         return AnnotateScreen(self)
 
-    def get_screen(self, screen: Screen[Any] | str, screen_class: Any = None) -> Any:  # type: ignore[override]
+    def get_screen(self, screen: Screen[Any] | str, screen_class: Any = None) -> Any:
         maker = self.screen_makers.get(screen) if isinstance(screen, str) else None
         return super().get_screen(screen if maker is None else maker(), screen_class)
 

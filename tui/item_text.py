@@ -41,7 +41,7 @@ class ItemText(Static):
         parent = self.parent
         if not width or parent is None or not display_text:
             return False
-        viewport_rows = parent.scrollable_content_region.height  # type: ignore[attr-defined]
+        viewport_rows: int = parent.scrollable_content_region.height  # type: ignore[attr-defined]
         return wrapped_row_count(display_text, width) <= viewport_rows - 1
 
     def on_resize(self) -> None:

@@ -153,7 +153,11 @@ class AnnotationQueue:
     def committed(self, client_key: str) -> Step:
         """The answer with `client_key` is on disk: its item gives way to the next one."""
         answered = self.pending.pop(client_key, None)
-        if answered is not None and self.shown is not None and self.shown.instance == answered.instance:
+        if (
+            answered is not None
+            and self.shown is not None
+            and self.shown.instance == answered.instance
+        ):
             step = self.show_next().then(Step(top_up=True))
         else:
             step = Step(saving_changed=True)

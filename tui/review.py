@@ -189,9 +189,7 @@ class ReviewScreen(SessionScreen):
             text_widget.update(Text("no answers match these filters", style="dim"))
             return
         text_widget.update(
-            item_text(
-                printable(row.item.text), spans=row.answer.spans, labels=self.session.labels
-            )
+            item_text(printable(row.item.text), spans=row.answer.spans, labels=self.session.labels)
         )
 
     def action_change(self, answer: AnswerValue) -> None:

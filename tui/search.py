@@ -99,7 +99,7 @@ class SearchScreen(SessionScreen):
         session = self.session
         try:
             hits = session.store.search(query, mode=mode, limit=SEARCH_LIMIT)
-            answers = {}
+            answers: dict[int, str] = {}
             for hit in hits:
                 current = session.store.answers_of_item(hit.item.id, session.annotator)
                 if current:

@@ -155,7 +155,8 @@ class StatsScreen(SessionScreen):
         if strategies:
             plt.title("positives per strategy")
             counts = [[float(c.get(strategy, 0)) for c in per_round] for strategy in strategies]
-            plt.stacked_bar(numbers, counts, labels=strategies)
+            # plotext reads `labels` (its type stub says `label`).
+            plt.stacked_bar(numbers, counts, labels=strategies)  # type: ignore[call-arg]
         else:
             plt.title("positives per strategy: none yet")
         plt.xlabel("round")
@@ -168,7 +169,7 @@ class StatsScreen(SessionScreen):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        numbers: list[int] = []
+        numbers: list[float] = []
         estimates: list[float] = []
         lows: list[float] = []
         highs: list[float] = []

@@ -123,15 +123,21 @@ class AnswerWriter:
         """Make one write; whatever goes wrong becomes a `WriteFailed` for the user to see."""
         try:
             if isinstance(request, AnswerToWrite):
-                return AnswerSaved(request, self.store.record_answer(request.item_id, request.answer))
+                return AnswerSaved(
+                    request, self.store.record_answer(request.item_id, request.answer)
+                )
             undone = self.store.undo_last(self.annotator)
             shown: ShownItem | None = None
             if undone is not None:
                 try:
-                    shown = shown_from_answer(self.store, undone, self.annotator, self.default_label)
+                    shown = shown_from_answer(
+                        self.store, undone, self.annotator, self.default_label
+                    )
                 except StoreError:
                     pass  # the undo is committed; the screen says the item could not be shown
             return AnswerUndone(request, undone, shown)
         except Exception as error:  # noqa: BLE001 - any failure must reach the user, not kill the writer
-            message = str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+            message = (
+                str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+            )
             return WriteFailed(request, message)

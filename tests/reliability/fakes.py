@@ -47,8 +47,6 @@ class FakeEncoder:
 
 def install(models_dir: Path | None = None) -> None:
     """Make `hnbooks-score` (and `hnbooks seed --semantic`) use the fake encoder in this process."""
-    import hnbooks.models.export as export
     import hnbooks.scoring.encoder as encoder
 
     encoder.Encoder = FakeEncoder  # type: ignore[misc, assignment]
-    export.ensure_model = lambda model, root: Path(root)  # type: ignore[assignment]

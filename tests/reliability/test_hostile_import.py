@@ -334,9 +334,7 @@ class Attempts:
         for table, rows in before.items():
             assert after[table][: len(rows)] == rows, f"importing changed existing rows of {table}"
         if case.expected_texts is not None:
-            stored = {
-                text_key(text) for (text,) in self.store._query("SELECT text FROM items")
-            }
+            stored = {text_key(text) for (text,) in self.store._query("SELECT text FROM items")}
             assert {text_key(t) for t in case.expected_texts} <= stored
         # A second import of the same file adds no item.
         import_file(self.store, path, fmt=case.fmt)

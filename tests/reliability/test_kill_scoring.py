@@ -151,7 +151,9 @@ def test_kill_9_while_scoring_never_shows_a_partial_batch_nor_damages_the_cache(
         assert_one_more_batch(before, after)
         report = RoundReport.from_json(after["rounds"][-1][-1])
         assert report.mode == "model" and report.embedding is not None
-        assert report.embedding.already_cached == cached, "the rerun did not reuse every cached vector"
+        assert report.embedding.already_cached == cached, (
+            "the rerun did not reuse every cached vector"
+        )
         assert report.embedding.embedded == added - cached
         assert check_cache_copy(db_path, scratch) == added
         ledger.add("reruns publishing exactly one batch")

@@ -168,7 +168,7 @@ def test_the_encoder_agrees_with_the_recipes_pytorch_reference(
     manifest = read_manifest(tiny_model_dir)
     assert manifest is not None and manifest.agreement is not None
     for variant in ("fp32", "int8"):
-        encoder = Encoder(tiny_model_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
+        encoder = Encoder(tiny_model_dir, device="cpu", variant=variant)
         cosines = np.einsum("nd,nd->n", encoder.embed(sentences), reference)
         recorded = manifest.agreement.get(variant)
         assert recorded is not None

@@ -410,7 +410,7 @@ def test_prepare_pool_embeds_the_store_with_an_exported_model(
         )
     finally:
         store.close()
-    assert prepared.embed_report["embedded"] == 3
+    assert prepared.embedding.model == TINY_SPEC.name and prepared.embedding.embedded == 3
     assert prepared.device.startswith("CPU")
     assert prepared.encode_query("a novel").shape == (TINY_SPEC.dimension,)
 

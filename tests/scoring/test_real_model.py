@@ -58,7 +58,8 @@ def pytorch_vectors() -> np.ndarray:
         hidden = model(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).float()
     pooled = (hidden * mask).sum(1) / mask.sum(1)
-    return torch.nn.functional.normalize(pooled, dim=1).numpy()
+    vectors: np.ndarray = torch.nn.functional.normalize(pooled, dim=1).numpy()
+    return vectors
 
 
 # fp32 is the same computation as PyTorch. Dynamic int8 drifts most on short texts and depends a

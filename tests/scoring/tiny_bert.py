@@ -49,7 +49,7 @@ def build_tiny_weights(folder: Path) -> Path:
     tokenizer.save(str(folder / "tokenizer.json"))
 
     torch.manual_seed(0)
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[no-untyped-call]
         vocab_size=len(token_ids),
         hidden_size=32,
         num_hidden_layers=2,
@@ -58,5 +58,5 @@ def build_tiny_weights(folder: Path) -> Path:
         max_position_embeddings=128,
         pad_token_id=0,
     )
-    BertModel(config).eval().save_pretrained(folder)
+    BertModel(config).eval().save_pretrained(folder)  # type: ignore[no-untyped-call]
     return folder

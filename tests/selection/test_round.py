@@ -89,7 +89,9 @@ def test_second_round_never_repeats_queued_or_answered_items(db_path: Path) -> N
     third = run_round(store, pool, RoundConfig(label="BOOK", batch_size=30, random_seed=3))
     served = {e.item_id for e in first.entries} | {e.item_id for e in second.entries}
     assert not {e.item_id for e in third.entries} & served
-    assert third.report.last_batch is not None and third.report.last_batch.batch_id == second.batch_id
+    assert (
+        third.report.last_batch is not None and third.report.last_batch.batch_id == second.batch_id
+    )
 
 
 def test_without_positives_the_round_uses_the_seed_channel(db_path: Path) -> None:
@@ -139,6 +141,8 @@ def test_a_round_killed_while_publishing_leaves_no_partial_batch(db_path: Path) 
 def test_mix_of_only_top_fills_the_whole_batch_with_top(db_path: Path) -> None:
     store, ids, pool = build(db_path)
     store.record_answer(1, NewAnswer("ann", "accept"))
-    result = run_round(store, pool, RoundConfig(label="BOOK", batch_size=10, mix=Mix.only("top"), random_seed=0))
+    result = run_round(
+        store, pool, RoundConfig(label="BOOK", batch_size=10, mix=Mix.only("top"), random_seed=0)
+    )
     assert [e.strategy for e in result.entries] == ["top"] * 10
     assert os.path.exists(db_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 from hnbooks.store.db import Store, StoreError
 from hnbooks.store.records import NewAnswer
@@ -464,3 +465,35 @@ def test_a_failed_write_brings_the_item_back(db_path: Path, store: Store, batch:
 
     asyncio.run(scenario())
     assert answers(store) == [(TEXTS[0], "accept", ())]
+
+
+def test_an_unexpected_error_reading_the_queue_is_shown_and_the_next_poll_reads_again(
+    db_path: Path, batch: int
+) -> None:
+    async def scenario() -> None:
+        app = make_app(db_path, poll_interval_s=0.05)
+        notified: list[str] = []
+        notify = app.notify
+
+        def recording_notify(message: str, **kwargs: Any) -> None:
+            notified.append(message)
+            notify(message, **kwargs)
+
+        app.notify = recording_notify  # type: ignore[method-assign]
+        next_queued_item = app.store.next_queued_item
+        raised: list[RuntimeError] = []
+
+        def fails_once(*args: Any, **kwargs: Any) -> Any:
+            if not raised:
+                raised.append(RuntimeError("the queue index is gone"))
+                raise raised[0]
+            return next_queued_item(*args, **kwargs)
+
+        app.store.next_queued_item = fails_once  # type: ignore[method-assign]
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: shown_text(app) is not None)
+            assert raised, "the fetch never failed"
+            assert "RuntimeError: the queue index is gone" in notified
+            assert shown_text(app) == TEXTS[0]
+
+    asyncio.run(scenario())

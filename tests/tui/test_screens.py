@@ -19,7 +19,12 @@ from hnbooks.tui.marking import SpanMarker
 from hnbooks.tui.render import printable, wrapped_row
 from hnbooks.tui.review import ReviewScreen
 from hnbooks.tui.search import SearchScreen
-from hnbooks.tui.stats import format_counts, format_prevalence, format_recall, positives_per_strategy
+from hnbooks.tui.stats import (
+    format_counts,
+    format_prevalence,
+    format_recall,
+    positives_per_strategy,
+)
 from tests.tui.conftest import TEXTS, insert_items, make_app, publish, screen_text, settle
 
 
