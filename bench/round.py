@@ -26,9 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
 DIM = 384
 POSITIVES = 400
 CHUNK = 100_000
@@ -137,7 +134,7 @@ def measure(db_path: Path, repeats: int) -> dict[str, float]:
         "round_s_min": min(times),
         "peak_rss_mb": peak,
         "baseline_rss_mb": baseline_rss,
-        "seconds": result.report.get("seconds", {}),
+        "seconds": result.report.seconds,
     }
 
 
