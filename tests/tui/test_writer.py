@@ -4,24 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from hnbooks.store.db import Store
-from hnbooks.store.records import NewAnswer
+from hnbooks.store.records import AnswerValue, NewAnswer
 from hnbooks.tui.messages import AnswerSaved, AnswerUndone, WriteFailed, WriteReport
 from hnbooks.tui.session import AnswerToWrite, UndoToWrite
 from hnbooks.tui.writer import AnswerWriter
 
 
-def answer(item_id: int, value: str, key: str) -> AnswerToWrite:
-    return AnswerToWrite(item_id, NewAnswer("ann", value, client_key=key), reply_to="screen")  # type: ignore[arg-type]
+def answer(
+    item_id: int, value: AnswerValue, key: str, batch_id: int | None = None
+) -> AnswerToWrite:
+    return AnswerToWrite(
+        item_id, NewAnswer("ann", value, batch_id=batch_id, client_key=key), reply_to="screen"
+    )
+
+
+@pytest.fixture
+def reports() -> list[WriteReport]:
+    return []
+
+
+@pytest.fixture
+def writer(db_path: Path, reports: list[WriteReport]) -> Iterator[AnswerWriter]:
+    """A writer on its own connection; closed even when a test fails, so no thread is left behind."""
+    if not db_path.exists():
+        Store(db_path).close()
+    writer = AnswerWriter(Store(db_path, create=False), "ann", "BOOK", reports.append)
+    yield writer
+    writer.close()
+    writer.join(timeout=10)
 
 
 def test_each_write_is_reported_once_in_order_and_idle_is_signalled(
-    db_path: Path, item_ids: list[int], batch: int
+    db_path: Path,
+    item_ids: list[int],
+    batch: int,
+    writer: AnswerWriter,
+    reports: list[WriteReport],
 ) -> None:
-    reports: list[WriteReport] = []
-    writer = AnswerWriter(Store(db_path, create=False), "ann", "BOOK", reports.append)
     may_write = threading.Event()
     record_answer = writer.store.record_answer
 
@@ -32,7 +57,7 @@ def test_each_write_is_reported_once_in_order_and_idle_is_signalled(
     writer.store.record_answer = held_record_answer  # type: ignore[method-assign]
     requests = [
         answer(item_ids[0], "accept", "k1"),
-        answer(item_ids[1], "reject", "k2"),
+        answer(item_ids[1], "reject", "k2", batch_id=batch),
         UndoToWrite(reply_to="screen"),
         answer(item_ids[0], "accept", "k1"),  # the same client key again: stored once
         answer(10_000, "accept", "k3"),  # no such item: reported as failed, the writer goes on
@@ -67,10 +92,8 @@ def test_each_write_is_reported_once_in_order_and_idle_is_signalled(
 
 
 def test_idle_wakes_an_event_loop_once_the_last_write_is_made(
-    db_path: Path, item_ids: list[int]
+    item_ids: list[int], writer: AnswerWriter, reports: list[WriteReport]
 ) -> None:
-    reports: list[WriteReport] = []
-    writer = AnswerWriter(Store(db_path, create=False), "ann", "BOOK", reports.append)
 
     async def scenario() -> None:
         await writer.idle()  # nothing submitted: returns at once
@@ -80,8 +103,6 @@ def test_idle_wakes_an_event_loop_once_the_last_write_is_made(
         assert len(reports) == len(item_ids) and writer.in_flight == 0
 
     asyncio.run(scenario())
-    writer.close()
-    writer.join(timeout=10)
 
 
 def test_closing_makes_the_writes_left_then_closes_the_store(
