@@ -31,6 +31,7 @@ from hnbooks.console import (
     out_console,
     print_error,
 )
+from hnbooks.importing import FORMATS
 from hnbooks.store.records import Round
 
 
@@ -85,7 +86,7 @@ def cli() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "prodigy", "jsonl", "csv", "tsv", "parquet", "hn", "text"]),
+    type=click.Choice(FORMATS),
     default="auto",
     show_default=True,
     help="Input format; auto looks at the extension and the first record.",

@@ -202,7 +202,7 @@ def simulate(
       # your own answers (Prodigy JSONL), BOOK made rare:
       hnbooks simulate --dataset answers.jsonl --positive BOOK --keep-positives 20 --seeds 1
     """
-    from hnbooks.lab.datasets import DatasetError, default_cache_dir, load_dataset
+    from hnbooks.lab.datasets import BOOKFINDER_LABEL, DatasetError, default_cache_dir, load_dataset
     from hnbooks.lab.simulate import LoopConfig, TaskSpec, build_features, onnx_encoder_source
     from hnbooks.lab.simulate import simulate as run_simulation
     from hnbooks.scoring.select import parse_mix
@@ -229,7 +229,7 @@ def simulate(
             )
         if not positives:
             if dataset == "bookfinder":
-                positives = ("BOOK",)
+                positives = (BOOKFINDER_LABEL,)
             else:
                 fail(
                     f"say which class is positive with --positive; {corpus.name} has: {class_list(corpus.class_counts())}"

@@ -37,6 +37,8 @@ NEGATIVE_CLASS = "(other)"
 """Class of texts answered as not having the label, in datasets read from answers."""
 DATA_DIR_ENV = "HNBOOKS_DATA_DIR"
 BOOKFINDER_ENV = "HNBOOKS_BOOKFINDER"
+BOOKFINDER_LABEL = "BOOK"
+"""The label the shared bookfinder answers carry."""
 PLAIN_CLASS_KEYS = ("label", "category", "class")
 
 
@@ -109,7 +111,7 @@ def load_dataset(
     if spec in ORANGE_FILES:
         return load_orange(spec, cache_dir)
     if spec == "bookfinder":
-        return load_jsonl_dataset(bookfinder_dir(), positive or "BOOK", name="bookfinder")
+        return load_jsonl_dataset(bookfinder_dir(), positive or BOOKFINDER_LABEL, name="bookfinder")
     path = Path(spec)
     if not path.exists():
         raise DatasetError(
