@@ -20,6 +20,7 @@ from hnbooks.store.items import ItemQueries
 from hnbooks.store.queue import QueueQueries
 from hnbooks.store.records import ANSWER_VALUES, Round
 from hnbooks.store.rounds import RoundQueries
+from hnbooks.store.scorer import ScorerQueries
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -48,7 +49,7 @@ class StoreStats:
     rounds: list[Round] = field(default_factory=list)
 
 
-class Store(ItemQueries, AnswerQueries, QueueQueries, RoundQueries):
+class Store(ItemQueries, AnswerQueries, QueueQueries, RoundQueries, ScorerQueries):
     """One hnbooks database. Safe to share between threads (calls are serialised)."""
 
     def __enter__(self) -> Store:

@@ -190,6 +190,62 @@ def m003_fts_declared_for_sqlite_utils(db: Database) -> None:
     )
 
 
+@migrations()
+def m004_scorer_lease_requests_claims_settings(db: Database) -> None:
+    """What lets the loop run itself: one scorer per database, round requests from the TUI, claims
+    on queued items per annotator session, and the database's settings (the feed mode)."""
+    execute_statements(
+        db.conn,
+        """
+        -- One row at most: the scorer holding the database. It renews `heartbeat_at` and
+        -- `expires_at`; another scorer may take over once `expires_at` has passed.
+        CREATE TABLE scorer_lease (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            holder TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            mode TEXT NOT NULL,
+            acquired_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'starting',
+            progress REAL,
+            detail TEXT,
+            last_round_at REAL,
+            answers_before_next_round INTEGER
+        );
+
+        -- "Score now" asked by an annotator; the scorer marks what it acted on.
+        CREATE TABLE round_requests (
+            id INTEGER PRIMARY KEY,
+            requested_by TEXT NOT NULL,
+            requested_at REAL NOT NULL,
+            handled_at REAL
+        );
+
+        -- An item of a published batch held for one annotator session until answered, released or
+        -- expired (a crashed session's claims come back once `expires_at` passes).
+        CREATE TABLE claims (
+            batch_id INTEGER NOT NULL REFERENCES batches(id),
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            annotator TEXT NOT NULL,
+            session TEXT NOT NULL,
+            claimed_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (batch_id, item_id, session)
+        );
+        CREATE INDEX claims_item ON claims (item_id, expires_at);
+        CREATE INDEX claims_session ON claims (session);
+
+        CREATE TABLE settings (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE INDEX answers_created ON answers (annotator, created_at);
+        """,
+    )
+
+
 KNOWN_MIGRATIONS = frozenset(
     migration.name for migration in migrations.pending(Database(memory=True))
 )
