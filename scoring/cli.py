@@ -7,8 +7,11 @@ terminal; the same report is stored in the database for `hnbooks stats` and the 
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.table import Table
@@ -23,7 +26,12 @@ from hnbooks.console import (
 )
 from hnbooks.console import err_console as console
 from hnbooks.scoring.select import STRATEGY_REGISTRY, Mix, parse_mix
+from hnbooks.store import Store
 from hnbooks.store.reports import RoundReport
+from hnbooks.store.scorer import LeaseHolder
+
+if TYPE_CHECKING:
+    from hnbooks.scoring.job import RoundConfig, RoundResult
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -53,6 +61,25 @@ from hnbooks.store.reports import RoundReport
 @click.option(
     "--random-seed", type=int, default=None, help="Fix the random choices (reproducible batches)."
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep running: embed new texts as they come and publish the next batch before the "
+    "current one runs out (hnbooks-tui starts this on its own).",
+)
+@click.option(
+    "--low-water",
+    type=click.IntRange(0, 100_000),
+    default=None,
+    help="--watch: start a round when an active annotator has fewer items left [default: half a batch].",
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="Seconds to wait for another scorer holding this database to finish (default: say who and stop).",
+)
 def main(
     db_path: str,
     models_dir: str | None,
@@ -63,6 +90,9 @@ def main(
     label: str | None,
     seed_query: str | None,
     random_seed: int | None,
+    watch: bool,
+    low_water: int | None,
+    wait_s: float,
 ) -> None:
     """Score the whole pool and publish the next batch to annotate.
 
@@ -73,24 +103,31 @@ def main(
       3. scores every unlabelled text and picks a mix of top / uncertain / novel / random,
       4. publishes the batch and the round's report in one transaction.
     Safe to run while annotators work in hnbooks-tui; a killed run publishes nothing and the
-    next run reuses what was already embedded.
+    next run reuses what was already embedded. One scorer works on a database at a time (a lease
+    in the database); a second one says who holds it, or waits with --wait.
+
+    \b
+    With --watch it keeps running: the encoder stays loaded, new texts are embedded as they are
+    imported, and a round starts when an annotator asks for one (n in the TUI), when a batch's
+    worth of new answers arrived, or when an active annotator's queue runs low. Ctrl-C or SIGTERM
+    stops it cleanly.
 
     \b
     Examples:
       hnbooks-score --db books.db
+      hnbooks-score --db books.db --watch
       hnbooks-score --batch-size 100 --mix top=0.8,random=0.2
       hnbooks-score --seed-query "a novel I recommend" --device cpu
     """
-    from hnbooks.scoring.job import RoundConfig, run_round
-    from hnbooks.scoring.prepare import prepare_pool
+    from hnbooks.scoring.job import RoundConfig
 
     try:
         parsed_mix = parse_mix(mix)
     except ValueError as error:
         fail(str(error))
-    started_at = time.time()
+    holder = LeaseHolder.this_process("watch" if watch else "once")
     with open_store(db_path) as store:
-        if store.item_count() == 0:
+        if store.item_count() == 0 and not watch:
             fail(
                 f"{db_path} holds no texts yet; import some with `hnbooks import FILE --db {db_path}`"
             )
@@ -98,13 +135,6 @@ def main(
         chosen_label = label or store.default_label()
         if chosen_label not in labels:
             fail(f"unknown label {chosen_label!r}; the database defines {', '.join(labels)}")
-        try:
-            prepared = prepare_pool(store, db_path, model, models_dir, device)
-        except OSError as error:
-            # The embedding cache lives beside the database: a full disk or a read-only folder.
-            fail(
-                f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})"
-            )
         config = RoundConfig(
             label=chosen_label,
             batch_size=batch_size,
@@ -112,18 +142,111 @@ def main(
             seed_query=seed_query,
             random_seed=random_seed,
         )
-        with console.status("training the head and scoring the pool…"):
-            result = run_round(
-                store,
-                prepared.pool,
-                config,
-                encode_query=prepared.encode_query,
-                embedding=prepared.embedding,
-                started_at=started_at,
-            )
-        print_round(result.report, len(result.entries))
+        take_lease(store, holder, wait_s)
+        try:
+            if watch:
+                watch_database(store, db_path, config, holder, model, models_dir, device, low_water)
+                return
+            result = score_once(store, db_path, config, model, models_dir, device)
+        finally:
+            store.release_scorer_lease(holder)
     if result.batch_id is None:
         sys.exit(0)
+
+
+def take_lease(store: Store, holder: LeaseHolder, wait_s: float) -> None:
+    """Hold the database's scorer lease, or end with a line naming who holds it."""
+    deadline = time.monotonic() + wait_s
+    announced = False
+    while True:
+        lease = store.acquire_scorer_lease(holder)
+        if lease.holder == holder:
+            return
+        if time.monotonic() >= deadline:
+            fail(
+                f"{store.path}: {lease.holder.describe()} is scoring this database (since "
+                f"{time.strftime('%H:%M:%S', time.localtime(lease.acquired_at))}); it publishes the next "
+                "batches. Stop it first, or wait for it with --wait SECONDS"
+            )
+        if not announced:
+            console.print(f"waiting for {lease.holder.describe()} to finish…", markup=False)
+            announced = True
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def cache_failure(db_path: str, error: OSError) -> NoReturn:
+    # The embedding cache lives beside the database: a full disk or a read-only folder.
+    fail(
+        f"{db_path}: cannot write the embedding cache beside the database ({error.strerror or error})"
+    )
+
+
+def score_once(
+    store: Store,
+    db_path: str,
+    config: RoundConfig,
+    model: str | None,
+    models_dir: str | None,
+    device: str,
+) -> RoundResult:
+    from hnbooks.scoring.job import run_round
+    from hnbooks.scoring.prepare import prepare_pool
+
+    started_at = time.time()
+    try:
+        prepared = prepare_pool(store, db_path, model, models_dir, device)
+    except OSError as error:
+        cache_failure(db_path, error)
+    with console.status("training the head and scoring the pool…"):
+        result = run_round(
+            store,
+            prepared.pool,
+            config,
+            encode_query=prepared.encode_query,
+            embedding=prepared.embedding,
+            started_at=started_at,
+        )
+    print_round(result.report, len(result.entries))
+    return result
+
+
+def watch_database(
+    store: Store,
+    db_path: str,
+    config: RoundConfig,
+    holder: LeaseHolder,
+    model: str | None,
+    models_dir: str | None,
+    device: str,
+    low_water: int | None,
+) -> None:
+    """Run the watching scorer until SIGINT or SIGTERM."""
+    from hnbooks.scoring.prepare import load_encoder
+    from hnbooks.scoring.watch import WatchConfig, Watcher
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        loaded = load_encoder(db_path, model, models_dir, device)
+    except OSError as error:
+        cache_failure(db_path, error)
+
+    def log(line: str) -> None:
+        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False)
+
+    watch_config = WatchConfig(
+        round=config, low_water=config.batch_size // 2 if low_water is None else low_water
+    )
+    log(
+        f"watching {db_path} as {holder.describe()} (batch {config.batch_size}, low water {watch_config.low_water})"
+    )
+    Watcher(store, loaded, watch_config, holder, stop, log).run()
+    log("stopped")
 
 
 def print_round(report: RoundReport, size: int) -> None:

@@ -24,7 +24,21 @@ from hnbooks.store import Store
 from hnbooks.store.reports import EmbeddingReport
 
 if TYPE_CHECKING:
+    from hnbooks.scoring.cache import EmbeddingCache
+    from hnbooks.scoring.embed import EmbedProgress
+    from hnbooks.scoring.encoder import Encoder
     from hnbooks.scoring.pool import CachedPool
+
+
+@dataclass
+class LoadedEncoder:
+    """The exported model, loaded once, and the embedding cache of one database."""
+
+    encoder: Encoder
+    cache: EmbeddingCache
+    model: str
+    provider: str
+    """Where and how texts are encoded, e.g. "CPU, 2 threads, int8"."""
 
 
 @dataclass
@@ -40,19 +54,17 @@ class PreparedPool:
         return self.embedding.device or ""
 
 
-def prepare_pool(
-    store: Store, db_path: str, model: str | None, models_dir: str | None, device: str
-) -> PreparedPool:
-    """Open the exported model, embed what is not cached yet, and return the pool's vectors.
+def load_encoder(
+    db_path: str, model: str | None, models_dir: str | None, device: str
+) -> LoadedEncoder:
+    """Open the exported model and the database's embedding cache.
 
     `model` is a registered name (None: the default model); an unknown name, or a model that is not
     exported (or is damaged) in `models_dir` (default: `default_models_dir()`), ends the command
     with one error line.
     """
     from hnbooks.scoring.cache import EmbeddingCache
-    from hnbooks.scoring.embed import embed_missing
     from hnbooks.scoring.encoder import Device, Encoder, ModelLoadError
-    from hnbooks.scoring.pool import CachedPool
 
     model = model or DEFAULT_MODEL
     try:
@@ -78,6 +90,16 @@ def prepare_pool(
     cache = EmbeddingCache.open(db_path, encoder.model_hash, encoder.dimension)
     if cache.reset_reason:
         console.print(f"embedding cache rebuilt: {cache.reset_reason}", style="yellow")
+    return LoadedEncoder(encoder, cache, model, provider)
+
+
+def embed_new_texts(
+    store: Store, loaded: LoadedEncoder, *, on_chunk: EmbedProgress | None = None, bar: bool = True
+) -> EmbeddingReport:
+    """Embed the texts the cache lacks (a progress bar on the terminal when `bar`); `on_chunk` is
+    called after each chunk too, and may raise to stop early (what was embedded stays cached)."""
+    from hnbooks.scoring.embed import embed_missing
+
     with Progress(
         TextColumn("embedding"),
         BarColumn(),
@@ -86,6 +108,7 @@ def prepare_pool(
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not bar,
     ) as progress:
         task = progress.add_task("embed", total=None, rate="")
         started = time.perf_counter()
@@ -93,29 +116,43 @@ def prepare_pool(
         def advance(done: int, total: int) -> None:
             elapsed = max(time.perf_counter() - started, 1e-9)
             progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.0f} texts/s")
+            if on_chunk is not None:
+                on_chunk(done, total)
 
-        report = embed_missing(store, encoder, cache, progress=advance)
+        report = embed_missing(store, loaded.encoder, loaded.cache, progress=advance)
     if report.embedded:
         console.print(
             f"embedded {report.embedded:,} new texts in {report.seconds:.1f} s "
             f"({report.texts_per_s:.0f} texts/s, padding waste {report.pad_waste:.1%}); "
             f"{report.already_cached:,} already cached"
         )
-    else:
+    elif bar:
         console.print(f"embedded nothing new: all {report.already_cached:,} texts already cached")
+    return EmbeddingReport(
+        model=loaded.model,
+        device=loaded.provider,
+        embedded=report.embedded,
+        already_cached=report.already_cached,
+        texts_per_s=round(report.texts_per_s, 1) if report.embedded else None,
+        pad_waste=round(report.pad_waste, 4) if report.embedded else None,
+    )
+
+
+def prepared(store: Store, loaded: LoadedEncoder, embedding: EmbeddingReport) -> PreparedPool:
+    """The pool as it stands in the cache now, with a query encoder for the seed channel."""
+    from hnbooks.scoring.pool import CachedPool
 
     def encode_query(query: str) -> Any:
-        return encoder.encode([query])[0]
+        return loaded.encoder.encode([query])[0]
 
     return PreparedPool(
-        pool=CachedPool(cache, store),
-        encode_query=encode_query,
-        embedding=EmbeddingReport(
-            model=model,
-            device=provider,
-            embedded=report.embedded,
-            already_cached=report.already_cached,
-            texts_per_s=round(report.texts_per_s, 1) if report.embedded else None,
-            pad_waste=round(report.pad_waste, 4) if report.embedded else None,
-        ),
+        pool=CachedPool(loaded.cache, store), encode_query=encode_query, embedding=embedding
     )
+
+
+def prepare_pool(
+    store: Store, db_path: str, model: str | None, models_dir: str | None, device: str
+) -> PreparedPool:
+    """Open the exported model, embed what is not cached yet, and return the pool's vectors."""
+    loaded = load_encoder(db_path, model, models_dir, device)
+    return prepared(store, loaded, embed_new_texts(store, loaded))

@@ -195,3 +195,14 @@ class ScorerQueries(Connection):
     def answers_since(self, answer_id: int) -> int:
         """Answers in force given after the answer row `answer_id`."""
         return self._count("SELECT COUNT(*) FROM effective_answers WHERE id > ?", (answer_id,))
+
+    def active_annotators(self, since: float) -> list[str]:
+        """Annotators who answered after `since` or hold an unexpired claim: whose queue the
+        watching scorer keeps filled."""
+        now = time.time()
+        rows = self._query(
+            "SELECT annotator FROM answers WHERE created_at > ? AND answer != 'undo'"
+            " UNION SELECT annotator FROM claims WHERE expires_at > ? ORDER BY 1",
+            (since, now),
+        )
+        return [str(row[0]) for row in rows]
