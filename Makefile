@@ -33,9 +33,10 @@ $(STAMP): pyproject.toml Makefile
 model: $(STAMP)
 	$(BIN)/hnbooks models export
 
+# The TUI starts its own watching scorer (hnbooks-score --watch): the first batch arrives within
+# seconds and the next ones before the current one runs out.
 demo: setup
 	$(BIN)/hnbooks import hnbooks/demo/hn_comments.jsonl --db $(DEMO_DB)
-	$(BIN)/hnbooks-score --db $(DEMO_DB)
 	$(BIN)/hnbooks-tui --db $(DEMO_DB)
 
 test: setup

@@ -8,7 +8,8 @@ headless under Pilot, and for each of `--answers` answers sends one key event an
 first frame painted with the next item on it (the compositor's update, turned into the terminal
 bytes a real terminal would get). Start-up is measured from before importing the app to the first
 item painted. The baseline, run in the same process on the same file, is the same app with the
-answer committed and the next item read on the UI thread before it is shown (commit, then show).
+answer committed and the next item read (and claimed for the session) on the UI thread before it
+is shown (commit, then show).
 
 Prints a table, then as the last line one JSON object:
 {"items": N, "next_item_p50_ms": .., "next_item_p99_ms": .., "startup_s": ..}
@@ -134,7 +135,7 @@ async def measure_app(
             def commit_then_show(answer: AnswerValue) -> None:
                 shown = screen.shown
                 assert shown is not None
-                app.store.record_answer(
+                app.store.record_queued_answer(
                     shown.item_id,
                     NewAnswer(
                         app.annotator, answer, label=shown.label, batch_id=shown.batch_id,
@@ -142,7 +143,7 @@ async def measure_app(
                         client_key=f"bench:{shown.instance}",
                     ),
                 )  # fmt: skip
-                queued = app.store.next_queued_item(app.annotator)
+                queued = app.store.next_queued_item(app.annotator, session=app.session_id)
                 screen.queue.shown = None if queued is None else shown_from_queue(app.store, queued)
                 screen.render_shown()
 

@@ -271,6 +271,10 @@ def print_round(report: RoundReport, size: int) -> None:
         )
     if report.cv_average_precision is not None:
         table.add_row("head CV average precision", f"{report.cv_average_precision:.3f}")
+    so_far = report.found_so_far
+    if so_far is not None and so_far.estimate is not None:
+        level = f", {100 * so_far.level:.0f}% interval" if so_far.level else ""
+        table.add_row("share of positives found so far", f"{so_far.as_percent()}{level}")
     if report.prevalence is not None:
         table.add_row("estimated prevalence", fmt_interval(report.prevalence))
     if report.recall is not None:

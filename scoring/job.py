@@ -17,13 +17,27 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hnbooks.scoring.estimate import Estimate, prevalence_estimate, recall_estimate
+from hnbooks.scoring.estimate import (
+    CalibrationBin,
+    Estimate,
+    RandomAnswers,
+    calibration_bins,
+    pool_estimates,
+    prevalence_estimate,
+    recall_estimate,
+)
 from hnbooks.scoring.head import Head, HeadConfig, train_head
 from hnbooks.scoring.pool import PoolVectors, top_by_cosine
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
 from hnbooks.store import Store
-from hnbooks.store.records import BatchEntry
-from hnbooks.store.reports import BatchYieldReport, EmbeddingReport, EstimateReport, RoundReport
+from hnbooks.store.records import Answer, BatchEntry, Round
+from hnbooks.store.reports import (
+    BatchYieldReport,
+    CalibrationBinReport,
+    EmbeddingReport,
+    EstimateReport,
+    RoundReport,
+)
 
 DEFAULT_SEED_QUERIES = {
     "BOOK": "I recommend reading this book by its author, a great novel",
@@ -73,8 +87,13 @@ class RoundResult:
 def item_verdicts(store: Store, label: str) -> dict[int, bool]:
     """Item id → has `label`, from every current answer; annotators disagreeing are put to a vote,
     a tie counting as positive (a rare positive is the costlier one to lose)."""
+    return verdicts_of(store.current_answers(), label)
+
+
+def verdicts_of(answers: list[Answer], label: str) -> dict[int, bool]:
+    """`item_verdicts` from answers already read."""
     votes: dict[int, list[bool]] = defaultdict(list)
-    for answer in store.current_answers():
+    for answer in answers:
         verdict = answer.verdict_for(label)
         if verdict is not None:
             votes[answer.item_id].append(verdict)
@@ -241,7 +260,8 @@ def run_round(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     rng = np.random.default_rng(config.random_seed)
-    verdicts = item_verdicts(store, config.label)
+    answers = store.current_answers()
+    verdicts = verdicts_of(answers, config.label)
     excluded = store.excluded_item_ids()
     pool_ids = pool.item_ids()
     positives = sum(verdicts.values())
@@ -278,11 +298,16 @@ def run_round(
         store.record_round(report)
         return RoundResult(None, [], report)
 
-    random_answers = store.random_answers_with_probability(config.label)
-    random_positive = np.array(
-        [verdicts.get(item_id, False) for item_id, _, _ in random_answers], dtype=bool
+    draws = random_draws(
+        store,
+        config.label,
+        answers,
+        verdicts,
+        positive_ids=labelled_ids[labels],
+        eligible_now=int(eligible_ids.size),
     )
-    random_probability = np.array([p for _, _, p in random_answers], dtype=np.float64)
+    random_positive = draws.answers.positive
+    random_probability = draws.answers.inclusion_probability
     largest_pool_id = int(pool_ids.max())
     blocked = np.fromiter((i for i in excluded if i <= largest_pool_id), dtype=np.int64)
     trained = train_and_select(
@@ -302,13 +327,16 @@ def run_round(
         time.perf_counter() - clock - trained.seconds["score"] - trained.seconds["select"]
     )
 
-    recall = recall_estimate(
-        random_positive,
-        random_probability,
-        scores[np.array([i for i, _, _ in random_answers], dtype=np.int64)]
-        if random_answers
-        else np.array([]),
-        config.threshold,
+    random_scores = np.full(draws.item_ids.size, np.nan)
+    scored = draws.item_ids < scores.size
+    random_scores[scored] = scores[draws.item_ids[scored]]
+    recall = recall_estimate(random_positive, random_probability, random_scores, config.threshold)
+    estimates = pool_estimates(
+        draws.answers,
+        known_positives=int(labels.sum()),
+        pool_count=int(pool_ids.size),
+        unlabelled_count=int(eligible_ids.size),
+        known_negatives=int((~labels).sum()),
     )
     entries = [
         BatchEntry(p.row, p.strategy, p.score, p.rank, p.inclusion_probability) for p in picks
@@ -317,8 +345,13 @@ def run_round(
         report,
         pseudo_negatives=int(head.training["pseudo_negatives"]),
         cv_average_precision=head.training["cv_average_precision"],
-        prevalence=estimate_report(trained.prevalence),
+        prevalence=estimate_report(estimates.prevalence),
         recall=estimate_report(recall),
+        found_so_far=estimate_report(estimates.found_so_far),
+        eligible=int(eligible_ids.size),
+        calibration=calibration_report(
+            calibration_bins(draws.served_scores, draws.answers.positive)
+        ),
         mix=config.mix.describe(),
         picked_per_strategy=dict(Counter(e.strategy for e in entries)),
         seconds={k: round(v, 3) for k, v in timings.items()},
@@ -341,7 +374,104 @@ def run_round(
 
 
 def estimate_report(estimate: Estimate) -> EstimateReport:
-    return EstimateReport(estimate.estimate, estimate.low, estimate.high, estimate.n)
+    return EstimateReport(
+        estimate.estimate, estimate.low, estimate.high, estimate.n, estimate.method, estimate.level
+    )
+
+
+def calibration_report(bins: list[CalibrationBin]) -> tuple[CalibrationBinReport, ...]:
+    return tuple(
+        CalibrationBinReport(
+            b.low, b.high, b.count, b.positives, b.mean_predicted, b.observed_low, b.observed_high
+        )
+        for b in bins
+    )
+
+
+@dataclass(frozen=True)
+class RandomDraws:
+    """The answered random picks, one per item, with what the estimates need to know of each."""
+
+    answers: RandomAnswers
+    item_ids: NDArray[np.int64]
+    served_scores: NDArray[np.float64]
+    """The score that served each item, before its answer (NaN where the answer holds none)."""
+
+
+def random_draws(
+    store: Store,
+    label: str,
+    answers: list[Answer],
+    verdicts: dict[int, bool],
+    *,
+    positive_ids: NDArray[np.int64],
+    eligible_now: int,
+) -> RandomDraws:
+    """Every answered random pick with its round's draw pool (M_t) and the positives outside it
+    (F_t, by today's answers); see `hnbooks.scoring.estimate.pool_estimates`.
+
+    A positive lay outside round t's draw pool when it was in an earlier batch or answered before
+    the round started. A pick whose round left no report is taken as drawn from today's pool.
+    Items whose answers say nothing about `label` (ignored) are left out: their draw's other
+    answers stand for them."""
+    served: dict[int, tuple[int, float | None]] = {}
+    first_batch: dict[int, float] = {}
+    first_answer: dict[int, float] = {}
+    for answer in answers:
+        if answer.batch_id is not None:
+            served.setdefault(answer.item_id, (answer.batch_id, answer.score))
+            first_batch[answer.item_id] = min(
+                first_batch.get(answer.item_id, np.inf), answer.batch_id
+            )
+        if answer.created_at is not None:
+            first_answer[answer.item_id] = min(
+                first_answer.get(answer.item_id, np.inf), answer.created_at
+            )
+    positives_batch = np.array([first_batch.get(int(i), np.inf) for i in positive_ids])
+    positives_time = np.array([first_answer.get(int(i), np.inf) for i in positive_ids])
+    rounds: dict[int, Round] = {
+        r.report.batch_id: r for r in store.rounds() if r.report.batch_id is not None
+    }
+
+    rows: list[tuple[int, bool, float, int, float | None]] = []
+    seen: set[int] = set()
+    for item_id, _, probability in store.random_answers_with_probability(label):
+        if item_id in seen or item_id not in verdicts or not 0 < probability <= 1:
+            continue
+        seen.add(item_id)
+        batch_id, score = served.get(item_id, (-1, None))
+        rows.append((item_id, verdicts[item_id], probability, batch_id, score))
+
+    weights_by_batch: dict[int, list[float]] = defaultdict(list)
+    for _, _, probability, batch_id, _ in rows:
+        weights_by_batch[batch_id].append(1.0 / probability)
+    context: dict[int, tuple[float, float]] = {}
+    for batch_id, weights in weights_by_batch.items():
+        round_ = rounds.get(batch_id)
+        if round_ is None:
+            context[batch_id] = (float(eligible_now), float(positive_ids.size))
+            continue
+        report = round_.report
+        # Reports older than `eligible`: one pick per equal stratum, so M_t ≈ picks x mean(1/π).
+        draw_pool = (
+            report.eligible
+            if report.eligible is not None
+            else report.picked_per_strategy.get("random", len(weights)) * float(np.mean(weights))
+        )
+        outside = (positives_batch < batch_id) | (positives_time < round_.started_at)
+        context[batch_id] = (float(draw_pool), float(outside.sum()))
+
+    return RandomDraws(
+        RandomAnswers(
+            positive=np.array([r[1] for r in rows], dtype=bool),
+            inclusion_probability=np.array([r[2] for r in rows], dtype=np.float64),
+            draw=np.array([r[3] for r in rows], dtype=np.int64),
+            draw_pool=np.array([context[r[3]][0] for r in rows], dtype=np.float64),
+            known_outside=np.array([context[r[3]][1] for r in rows], dtype=np.float64),
+        ),
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([np.nan if r[4] is None else r[4] for r in rows], dtype=np.float64),
+    )
 
 
 def seed_round(

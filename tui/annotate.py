@@ -1,10 +1,15 @@
 """The annotate screen: one item at a time from the published batches, answered and marked by keyboard.
 
-Items are fetched ahead (`PREFETCH_COUNT`) by a thread worker. An answering key press hands the
-answer to the writer thread and the next (already fetched) item shows the moment the commit lands —
-a millisecond or so — so what the screen moved past is always on disk. Keys pressed during that
-commit wait and act in order. When the queue is empty the screen says so and checks every
-`poll_interval_s` whether another connection (the scorer) published a batch.
+Items are fetched ahead (`PREFETCH_COUNT`) by a thread worker, which claims each for this session
+in the transaction that picks it, so another session (of this annotator; of anyone in split mode)
+is not served it; a timer renews the claims. An answering key press hands the answer to the writer
+thread and the next (already fetched) item shows the moment the commit lands — a millisecond or
+so — so what the screen moved past is always on disk. Keys pressed during that commit wait and act
+in order. When the queue is empty the screen says so and checks every `poll_interval_s` whether
+another connection (the scorer) published a batch.
+
+The header's third line is the session's status, read by the app's poll: the feed mode and what
+the scorer is doing; `n` asks the scorer for a round now.
 
 What is shown, fetched ahead, being saved or typed ahead is an `AnnotationQueue` (tui/queue.py); this
 screen feeds it key presses and reports, and renders what it says changed.
@@ -12,6 +17,7 @@ screen feeds it key presses and reports, and renders what it says changed.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -24,15 +30,25 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
-from hnbooks.store.records import AnswerValue
+from hnbooks.store.records import AnswerValue, QueuedItem
 from hnbooks.tui.base import SessionScreen
 from hnbooks.tui.context import AnnotationSession
 from hnbooks.tui.item_text import ItemText
 from hnbooks.tui.marking import SpanMarker
-from hnbooks.tui.messages import AnswerSaved, AnswerUndone, FetchFailed, ItemsFetched, WriteFailed
+from hnbooks.tui.messages import (
+    AnsweredElsewhere,
+    AnswerSaved,
+    AnswerUndone,
+    ClaimsLost,
+    FetchFailed,
+    ItemsFetched,
+    RoundRequested,
+    RoundRequestFailed,
+    WriteFailed,
+)
 from hnbooks.tui.queue import AnnotationQueue, FetchRequest, Step
 from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row
-from hnbooks.tui.session import SessionTally, ShownItem, shown_from_queue
+from hnbooks.tui.session import ShownItem, shown_from_queue
 
 LABEL_KEYS = "123456789"
 # Actions about the item on screen: hidden from the footer (and inert) while the queue is empty.
@@ -94,6 +110,7 @@ class AnnotateScreen(SessionScreen):
         Binding("slash", "search", "Search", id="search", key_display="/"),
         Binding("r", "review", "Review", id="review", show=False),
         Binding("s", "stats", "Stats", id="stats", show=False),
+        Binding("n", "score_now", "Ask the scorer for a round now", id="score-now", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
     ]
 
@@ -118,6 +135,7 @@ class AnnotateScreen(SessionScreen):
         with Vertical(id="top"):
             yield Static(id="why")
             yield Static(id="progress")
+            yield Static(id="status")
         yield Static(id="context")
         with VerticalScroll(id="text-scroll", can_focus=False):
             yield ItemText(id="item-text")
@@ -126,10 +144,15 @@ class AnnotateScreen(SessionScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.watch(self.app, "tally", self.render_progress)
+        self.watch(self.app, "progress", self.render_progress)
+        self.watch(self.app, "scorer_status", self.render_status)
+        self.watch(self.app, "feed", self.render_status)
         self.set_interval(self.session.poll_interval_s, self.poll_for_items)
+        # Renewed well within their time to live: a late renewal must not let another session in.
+        self.set_interval(max(0.05, self.session.claim_ttl_s / 4), self.renew_claims)
         self.add_class("-waiting")
         self.render_shown()
+        self.render_status()
         self.query_one("#waiting", Static).update("Loading the queue…")
         self.request_items()
 
@@ -172,21 +195,70 @@ class AnnotateScreen(SessionScreen):
             if request.only_if_changed and data_version == request.seen_data_version:
                 self.post_message(ItemsFetched((), data_version, exhausted=True))
                 return
+            done_elsewhere = frozenset(
+                session.store.answered_item_ids(session.annotator, request.skip_item_ids)
+            )
             skip = set(request.skip_item_ids)
             items: list[ShownItem] = []
             while len(items) < request.wanted and not get_current_worker().is_cancelled:
-                queued = session.store.next_queued_item(session.annotator, skip_item_ids=skip)
+                queued = self.next_item(skip)
                 if queued is None:
                     break
                 skip.add(queued.item.id)
                 items.append(shown_from_queue(session.store, queued))
-            self.post_message(ItemsFetched(tuple(items), data_version, len(items) < request.wanted))
+            self.post_message(
+                ItemsFetched(
+                    tuple(items), data_version, len(items) < request.wanted, done_elsewhere
+                )
+            )
         except StoreError as error:
             self.post_message(FetchFailed(str(error)))
 
+    def next_item(self, skip: set[int]) -> QueuedItem | None:
+        """The next queue item, claimed for this session. Where no claim can be written (a
+        read-only database, a full disk) the item is read unclaimed: the annotator still sees the
+        queue, and the write of the answer says what is wrong."""
+        session = self.session
+        if not session.closing:
+            try:
+                return session.store.next_queued_item(
+                    session.annotator,
+                    session=session.session_id,
+                    skip_item_ids=skip,
+                    claim_ttl_s=session.claim_ttl_s,
+                )
+            except StoreError:
+                pass
+        return session.store.next_queued_item(session.annotator, skip_item_ids=skip)
+
     @on(ItemsFetched)
     def take_items(self, event: ItemsFetched) -> None:
-        self.apply(self.queue.fetched(event.items, event.data_version, event.exhausted))
+        self.apply(
+            self.queue.fetched(
+                event.items, event.data_version, event.exhausted, event.done_elsewhere
+            )
+        )
+
+    def renew_claims(self) -> None:
+        """On a timer: extend this session's claims to what it holds now (and only that)."""
+        if not self.session.closing:
+            self.write_claims(self.queue.held())
+
+    @work(thread=True, group="claims", exit_on_error=False)
+    def write_claims(self, held: list[tuple[int, int]]) -> None:
+        session = self.session
+        try:
+            lost = session.store.renew_claims(
+                session.session_id, session.annotator, held, ttl_s=session.claim_ttl_s
+            )
+        except StoreError:
+            return  # a read-only database or a busy one: the next renewal tries again
+        if lost:
+            self.post_message(ClaimsLost(frozenset(lost)))
+
+    @on(ClaimsLost)
+    def give_up_items(self, event: ClaimsLost) -> None:
+        self.apply(self.queue.given_up(event.item_ids))
 
     @on(FetchFailed)
     def report_fetch_failure(self, event: FetchFailed) -> None:
@@ -239,21 +311,29 @@ class AnnotateScreen(SessionScreen):
 
     def waiting_message(self) -> Text:
         app = self.session
-        return Text.assemble(
+        scorer = app.scorer_status
+        text = Text.assemble(
             ("Nothing left to annotate", "bold"),
             f" for {one_line(app.annotator, 40)}: every published batch is done.\n\n",
-            "Watching for the next batch (checked every "
-            f"{app.poll_interval_s:g} s); it shows here as soon as `hnbooks-score` or "
-            "`hnbooks seed` publishes one.\n\n",
-            ("/", "bold"),
-            " search   ",
-            ("r", "bold"),
-            " review   ",
-            ("s", "bold"),
-            " stats   ",
-            ("q", "bold"),
-            " quit",
         )
+        if scorer.preparing:
+            doing = one_line(scorer.describe(time.time()).removeprefix("scorer: "), 120)
+            text.append(
+                f"The scorer is preparing the next batch ({doing}); it shows here as soon as it "
+                f"is published (checked every {app.poll_interval_s:g} s).\n\n"
+            )
+        else:
+            text.append(
+                f"Watching for the next batch (checked every {app.poll_interval_s:g} s). No scorer "
+                "is running: start one with `hnbooks-score --watch` in another shell, or publish "
+                "a batch with `hnbooks seed`.\n\n"
+            )
+        for key, what in (("n", "score now"), ("/", "search"), ("r", "review"), ("s", "stats")):
+            text.append(key, "bold")
+            text.append(f" {what}   ")
+        text.append("q", "bold")
+        text.append(" quit")
+        return text
 
     def render_item(self) -> None:
         text_widget = self.query_one("#item-text", ItemText)
@@ -292,25 +372,41 @@ class AnnotateScreen(SessionScreen):
                 why.append(" · p parent", "dim")
         self.query_one("#why", Static).update(why, layout=False)
 
-    def render_progress(self, tally: SessionTally | None = None) -> None:
+    def render_progress(self) -> None:
         app = self.session
-        tally = app.tally if tally is None else tally
-        progress = Text(no_wrap=True, overflow="ellipsis")
-        progress.append(f"{tally.answers} answered", "bold")
-        progress.append(f" · {tally.positives} positive · {tally.rate_per_hour(app.clock()):.0f}/h")
-        progress.append(" · label ")
-        progress.append(
+        progress = app.progress
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if progress is None:
+            line.append("reading progress…", "dim")
+        else:
+            line.append(f"{progress.answers} answered", "bold")
+            line.append(
+                f" · {progress.today} today · {progress.positives} positive"
+                f" · {progress.rate_per_hour:.0f}/h · {progress.remaining} left"
+            )
+        line.append(" · label ")
+        line.append(
             f" {one_line(self.current_label, 20)} ",
             label_style(app.labels, self.current_label),
         )
         if len(app.labels) > 1:
-            progress.append(
-                f" ({app.labels.index(self.current_label) + 1}-{len(app.labels)})", "dim"
-            )
+            line.append(f" ({app.labels.index(self.current_label) + 1}-{len(app.labels)})", "dim")
         saving = self.queue.saving
         if saving:
-            progress.append(f" · saving {saving}", "dim")
-        self.query_one("#progress", Static).update(progress, layout=False)
+            line.append(f" · saving {saving}", "dim")
+        self.query_one("#progress", Static).update(line, layout=False)
+
+    def render_status(self) -> None:
+        """The feed mode and the scorer's state (the waiting text too, which names the scorer)."""
+        app = self.session
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"feed {app.feed}", "bold" if app.feed == "split" else "")
+        line.append(" · ")
+        # Lease fields and the log's name (the database's) are data: shown as pictures, not bytes.
+        line.append(one_line(app.scorer_status.describe(time.time()), 200))
+        self.query_one("#status", Static).update(line, layout=False)
+        if self.queue.shown is None and self.queue.read:
+            self.query_one("#waiting", Static).update(self.waiting_message())
 
     def render_context(self) -> None:
         context = self.query_one("#context", Static)
@@ -395,6 +491,16 @@ class AnnotateScreen(SessionScreen):
     def answer_committed(self, event: AnswerSaved) -> None:
         self.apply(self.queue.committed(event.request.client_key), top_up_after_paint=True)
 
+    @on(AnsweredElsewhere)
+    def answer_not_needed(self, event: AnsweredElsewhere) -> None:
+        self.apply(self.queue.answered_by_other(event.request.client_key), top_up_after_paint=True)
+        where = (
+            "by another annotator or session (split feed)"
+            if self.session.feed == "split"
+            else "in another session"
+        )
+        self.notify(f"already answered {where}: skipped, nothing saved", timeout=3)
+
     @on(WriteFailed)
     def answer_not_committed(self, event: WriteFailed) -> None:
         # Nothing was stored: the item stays on screen so the answer can be given again.
@@ -474,6 +580,35 @@ class AnnotateScreen(SessionScreen):
         scroller.scroll_relative(
             y=pages * max(1, scroller.scrollable_content_region.height - 1), animate=False
         )
+
+    # -- the scorer -------------------------------------------------------------------------------
+
+    def action_score_now(self) -> None:
+        """Ask the scorer for a round now (it acts on the request when it next looks)."""
+        self.ask_for_round()
+
+    @work(thread=True, group="score-now", exit_on_error=False)
+    def ask_for_round(self) -> None:
+        try:
+            request_id = self.session.store.request_round(self.session.annotator)
+        except StoreError as error:
+            self.post_message(RoundRequestFailed(str(error)))
+            return
+        self.post_message(RoundRequested(request_id))
+
+    @on(RoundRequested)
+    def round_requested(self, event: RoundRequested) -> None:
+        if self.session.scorer_status.preparing:
+            self.notify("round requested", timeout=3)
+        else:
+            self.notify(
+                "round requested: no scorer is running yet (start `hnbooks-score --watch`)",
+                timeout=5,
+            )
+
+    @on(RoundRequestFailed)
+    def round_not_requested(self, event: RoundRequestFailed) -> None:
+        self.notify(event.error, title="could not ask for a round", severity="error", markup=False)
 
     # -- other screens ----------------------------------------------------------------------------
 

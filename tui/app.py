@@ -1,29 +1,57 @@
 """`AnnotateApp`: the Textual application behind `hnbooks-tui`.
 
 The app is the session (`AnnotationSession`): it owns the store connection, the annotator's name,
-the labels and the one `AnswerWriter`, and it makes the screens. Every answer and undo goes through
-`submit_write`; the writer reports each write once, to the app, which counts it in the tally and
-hands the report on to the screen that asked for the write.
+the labels, the session id its claims are held under and the one `AnswerWriter`, and it makes the
+screens. Every answer and undo goes through `submit_write`; the writer reports each write once, to
+the app, which counts it in the tally and hands the report on to the screen that asked for the
+write. Every `poll_interval_s` a worker reads the scorer's state, the feed mode and (when the
+database changed) the annotator's progress; the writer reads the progress after its own writes.
+
+Given a `scorer_command`, the app starts it as a child when no scorer holds the database, and
+stops it on quit (`ScorerProcess`). `hnbooks-tui` passes `hnbooks-score --watch`; by default (as in
+tests) no scorer is started.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import var
 from textual.screen import Screen
 
+from hnbooks.store.claims import CLAIM_TTL_S, new_session_id
 from hnbooks.store.db import Store, StoreError
+from hnbooks.store.progress import local_day_start
+from hnbooks.store.records import AnnotatorProgress, FeedMode
+from hnbooks.store.scorer import process_is_gone
 from hnbooks.tui.annotate import HELP_NOTE, AnnotateScreen
-from hnbooks.tui.messages import AnswerSaved, AnswerUndone, WriteFailed, WriteReport
+from hnbooks.tui.messages import (
+    AnsweredElsewhere,
+    AnswerSaved,
+    AnswerUndone,
+    ProgressRead,
+    StatusRead,
+    WriteFailed,
+    WriteReport,
+)
+from hnbooks.tui.scorer_process import (
+    STOP_TIMEOUT_S,
+    ScorerProcess,
+    ScorerStatus,
+    scorer_log_path,
+)
 from hnbooks.tui.session import QUEUE_KEY_PREFIX, AnswerToWrite, SessionTally, WriteRequest
 from hnbooks.tui.writer import AnswerWriter
+
+PROGRESS_REFRESH_S = 30.0
+"""The progress is read again at least this often (the rate changes with time alone)."""
 
 
 class AnnotateApp(App[None]):
@@ -39,6 +67,10 @@ class AnnotateApp(App[None]):
 
     tally: var[SessionTally] = var(SessionTally(started_at=0.0), init=False)
     """This session's answers and positives (replaced, never mutated, so screens can watch it)."""
+    progress: var[AnnotatorProgress | None] = var(None, init=False)
+    """The annotator's progress as the database holds it; None until first read."""
+    scorer_status: var[ScorerStatus] = var(ScorerStatus(), init=False)
+    feed: var[FeedMode] = var("overlap", init=False)
 
     def __init__(
         self,
@@ -47,22 +79,52 @@ class AnnotateApp(App[None]):
         *,
         clock: Callable[[], float] = time.monotonic,
         poll_interval_s: float = 1.0,
+        scorer_command: Sequence[str] | None = None,
+        feed: FeedMode | None = None,
+        claim_ttl_s: float = CLAIM_TTL_S,
+        scorer_stop_timeout_s: float = STOP_TIMEOUT_S,
     ) -> None:
         super().__init__()
         if not annotator:
             raise StoreError("an annotator name is needed (--annotator NAME)")
         self.store = Store(db_path, create=False)
         try:
+            if feed is not None and self.store.feed_mode() != feed:
+                self.store.set_feed_mode(feed)
             self.labels = self.store.labels()
             default_label = self.store.default_label()
+            self.set_reactive(AnnotateApp.feed, self.store.feed_mode())
         except StoreError:
             self.store.close()
             raise
         self.annotator = annotator
         self.clock = clock
         self.poll_interval_s = poll_interval_s
+        self.session_id = new_session_id()
+        self.claim_ttl_s = claim_ttl_s
+        self.closing = False
         self.set_reactive(AnnotateApp.tally, SessionTally(started_at=clock()))
-        self.writer = AnswerWriter(self.store, annotator, default_label, self.post_message)
+        self.scorer: ScorerProcess | None = None
+        """The scorer child to start when no scorer holds the database (None: never start one)."""
+        if scorer_command is not None:
+            self.scorer = ScorerProcess(
+                scorer_command, scorer_log_path(db_path), stop_timeout_s=scorer_stop_timeout_s
+            )
+            self.set_reactive(
+                AnnotateApp.scorer_status, ScorerStatus(log_name=self.scorer.log_path.name)
+            )
+        self._status_in_flight = False
+        self._progress_data_version: int | None = None
+        self._progress_read_at = float("-inf")
+        self.writer = AnswerWriter(
+            self.store,
+            annotator,
+            default_label,
+            self.post_message,
+            session=self.session_id,
+            claim_ttl_s=claim_ttl_s,
+            on_progress=lambda progress: self.post_message(ProgressRead(progress)),
+        )
         self._items_answered_elsewhere: set[int] = set()
         # A fresh screen per visit (`push_screen(name)`): what a screen shows is read when it opens.
         self.screen_makers: dict[str, Callable[[], Screen[Any]]] = {
@@ -71,6 +133,12 @@ class AnnotateApp(App[None]):
             "review": self.make_review_screen,
             "stats": self.make_stats_screen,
         }
+
+    def on_mount(self) -> None:
+        self.set_interval(self.poll_interval_s, self.poll_status)
+        self.poll_status()
+        if self.scorer is not None:
+            self.start_scorer_unless_one_runs()
 
     # -- screens ----------------------------------------------------------------------------------
 
@@ -149,6 +217,10 @@ class AnnotateApp(App[None]):
         if event.answer is not None:
             self.tally = self.tally.uncounted(event.answer.id)
 
+    @on(AnsweredElsewhere)
+    def skip_answered_elsewhere(self, event: AnsweredElsewhere) -> None:
+        self.hand_on(event)
+
     @on(WriteFailed)
     def report_failed_write(self, event: WriteFailed) -> None:
         self.hand_on(event)
@@ -165,13 +237,97 @@ class AnnotateApp(App[None]):
         await self.writer.idle()
 
     async def action_quit(self) -> None:
-        """Quit once every answer given is in the database."""
+        """Quit once every answer given is in the database (and the scorer it started stopped)."""
+        self.closing = True
         if self.writes_in_flight:
             self.notify("saving the last answers…", timeout=2)
         await self.wait_for_writes()
+        if self.scorer is not None and self.scorer.state == "running":
+            self.notify("stopping the scorer…", timeout=5)
+            await asyncio.to_thread(self.scorer.stop)
         self.exit()
 
     def on_unmount(self) -> None:
-        # The writer outlives the app's message loop: it makes every write still queued, then
-        # closes the store.
+        self.closing = True
+        # The writer outlives the app's message loop: it makes every write still queued, releases
+        # the session's claims, then closes the store.
         self.writer.close()
+        self.stop_scorer()
+
+    def stop_scorer(self) -> None:
+        """Stop the scorer this session started, if it did (waits for it; idempotent)."""
+        if self.scorer is not None:
+            self.scorer.stop()
+
+    # -- progress and the scorer ------------------------------------------------------------------
+
+    def poll_status(self) -> None:
+        """Every poll interval: read the scorer's state (and the progress when it may have changed)."""
+        if not self._status_in_flight and not self.closing:
+            self._status_in_flight = True
+            self.read_status()
+
+    @work(thread=True, group="status", exit_on_error=False)
+    def read_status(self) -> None:
+        scorer = self.scorer
+        child = scorer.state if scorer is not None else "none"
+        log_name = scorer.log_path.name if scorer is not None else None
+        progress: AnnotatorProgress | None = None
+        feed = self.feed
+        try:
+            lease = self.store.scorer_lease()
+            feed = self.store.feed_mode()
+            data_version = self.store.data_version()
+            now = time.monotonic()
+            if (
+                data_version != self._progress_data_version
+                or now - self._progress_read_at >= PROGRESS_REFRESH_S
+            ):
+                progress = self.store.annotator_progress(
+                    self.annotator, day_start=local_day_start(time.time())
+                )
+                self._progress_data_version = data_version
+                self._progress_read_at = now
+            status = ScorerStatus(lease=lease, child=child, log_name=log_name)
+        except Exception as error:  # noqa: BLE001 - the header says so; the next poll reads again
+            status = ScorerStatus(child=child, log_name=log_name, error=str(error))
+        if scorer is not None and scorer.start_error is not None:
+            status = ScorerStatus(
+                lease=status.lease, child="failed", log_name=log_name, error=scorer.start_error
+            )
+        self.post_message(StatusRead(status, feed, progress))
+
+    @on(StatusRead)
+    def take_status(self, event: StatusRead) -> None:
+        self._status_in_flight = False
+        self.scorer_status = event.scorer
+        self.feed = event.feed
+        if event.progress is not None:
+            self.take_progress_reading(event.progress)
+
+    @on(ProgressRead)
+    def take_progress(self, event: ProgressRead) -> None:
+        self.take_progress_reading(event.progress)
+
+    def take_progress_reading(self, progress: AnnotatorProgress) -> None:
+        """Keep the later of two readings (the writer's and the poll's may arrive out of order)."""
+        if self.progress is None or progress.read_at >= self.progress.read_at:
+            self.progress = progress
+
+    @work(thread=True, group="scorer", exit_on_error=False)
+    def start_scorer_unless_one_runs(self) -> None:
+        """Start the scorer child when no live scorer holds the database."""
+        try:
+            lease = self.store.scorer_lease()
+        except StoreError:
+            lease = None  # the child will say what is wrong with the database in its log
+        if lease is not None and lease.alive and not process_is_gone(lease):
+            return
+        # Started from the UI (main) thread: the child's death signal follows the thread that forks.
+        self.call_from_thread(self.start_scorer)
+
+    def start_scorer(self) -> None:
+        if self.scorer is None or self.closing:
+            return
+        self.scorer.start()
+        self.poll_status()

@@ -9,6 +9,7 @@ import click
 
 from hnbooks.console import CONTEXT_SETTINGS, db_option, fail
 from hnbooks.store import StoreError
+from hnbooks.store.records import FEED_MODES, FeedMode
 
 
 def default_annotator() -> str:
@@ -23,25 +24,54 @@ def default_annotator() -> str:
     show_default="$USER",
     help="Whose answers these are: progress, undo and the queue are per annotator.",
 )
-def main(db_path: str, annotator: str) -> None:
+@click.option(
+    "--feed",
+    type=click.Choice(FEED_MODES),
+    default=None,
+    help="Set the database's feed mode, for every annotator: overlap (every annotator answers "
+    "every item) or split (each item goes to one annotator). Kept in the database; left as it is "
+    "when not given (a new database starts in overlap).",
+)
+@click.option(
+    "--scorer/--no-scorer",
+    default=True,
+    show_default=True,
+    help="Start `hnbooks-score --watch` as a child when no scorer holds the database, and stop it "
+    "on quit; its output is appended to DB.scorer.log.",
+)
+def main(db_path: str, annotator: str, feed: FeedMode | None, scorer: bool) -> None:
     """Annotate the published batches of an hnbooks database, by keyboard.
+
+    The same annotator may run it in several terminals at once: each is served other items. The
+    header shows the feed mode and what the scorer is doing.
 
     \b
     Keys: a accept, x reject, space ignore, u undo, ←/→ and shift+←/→ mark words,
-    tab candidates, ⏎ mark a span, / search, r review, s stats, ? help, q quit.
+    tab candidates, ⏎ mark a span, n score now, / search, r review, s stats,
+    ? help, q quit.
 
     \b
     Examples:
       hnbooks-tui --db books.db
-      hnbooks-tui --db books.db --annotator alice
+      hnbooks-tui --db books.db --annotator alice --feed split
+      hnbooks-tui --db books.db --no-scorer
     """
     # Textual is imported only once the arguments are known to be usable: `--help` stays fast.
     try:
         from hnbooks.tui.app import AnnotateApp
+        from hnbooks.tui.scorer_process import scorer_command
 
-        app = AnnotateApp(db_path, annotator)
+        app = AnnotateApp(
+            db_path,
+            annotator,
+            feed=feed,
+            scorer_command=scorer_command(db_path) if scorer else None,
+        )
     except StoreError as error:
         fail(str(error))
-    app.run()
+    try:
+        app.run()
+    finally:
+        app.stop_scorer()
     if app.return_code:
         raise SystemExit(app.return_code)

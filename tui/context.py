@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from hnbooks.store.db import Store
+from hnbooks.store.records import AnnotatorProgress, FeedMode
+from hnbooks.tui.scorer_process import ScorerStatus
 from hnbooks.tui.session import SessionTally, WriteRequest
 
 
@@ -23,11 +25,36 @@ class AnnotationSession(Protocol):
     """The database's labels, in order; the first is the default question."""
     clock: Callable[[], float]
     poll_interval_s: float
-    """How often an empty queue is read again for a newly published batch."""
+    """How often an empty queue is read again for a newly published batch, and the scorer's
+    state with it."""
+    session_id: str
+    """This run's id: what its claims on queue items are held under."""
+    claim_ttl_s: float
+    """How long a claim holds unrenewed (the screen renews well before)."""
+
+    @property
+    def closing(self) -> bool:
+        """The session is quitting: no new claims (they would outlive it)."""
+        ...
 
     @property
     def tally(self) -> SessionTally:
         """This session's answers and positives."""
+        ...
+
+    @property
+    def progress(self) -> AnnotatorProgress | None:
+        """The annotator's progress as the database holds it (None until first read)."""
+        ...
+
+    @property
+    def scorer_status(self) -> ScorerStatus:
+        """The scorer holding the database, and the child this session started, if any."""
+        ...
+
+    @property
+    def feed(self) -> FeedMode:
+        """The database's feed mode, as last read."""
         ...
 
     def submit_write(self, request: WriteRequest) -> None:

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from hnbooks.store.records import Answer, AnswerWithItem, Round, SearchHit
+from hnbooks.store.records import (
+    AnnotatorProgress,
+    Answer,
+    AnswerWithItem,
+    FeedMode,
+    Round,
+    SearchHit,
+)
+from hnbooks.tui.scorer_process import ScorerStatus
 from hnbooks.tui.session import AnswerToWrite, ShownItem, UndoToWrite, WriteRequest
 
 # -- the writer ------------------------------------------------------------------------------------
@@ -35,6 +43,14 @@ class AnswerUndone(Message, bubble=False):
 
 
 @dataclass
+class AnsweredElsewhere(Message, bubble=False):
+    """The queue item was done before this answer reached the database — answered in another
+    session of the annotator (or, in split mode, by anyone) — so nothing was stored."""
+
+    request: AnswerToWrite
+
+
+@dataclass
 class WriteFailed(Message, bubble=False):
     """A write could not be made; nothing was stored. `error` says why, for the user."""
 
@@ -42,8 +58,40 @@ class WriteFailed(Message, bubble=False):
     error: str
 
 
-WriteReport = AnswerSaved | AnswerUndone | WriteFailed
+WriteReport = AnswerSaved | AnswerUndone | AnsweredElsewhere | WriteFailed
 """What the writer tells the app after each write: exactly one of these per request."""
+
+
+@dataclass
+class ProgressRead(Message, bubble=False):
+    """The annotator's progress as the database holds it (read after a write, or on a poll)."""
+
+    progress: AnnotatorProgress
+
+
+# -- the session's status --------------------------------------------------------------------------
+
+
+@dataclass
+class StatusRead(Message, bubble=False):
+    """The scorer's state and the feed mode, read on a poll; the progress too when it may have
+    changed (None: not read this time)."""
+
+    scorer: ScorerStatus
+    feed: FeedMode
+    progress: AnnotatorProgress | None
+
+
+@dataclass
+class RoundRequested(Message, bubble=False):
+    """A round was asked of the scorer (`round_requests` row `request_id`)."""
+
+    request_id: int
+
+
+@dataclass
+class RoundRequestFailed(Message, bubble=False):
+    error: str
 
 
 # -- the annotate screen's queue -------------------------------------------------------------------
@@ -58,6 +106,9 @@ class ItemsFetched(Message, bubble=False):
     """The database's data_version read before the queue was, to tell later whether it changed."""
     exhausted: bool
     """Fewer items than asked for were left: the queue is (for now) empty beyond these."""
+    done_elsewhere: frozenset[int] = frozenset()
+    """Items known to the queue that are done meanwhile elsewhere (another session, another
+    annotator in split mode): the ones fetched ahead leave the queue."""
 
 
 @dataclass
@@ -65,6 +116,13 @@ class FetchFailed(Message, bubble=False):
     """Reading the queue failed; `error` says why."""
 
     error: str
+
+
+@dataclass
+class ClaimsLost(Message, bubble=False):
+    """Items fetched ahead that another session claims now (this session's claims had lapsed)."""
+
+    item_ids: frozenset[int]
 
 
 # -- search ----------------------------------------------------------------------------------------

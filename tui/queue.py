@@ -163,6 +163,12 @@ class AnnotationQueue:
             step = Step(saving_changed=True)
         return step.then(self.write_finished())
 
+    def answered_by_other(self, client_key: str) -> Step:
+        """The answer with `client_key` was not stored: its item was done elsewhere first (another
+        session of the annotator, or anyone in split mode). The queue moves on exactly as after a
+        commit — the item is done either way — and keys typed meanwhile act on the next item."""
+        return self.committed(client_key)
+
     def failed(self, request: WriteRequest) -> Step:
         """Nothing was stored: the item stays on screen to be answered again, and the keys typed
         after it are dropped (they were meant for an item that is not coming)."""
@@ -215,11 +221,20 @@ class AnnotationQueue:
             return self.start_fetch(only_if_changed=True)
         return None
 
-    def fetched(self, items: Iterable[ShownItem], data_version: int, exhausted: bool) -> Step:
-        """A fetch ended with `items`; items already known (shown, ahead, being saved) are dropped."""
+    def fetched(
+        self,
+        items: Iterable[ShownItem],
+        data_version: int,
+        exhausted: bool,
+        done_elsewhere: Iterable[int] = (),
+    ) -> Step:
+        """A fetch ended with `items`; items already known (shown, ahead, being saved) are dropped,
+        and so are the items fetched ahead that were done elsewhere meanwhile (`done_elsewhere`;
+        the item on screen stays: its answer is checked when it is committed)."""
         self.fetch_in_flight = False
         self.seen_data_version = data_version
         self.exhausted = exhausted
+        self.drop_upcoming(done_elsewhere)
         known = set(self.known_item_ids())
         for item in items:
             if item.item_id not in known:
@@ -252,6 +267,30 @@ class AnnotationQueue:
         if self.shown is not None and self.shown.item_id in answered:
             step = self.show_next().then(step)
         return step
+
+    def given_up(self, item_ids: Iterable[int]) -> Step:
+        """Items fetched ahead that another session holds now leave the queue (the item on screen
+        stays: its answer is checked when it is committed)."""
+        if not self.drop_upcoming(item_ids):
+            return Step()
+        return Step(top_up=True)
+
+    def drop_upcoming(self, item_ids: Iterable[int]) -> bool:
+        """Remove `item_ids` from the items fetched ahead; whether any was there."""
+        dropped = set(item_ids)
+        before = len(self.upcoming)
+        if dropped:
+            self.upcoming = deque(item for item in self.upcoming if item.item_id not in dropped)
+        return len(self.upcoming) != before
+
+    def held(self) -> list[tuple[int, int]]:
+        """(batch id, item id) of every queue item this session holds: on screen, fetched ahead,
+        being saved — what its claims must cover."""
+        items = [*self.pending.values(), *self.upcoming]
+        if self.shown is not None:
+            items.insert(0, self.shown)
+        held = ((item.batch_id, item.item_id) for item in items if item.batch_id is not None)
+        return list(dict.fromkeys(held))
 
     def show_next(self) -> Step:
         self.shown = self.upcoming.popleft() if self.upcoming else None

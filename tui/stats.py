@@ -1,12 +1,19 @@
-"""The `s` stats screen: per scorer round, answers and positives per strategy, estimated prevalence and
-recall, as a table and terminal charts (textual-plotext).
+"""The `s` stats screen: per scorer round, how many positives each strategy found per 100 labels,
+the head's cross-validated AP, the estimated share of positives found so far, prevalence and recall
+(each with its interval), and how well the head's scores matched the random answers.
 
-Each round's `RoundReport` may lack an estimate (a seed round has none); absent values show as "–".
-Prevalence is shown as "1 in N" (about 1/5000 for books), recall as a percentage.
+Each round's `RoundReport` may lack an estimate (a seed round has none, older reports lack found so
+far and calibration); absent values show as "–". Prevalence is shown as "1 in N" (about 1/5000 for
+books), shares as percentages. Narrower than 110 columns the per-strategy chart is left out: the
+table's column holds the same figures.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich import box
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,15 +24,37 @@ from textual_plotext import PlotextPlot
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import Round
-from hnbooks.store.reports import EstimateReport, RoundReport
+from hnbooks.store.reports import CalibrationBinReport, EstimateReport, RoundReport, percent
 from hnbooks.tui.base import SessionScreen
 from hnbooks.tui.messages import StatsFailed, StatsLoaded
 from hnbooks.tui.render import one_line
 
+STRATEGY_COLORS = {
+    "top": "cyan",
+    "uncertain": "yellow",
+    "novel": "magenta",
+    "random": "green",
+    "seed": "blue",
+}
+
 
 def positives_per_strategy(report: RoundReport) -> dict[str, int]:
-    """Positives among the answers to the batch before this round, by the strategy that served them."""
+    """Positives among the answers to the batch before this round, by the strategy that served
+    them."""
     return dict(report.last_batch.positives) if report.last_batch is not None else {}
+
+
+def positives_per_100(report: RoundReport) -> dict[str, float]:
+    """Positives per 100 answers to the batch before this round, by strategy (answered ones
+    only)."""
+    if report.last_batch is None:
+        return {}
+    answered, positives = report.last_batch.answered, report.last_batch.positives
+    return {
+        strategy: 100 * positives.get(strategy, 0) / count
+        for strategy, count in answered.items()
+        if count > 0
+    }
 
 
 def format_prevalence(prevalence: EstimateReport | None) -> str:
@@ -54,16 +83,94 @@ def compact(number: float) -> str:
 
 
 def format_recall(recall: EstimateReport | None) -> str:
-    """'40% (20–70)', or '–' when the report has no recall estimate."""
-    if recall is None or recall.estimate is None:
+    """'40% (20–70)', or '–' when the report has no such estimate (recall, found so far)."""
+    if recall is None:
         return "–"
-    shown = f"{100 * recall.estimate:.0f}%"
-    interval = recall.interval
-    return f"{shown} ({100 * interval[0]:.0f}–{100 * interval[1]:.0f})" if interval else shown
+    return recall.as_percent() or "–"
 
 
-def format_counts(counts: dict[str, int]) -> str:
-    return " ".join(f"{strategy} {count:g}" for strategy, count in sorted(counts.items())) or "–"
+def format_counts(counts: dict[str, float]) -> str:
+    """'top 30 random 10': the strategies in the scorer's order, then any others by name."""
+    order = {strategy: position for position, strategy in enumerate(STRATEGY_COLORS)}
+    ranked = sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    return " ".join(f"{strategy} {count:.0f}" for strategy, count in ranked) or "–"
+
+
+def format_score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def latest_estimates(rounds: tuple[Round, ...]) -> Text:
+    """The newest round's estimates on one line, with the interval's level."""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    for round_ in reversed(rounds):
+        report = round_.report
+        if report.mode != "model":
+            continue
+        found = report.found_so_far
+        level = next(
+            (e.level for e in (found, report.prevalence, report.recall) if e and e.level), None
+        )
+        line.append("found so far ", "bold")
+        line.append(format_recall(found), "bold cyan")
+        if level is not None:
+            line.append(f" {100 * level:.0f}% intervals", "dim")
+        line.append(f" · recall {format_recall(report.recall)}")
+        line.append(f" · CV AP {format_score(report.cv_average_precision)}")
+        line.append(f" · prevalence {format_prevalence(report.prevalence)}")
+        return line
+    line.append("no model round yet: estimates come once a positive is answered", "dim")
+    return line
+
+
+def calibration_table(rounds: tuple[Round, ...]) -> Table | Text:
+    """The newest recorded calibration: per score bin, random answers, positives, mean score and
+    the observed positive rate with its interval."""
+    for number in range(len(rounds), 0, -1):
+        bins = rounds[number - 1].report.calibration
+        if bins:
+            break
+    else:
+        return Text("calibration: no scored random answer yet", style="dim")
+    table = Table(
+        title=f"calibration (round {number})",
+        caption="random answers by serving score",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    table.add_column("score %", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("pos", justify="right", no_wrap=True)
+    table.add_column("mean", justify="right", no_wrap=True)
+    table.add_column("observed", no_wrap=True)
+    for calibration_bin in bins:
+        table.add_row(*calibration_row(calibration_bin))
+    return table
+
+
+def calibration_row(calibration_bin: CalibrationBinReport) -> tuple[str, str, str, str, str]:
+    mean = calibration_bin.mean_predicted
+    observed = calibration_bin.observed
+    shown = "–" if observed is None else f"{percent(observed)}%"
+    if calibration_bin.observed_low is not None and calibration_bin.observed_high is not None:
+        shown += (
+            f" ({percent(calibration_bin.observed_low)}–{percent(calibration_bin.observed_high)})"
+        )
+    return (
+        f"{percent(calibration_bin.low)}–{percent(calibration_bin.high)}",
+        str(calibration_bin.count),
+        str(calibration_bin.positives),
+        "–" if mean is None else f"{percent(mean)}%",
+        shown,
+    )
+
+
+def round_ticks(plt: Any, numbers: list[int]) -> None:
+    """One tick per round while they fit; plotext's own ticks beyond that."""
+    if len(numbers) <= 12:
+        plt.xticks(numbers)
 
 
 class StatsScreen(SessionScreen):
@@ -73,18 +180,44 @@ class StatsScreen(SessionScreen):
         Binding("escape,s", "close", "Back", id="stats-back"),
         Binding("g", "reload", "Reload", id="stats-reload"),
     ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    DEFAULT_CSS = """
+    StatsScreen #stats-latest {
+        height: 1;
+        padding: 0 1;
+    }
+    StatsScreen #calibration {
+        width: 46;
+        padding: 0 1;
+    }
+    StatsScreen.-narrow #yield-chart {
+        display: none;
+    }
+    """
 
     def compose(self) -> ComposeResult:
         yield Static(id="stats-summary")
+        yield Static(id="stats-latest")
         yield DataTable(id="rounds", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="charts"):
-            yield PlotextPlot(id="positives-chart")
             yield PlotextPlot(id="estimates-chart")
+            yield PlotextPlot(id="yield-chart")
+            yield Static(id="calibration")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#rounds", DataTable)
-        for column in ("#", "mode", "answers", "pos.", "pos. per strategy", "prevalence", "recall"):
+        for column in (
+            "#",
+            "mode",
+            "answers",
+            "pos.",
+            "found so far",
+            "CV AP",
+            "pos. per 100 labels",
+            "prevalence",
+            "recall",
+        ):
             table.add_column(column, key=column)
         self.query_one("#stats-summary", Static).update("loading…")
         self.load_stats()
@@ -125,6 +258,7 @@ class StatsScreen(SessionScreen):
             f" · this session {session.tally.answers} answered, {session.tally.positives} positive"
         )
         self.query_one("#stats-summary", Static).update(summary)
+        self.query_one("#stats-latest", Static).update(latest_estimates(event.rounds))
 
         table = self.query_one("#rounds", DataTable)
         table.clear()
@@ -135,63 +269,94 @@ class StatsScreen(SessionScreen):
                 report.mode[:10],
                 str(report.answers),
                 str(report.positives),
-                one_line(format_counts(positives_per_strategy(report)), 20),
+                format_recall(report.found_so_far),
+                format_score(report.cv_average_precision),
+                one_line(format_counts(positives_per_100(report)), 24),
                 format_prevalence(report.prevalence),
                 format_recall(report.recall),
                 key=str(round_.id),
             )
-        self.plot_positives(event.rounds)
+        if event.rounds:
+            # The newest rounds matter most: keep them in view when the table scrolls.
+            table.move_cursor(row=len(event.rounds) - 1)
         self.plot_estimates(event.rounds)
-
-    def plot_positives(self, rounds: tuple[Round, ...]) -> None:
-        """Positives found per round, stacked by the strategy that served them."""
-        plot = self.query_one("#positives-chart", PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
-        numbers = list(range(1, len(rounds) + 1))
-        per_round = [positives_per_strategy(r.report) for r in rounds]
-        strategies = sorted({strategy for counts in per_round for strategy in counts})
-        if strategies:
-            plt.title("positives per strategy")
-            counts = [[float(c.get(strategy, 0)) for c in per_round] for strategy in strategies]
-            # plotext reads `labels` (its type stub says `label`).
-            plt.stacked_bar(numbers, counts, labels=strategies)  # type: ignore[call-arg]
-        else:
-            plt.title("positives per strategy: none yet")
-        plt.xlabel("round")
-        plot.refresh()
+        self.plot_yield(event.rounds)
+        self.query_one("#calibration", Static).update(calibration_table(event.rounds))
 
     def plot_estimates(self, rounds: tuple[Round, ...]) -> None:
-        """Recall per round with its interval (prevalence, ~1/5000, would be a flat line on the same
-        axis: it is in the table)."""
+        """Per round: found so far with its interval (dotted), the head's CV AP (its train curve)
+        and its recall, all shares on one 0–1 axis."""
         plot = self.query_one("#estimates-chart", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        numbers: list[float] = []
-        estimates: list[float] = []
-        lows: list[float] = []
-        highs: list[float] = []
-        for number, round_ in enumerate(rounds, start=1):
-            recall = round_.report.recall
-            if recall is None or recall.estimate is None:
-                continue
-            estimate = recall.estimate
-            low, high = recall.interval or (estimate, estimate)
-            numbers.append(number)
-            estimates.append(estimate)
-            lows.append(low)
-            highs.append(high)
-        if numbers:
-            plt.title("estimated recall (interval dotted)")
-            plt.plot(numbers, highs, marker="dot", color="gray")
-            plt.plot(numbers, lows, marker="dot", color="gray")
-            plt.plot(numbers, estimates, marker="braille", color="cyan")
-            plt.scatter(numbers, estimates, marker="●", color="cyan")
+        numbers = list(range(1, len(rounds) + 1))
+        found = [(n, r.report.found_so_far) for n, r in zip(numbers, rounds, strict=True)]
+        found_points = [(n, e) for n, e in found if e is not None and e.estimate is not None]
+        drawn = False
+        if found_points:
+            xs = [n for n, _ in found_points]
+            for bound in (0, 1):
+                ys = [(e.interval or (e.estimate, e.estimate))[bound] for _, e in found_points]
+                plt.plot(xs, ys, marker="dot", color="gray")
+            estimates = [e.estimate for _, e in found_points]
+            plt.plot(xs, estimates, marker="braille", color="cyan", label="found so far")
+            plt.scatter(xs, estimates, marker="●", color="cyan")
+            drawn = True
+        for name, color, values in (
+            ("CV AP", "green", [r.report.cv_average_precision for r in rounds]),
+            (
+                "recall",
+                "magenta",
+                [r.report.recall.estimate if r.report.recall else None for r in rounds],
+            ),
+        ):
+            points = [(n, v) for n, v in zip(numbers, values, strict=True) if v is not None]
+            if points:
+                plt.plot(
+                    [n for n, _ in points],
+                    [v for _, v in points],
+                    marker="braille",
+                    color=color,
+                    label=name,
+                )
+                drawn = True
+        if drawn:
+            plt.title("per round")
             plt.ylim(0, 1)
-            plt.xticks(numbers)
+            round_ticks(plt, numbers)
         else:
-            plt.title("estimated recall: none yet")
+            plt.title("found so far, CV AP, recall: none yet")
+        plt.xlabel("round")
+        plot.refresh()
+
+    def plot_yield(self, rounds: tuple[Round, ...]) -> None:
+        """Positives per 100 labels of each strategy, per round: which strategy is finding them."""
+        plot = self.query_one("#yield-chart", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        numbers = list(range(1, len(rounds) + 1))
+        per_round = [positives_per_100(r.report) for r in rounds]
+        strategies = sorted({strategy for rates in per_round for strategy in rates})
+        if strategies:
+            plt.title("positives per 100 labels")
+            for strategy in strategies:
+                points = [
+                    (n, rates[strategy])
+                    for n, rates in zip(numbers, per_round, strict=True)
+                    if strategy in rates
+                ]
+                plt.plot(
+                    [n for n, _ in points],
+                    [v for _, v in points],
+                    marker="braille",
+                    color=STRATEGY_COLORS.get(strategy, "white"),
+                    label=strategy,
+                )
+            plt.ylim(0, max(max(rates.values(), default=0) for rates in per_round) or 1)
+            round_ticks(plt, numbers)
+        else:
+            plt.title("positives per 100 labels: none yet")
         plt.xlabel("round")
         plot.refresh()

@@ -1,20 +1,42 @@
 """`AnswerWriter`: the one thread that writes answers and undos, in the order they were given.
 
 The UI thread never blocks on a write: it submits a request and carries on; the writer makes it and
-reports exactly one message per request (`AnswerSaved`, `AnswerUndone` or `WriteFailed`). Writes are
-never cancelled: a cancelled write would be a lost answer.
+reports exactly one message per request (`AnswerSaved`, `AnswerUndone`, `AnsweredElsewhere` or
+`WriteFailed`). Writes are never cancelled: a cancelled write would be a lost answer.
+
+An answer given on the queue (its client key says so) is stored only if its item is not done
+already: another session may have answered it once this one's claim lapsed. With a session id the
+writer also claims an undone item back for the session and releases the session's claims when it
+closes. After each write, once no other write waits, it reads the annotator's progress for the
+progress line (off the UI thread, after the write's own report).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from queue import SimpleQueue
 from threading import Event, Lock, Thread
 
+from hnbooks.store.claims import CLAIM_TTL_S
 from hnbooks.store.db import Store, StoreError
-from hnbooks.tui.messages import AnswerSaved, AnswerUndone, WriteFailed, WriteReport
-from hnbooks.tui.session import AnswerToWrite, ShownItem, WriteRequest, shown_from_answer
+from hnbooks.store.progress import local_day_start
+from hnbooks.store.records import AnnotatorProgress
+from hnbooks.tui.messages import (
+    AnsweredElsewhere,
+    AnswerSaved,
+    AnswerUndone,
+    WriteFailed,
+    WriteReport,
+)
+from hnbooks.tui.session import (
+    QUEUE_KEY_PREFIX,
+    AnswerToWrite,
+    ShownItem,
+    WriteRequest,
+    shown_from_answer,
+)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -36,6 +58,10 @@ class AnswerWriter:
         annotator: str,
         default_label: str,
         report: Callable[[WriteReport], object],
+        *,
+        session: str | None = None,
+        claim_ttl_s: float = CLAIM_TTL_S,
+        on_progress: Callable[[AnnotatorProgress], object] | None = None,
     ) -> None:
         self.store = store
         self.annotator = annotator
@@ -43,6 +69,11 @@ class AnswerWriter:
         """The label an undone answer's item is shown with when the answer named none."""
         self.report = report
         """Called in the writer thread with each write's outcome (e.g. an app's post_message)."""
+        self.session = session
+        """The annotator session whose claims this writer keeps; None: no claims."""
+        self.claim_ttl_s = claim_ttl_s
+        self.on_progress = on_progress
+        """Called in the writer thread with the progress read after writes (None: not read)."""
         self._requests: SimpleQueue[WriteRequest | None] = SimpleQueue()
         """Writes in submission order; None tells the thread to close the store and stop."""
         self._lock = Lock()
@@ -81,11 +112,21 @@ class AnswerWriter:
         await waiter
 
     def close(self) -> None:
-        """Make every write still queued, then close the store (at once when none was made)."""
+        """Make every write still queued, release the session's claims, then close the store (at
+        once when no write was made)."""
         if self._thread.ident is None:
+            self._release_claims()
             self.store.close()
         else:
             self._requests.put(None)
+
+    def _release_claims(self) -> None:
+        if self.session is None:
+            return
+        try:
+            self.store.release_claims(self.session)
+        except StoreError:
+            pass  # e.g. a read-only database: the claims lapse on their own
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread to stop (after `close`)."""
@@ -96,15 +137,27 @@ class AnswerWriter:
         while True:
             request = self._requests.get()
             if request is None:
+                self._release_claims()
                 self.store.close()
                 return
             outcome = self._write(request)
             try:
                 self.report(outcome)
+                if self.on_progress is not None and self._requests.empty():
+                    self._report_progress(self.on_progress)
             except Exception:  # noqa: BLE001 - the app is gone: the write is made, nobody is left to tell
                 pass
             finally:
                 self._finished_one()
+
+    def _report_progress(self, on_progress: Callable[[AnnotatorProgress], object]) -> None:
+        try:
+            progress = self.store.annotator_progress(
+                self.annotator, day_start=local_day_start(time.time())
+            )
+        except StoreError:
+            return  # the progress line keeps its last figures; the next read may do better
+        on_progress(progress)
 
     def _finished_one(self) -> None:
         with self._lock:
@@ -123,10 +176,20 @@ class AnswerWriter:
         """Make one write; whatever goes wrong becomes a `WriteFailed` for the user to see."""
         try:
             if isinstance(request, AnswerToWrite):
-                return AnswerSaved(
-                    request, self.store.record_answer(request.item_id, request.answer)
+                if not request.client_key.startswith(QUEUE_KEY_PREFIX):
+                    return AnswerSaved(
+                        request, self.store.record_answer(request.item_id, request.answer)
+                    )
+                answer_id = self.store.record_queued_answer(request.item_id, request.answer)
+                if answer_id is None:
+                    return AnsweredElsewhere(request)
+                return AnswerSaved(request, answer_id)
+            if self.session is None:
+                undone = self.store.undo_last(self.annotator)
+            else:
+                undone = self.store.undo_last_claiming(
+                    self.annotator, session=self.session, claim_ttl_s=self.claim_ttl_s
                 )
-            undone = self.store.undo_last(self.annotator)
             shown: ShownItem | None = None
             if undone is not None:
                 try:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import astuple, replace
 from typing import Any
 
+from hnbooks.store.claims import CLAIM_TTL_S, claim, feed_mode_in
 from hnbooks.store.connection import Connection, StoreError
 from hnbooks.store.records import (
     ANSWER_VALUES,
@@ -81,52 +82,122 @@ def first_label(conn: sqlite3.Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
+def check_new_answer(new: NewAnswer) -> None:
+    if new.answer not in ANSWER_VALUES:
+        raise StoreError(f"answer must be one of {', '.join(ANSWER_VALUES)}, not {new.answer!r}")
+    if not new.annotator:
+        raise StoreError("an answer needs an annotator name")
+
+
+def checked_item_text(conn: sqlite3.Connection, item_id: int, new: NewAnswer) -> None:
+    """The item exists and the answer's spans lie inside its text."""
+    text_row = conn.execute("SELECT text FROM items WHERE id = ?", (item_id,)).fetchone()
+    if text_row is None:
+        raise StoreError(f"no item with id {item_id}")
+    check_spans(new.spans, len(text_row["text"]))
+
+
+def existing_answer_id(conn: sqlite3.Connection, client_key: str | None) -> int | None:
+    """The answer already written with `client_key`, if any (a repeated write is a no-op)."""
+    if client_key is None:
+        return None
+    row = conn.execute("SELECT id FROM answers WHERE client_key = ?", (client_key,)).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def undo_latest(conn: sqlite3.Connection, annotator: str) -> Answer | None:
+    """Inside the caller's transaction: take back this annotator's latest answer still in force."""
+    row = conn.execute(
+        "SELECT * FROM effective_answers WHERE annotator = ? ORDER BY id DESC LIMIT 1",
+        (annotator,),
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute(
+        "INSERT INTO answers (item_id, annotator, answer, task_key, label, spans, batch_id,"
+        " strategy, undoes, created_at) VALUES (?, ?, 'undo', ?, ?, '[]', ?, ?, ?, ?)",
+        (
+            row["item_id"],
+            annotator,
+            row["task_key"],
+            row["label"],
+            row["batch_id"],
+            row["strategy"],
+            row["id"],
+            time.time(),
+        ),
+    )
+    return answer_from_row(row)
+
+
 class AnswerQueries(Connection):
     def record_answer(self, item_id: int, new: NewAnswer) -> int:
         """Append one answer and return its id. A repeated `client_key` returns the first id instead."""
-        if new.answer not in ANSWER_VALUES:
-            raise StoreError(
-                f"answer must be one of {', '.join(ANSWER_VALUES)}, not {new.answer!r}"
-            )
-        if not new.annotator:
-            raise StoreError("an answer needs an annotator name")
+        check_new_answer(new)
         with self._transaction() as conn:
-            text_row = conn.execute("SELECT text FROM items WHERE id = ?", (item_id,)).fetchone()
-            if text_row is None:
-                raise StoreError(f"no item with id {item_id}")
-            check_spans(new.spans, len(text_row["text"]))
-            if new.client_key is not None:
-                existing = conn.execute(
-                    "SELECT id FROM answers WHERE client_key = ?", (new.client_key,)
-                ).fetchone()
-                if existing is not None:
-                    return int(existing["id"])
+            checked_item_text(conn, item_id, new)
+            existing = existing_answer_id(conn, new.client_key)
+            if existing is not None:
+                return existing
+            return insert_answer(conn, item_id, new, first_label(conn))
+
+    def record_queued_answer(self, item_id: int, new: NewAnswer) -> int | None:
+        """`record_answer` for an item served from the queue, unless it is done already: answered
+        by this annotator (overlap mode) or by anyone (split mode) — in another session whose claim
+        it outlived, say. Returns the answer's id, or None when nothing was written for that reason.
+        A repeated `client_key` returns the first id."""
+        check_new_answer(new)
+        with self._transaction() as conn:
+            checked_item_text(conn, item_id, new)
+            existing = existing_answer_id(conn, new.client_key)
+            if existing is not None:
+                return existing
+            who, params = (
+                ("", [])
+                if feed_mode_in(conn) == "split"
+                else (" AND annotator = ?", [new.annotator])
+            )
+            done = conn.execute(
+                f"SELECT 1 FROM effective_answers WHERE item_id = ?{who} LIMIT 1",
+                [item_id, *params],
+            ).fetchone()
+            if done is not None:
+                return None
             return insert_answer(conn, item_id, new, first_label(conn))
 
     def undo_last(self, annotator: str) -> Answer | None:
         """Take back this annotator's latest answer still in force; None when there is none."""
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM effective_answers WHERE annotator = ? ORDER BY id DESC LIMIT 1",
-                (annotator,),
-            ).fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "INSERT INTO answers (item_id, annotator, answer, task_key, label, spans, batch_id,"
-                " strategy, undoes, created_at) VALUES (?, ?, 'undo', ?, ?, '[]', ?, ?, ?, ?)",
-                (
-                    row["item_id"],
-                    annotator,
-                    row["task_key"],
-                    row["label"],
-                    row["batch_id"],
-                    row["strategy"],
-                    row["id"],
-                    time.time(),
-                ),
-            )
-            return answer_from_row(row)
+            return undo_latest(conn, annotator)
+
+    def undo_last_claiming(
+        self, annotator: str, *, session: str, claim_ttl_s: float = CLAIM_TTL_S
+    ) -> Answer | None:
+        """`undo_last`, and the undone answer's queue item claimed for `session` in the same
+        transaction (taken over from any other session): it is about to be answered again there."""
+        with self._transaction() as conn:
+            undone = undo_latest(conn, annotator)
+            if undone is not None and undone.batch_id is not None:
+                in_batch = conn.execute(
+                    "SELECT 1 FROM batch_items WHERE batch_id = ? AND item_id = ?",
+                    (undone.batch_id, undone.item_id),
+                ).fetchone()
+                if in_batch is not None:
+                    now = time.time()
+                    conn.execute(
+                        "DELETE FROM claims WHERE item_id = ? AND session != ?",
+                        (undone.item_id, session),
+                    )
+                    claim(
+                        conn,
+                        undone.batch_id,
+                        undone.item_id,
+                        annotator,
+                        session,
+                        now,
+                        claim_ttl_s,
+                    )
+            return undone
 
     def current_answers(
         self, *, label: str | None = None, annotator: str | None = None

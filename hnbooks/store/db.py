@@ -17,6 +17,7 @@ from hnbooks.store.connection import (
     friendly_sqlite_error,
 )
 from hnbooks.store.items import ItemQueries
+from hnbooks.store.progress import ProgressQueries
 from hnbooks.store.queue import QueueQueries
 from hnbooks.store.records import ANSWER_VALUES, Round
 from hnbooks.store.rounds import RoundQueries
@@ -49,7 +50,7 @@ class StoreStats:
     rounds: list[Round] = field(default_factory=list)
 
 
-class Store(ItemQueries, AnswerQueries, QueueQueries, RoundQueries, ScorerQueries):
+class Store(ItemQueries, AnswerQueries, QueueQueries, RoundQueries, ScorerQueries, ProgressQueries):
     """One hnbooks database. Safe to share between threads (calls are serialised)."""
 
     def __enter__(self) -> Store:

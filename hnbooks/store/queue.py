@@ -1,5 +1,13 @@
 """The queue: batches published by the scorer or a seed, what each annotator is served next, progress,
-and which items a new batch must leave out."""
+and which items a new batch must leave out.
+
+How items go to annotators is the database's feed mode (`overlap` or `split`, in `settings`). An
+annotator session (one TUI run) claims the items it fetches ahead, in the transaction that picks
+them, so no other session is served them while the claim lasts: in overlap mode no other session of
+the same annotator, in split mode no other session at all. A session renews its claims while it
+runs and releases them when it quits; a crashed session's claims lapse after their time to live, or
+at once when its process is seen gone on this machine.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +16,24 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
-from hnbooks.store.connection import Connection, StoreError
-from hnbooks.store.items import item_from_row
-from hnbooks.store.records import BatchEntry, QueuedItem, QueueEntry
-from hnbooks.store.reports import RoundReport
-
-# The annotator has an answer in force, or an undone one re-answered, on the batch item `bi`.
-ANSWERED_BY = (
-    "EXISTS (SELECT 1 FROM effective_answers a WHERE a.item_id = bi.item_id AND a.annotator = ?)"
+from hnbooks.store.claims import (
+    ANSWERED_BY_ANYONE,
+    CLAIM_TTL_S,
+    FEED_MODE_SQL,
+    FEED_SETTING,
+    NO_SESSION,
+    answered_condition,
+    claim,
+    claimed_condition,
+    drop_claims_of_gone_sessions,
+    feed_mode_in,
+    parse_feed_mode,
+    waiting_condition,
 )
-ANSWERED_BY_ANYONE = "EXISTS (SELECT 1 FROM effective_answers a WHERE a.item_id = bi.item_id)"
+from hnbooks.store.connection import Connection, StoreError, friendly_sqlite_error
+from hnbooks.store.items import item_from_row
+from hnbooks.store.records import FEED_MODES, BatchEntry, FeedMode, QueuedItem, QueueEntry
+from hnbooks.store.reports import RoundReport
 
 
 def insert_round(
@@ -104,18 +120,138 @@ class QueueQueries(Connection):
     def batch_count(self) -> int:
         return self._count("SELECT COUNT(*) FROM batches")
 
+    def feed_mode(self) -> FeedMode:
+        """`overlap` (every annotator answers every item; the default) or `split` (each item goes to
+        one annotator)."""
+        return parse_feed_mode(self._one(FEED_MODE_SQL))
+
+    def set_feed_mode(self, mode: str) -> None:
+        if mode not in FEED_MODES:
+            raise StoreError(f"feed mode must be one of {', '.join(FEED_MODES)}, not {mode!r}")
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (FEED_SETTING, mode)
+            )
+
     def next_queued_item(
-        self, annotator: str, *, skip_item_ids: Iterable[int] = ()
+        self,
+        annotator: str,
+        *,
+        session: str | None = None,
+        skip_item_ids: Iterable[int] = (),
+        claim_ttl_s: float = CLAIM_TTL_S,
     ) -> QueuedItem | None:
-        """The first item of the oldest published batch this annotator has not answered."""
+        """The first item of the oldest published batch still to be done for this annotator.
+
+        Done means answered by this annotator (overlap mode) or by anyone (split mode). Items another
+        session has claimed are skipped: of the same annotator in overlap mode, of anyone in split
+        mode. With `session`, the item returned is claimed for it for `claim_ttl_s`, in the same
+        write transaction that picked it; without, nothing is written.
+        """
         skip = list(skip_item_ids)
         skip_sql = f" AND bi.item_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
-        row = self._one(
-            "SELECT bi.*, b.label AS batch_label FROM batch_items bi JOIN batches b ON b.id = bi.batch_id"
-            f" WHERE NOT {ANSWERED_BY}{skip_sql} ORDER BY bi.batch_id, bi.position LIMIT 1",
-            [annotator, *skip],
-        )
+
+        def pick(conn: sqlite3.Connection, now: float) -> sqlite3.Row | None:
+            split = feed_mode_in(conn) == "split"
+            answered, answered_params = answered_condition(split, annotator)
+            claimed, claimed_params = claimed_condition(
+                split, annotator, session or NO_SESSION, now
+            )
+            row: sqlite3.Row | None = conn.execute(
+                "SELECT bi.*, b.label AS batch_label FROM batch_items bi"
+                " JOIN batches b ON b.id = bi.batch_id"
+                f" WHERE NOT {answered} AND NOT {claimed}{skip_sql}"
+                " ORDER BY bi.batch_id, bi.position LIMIT 1",
+                [*answered_params, *claimed_params, *skip],
+            ).fetchone()
+            return row
+
+        if session is None:
+            with self._lock:
+                try:
+                    row = pick(self._conn, time.time())
+                except sqlite3.Error as error:
+                    raise friendly_sqlite_error(error, self.path) from None
+        else:
+            with self._transaction() as conn:
+                now = time.time()
+                drop_claims_of_gone_sessions(conn, now)
+                row = pick(conn, now)
+                if row is not None:
+                    claim(
+                        conn, row["batch_id"], row["item_id"], annotator, session, now, claim_ttl_s
+                    )
         return None if row is None else self._queued_item(row, annotator)
+
+    def renew_claims(
+        self,
+        session: str,
+        annotator: str,
+        held: Iterable[tuple[int, int]],
+        *,
+        ttl_s: float = CLAIM_TTL_S,
+    ) -> set[int]:
+        """Make the session's claims exactly `held` ((batch id, item id) pairs: what it shows and
+        has fetched ahead), each for another `ttl_s`; return the item ids of `held` that another
+        session claims meanwhile (its own claim had lapsed): the caller gives those up."""
+        pairs = list(dict.fromkeys(held))
+        with self._transaction() as conn:
+            now = time.time()
+            conn.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+            split = feed_mode_in(conn) == "split"
+            taken: set[int] = set()
+            for _, item_id in pairs:
+                params: list[object] = [item_id, now, session]
+                extra = ""
+                if not split:
+                    extra = " AND annotator = ?"
+                    params.append(annotator)
+                other = conn.execute(
+                    "SELECT 1 FROM claims WHERE item_id = ? AND expires_at > ? AND session != ?"
+                    f"{extra} LIMIT 1",
+                    params,
+                ).fetchone()
+                if other is not None:
+                    taken.add(item_id)
+            kept = [(b, i) for b, i in pairs if i not in taken]
+            kept_ids = sorted({i for _, i in kept})
+            conn.execute(
+                "DELETE FROM claims WHERE session = ?"
+                f" AND item_id NOT IN ({','.join('?' * len(kept_ids))})",
+                [session, *kept_ids],
+            )
+            for batch_id, item_id in kept:
+                claim(conn, batch_id, item_id, annotator, session, now, ttl_s)
+            return taken
+
+    def release_claims(self, session: str) -> None:
+        """The session is over: its items go to whoever asks next."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM claims WHERE session = ?", (session,))
+
+    def claimed_item_ids(self, session: str) -> set[int]:
+        """Items the session holds unexpired claims on."""
+        rows = self._query(
+            "SELECT item_id FROM claims WHERE session = ? AND expires_at > ?",
+            (session, time.time()),
+        )
+        return {int(r[0]) for r in rows}
+
+    def answered_item_ids(self, annotator: str, item_ids: Iterable[int]) -> set[int]:
+        """Which of `item_ids` are done for this annotator: answered by them (overlap mode) or by
+        anyone (split mode)."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return set()
+        with self._lock:
+            split = self.feed_mode() == "split"
+            who, params = ("", []) if split else (" AND annotator = ?", [annotator])
+            rows = self._query(
+                "SELECT DISTINCT item_id FROM effective_answers"
+                f" WHERE item_id IN ({','.join('?' * len(ids))}){who}",
+                [*ids, *params],
+            )
+        return {int(r[0]) for r in rows}
 
     def queued_item(self, annotator: str, batch_id: int, item_id: int) -> QueuedItem | None:
         row = self._one(
@@ -143,30 +279,48 @@ class QueueQueries(Connection):
         )
 
     def batch_progress(self, batch_id: int, annotator: str) -> tuple[int, int]:
-        """(items in the batch, items of it this annotator has answered)."""
-        row = self._one(
-            f"SELECT COUNT(*) AS size, SUM({ANSWERED_BY}) AS answered FROM batch_items bi WHERE bi.batch_id = ?",
-            (annotator, batch_id),
-        )
+        """(items in the batch, items of it done for this annotator: answered by them in overlap
+        mode, by anyone in split mode)."""
+        with self._lock:
+            answered, params = answered_condition(self.feed_mode() == "split", annotator)
+            row = self._one(
+                f"SELECT COUNT(*) AS size, SUM({answered}) AS answered FROM batch_items bi"
+                " WHERE bi.batch_id = ?",
+                [*params, batch_id],
+            )
         assert row is not None
         return int(row["size"]), int(row["answered"] or 0)
 
+    def _waiting_for(self, annotator: str | None) -> tuple[str, list[object]]:
+        split = annotator is not None and self.feed_mode() == "split"
+        return waiting_condition(split, annotator, time.time())
+
     def queue(self, annotator: str | None = None) -> list[QueueEntry]:
-        """What waits to be annotated: items of published batches without an answer (by anyone, or
-        by `annotator` when given), in the order they will be served."""
-        answered = ANSWERED_BY if annotator else ANSWERED_BY_ANYONE
-        rows = self._query(
-            "SELECT bi.batch_id, bi.position, bi.item_id, bi.strategy, bi.score, i.text"
-            f" FROM batch_items bi JOIN items i ON i.id = bi.item_id WHERE NOT {answered}"
-            " ORDER BY bi.batch_id, bi.position",
-            [annotator] if annotator else [],
-        )
+        """What waits to be annotated, in the order it will be served: items of published batches
+        without an answer by anyone, or, with `annotator`, still to be served to them (see
+        `remaining_for`)."""
+        with self._lock:
+            waiting, params = self._waiting_for(annotator)
+            rows = self._query(
+                "SELECT bi.batch_id, bi.position, bi.item_id, bi.strategy, bi.score, i.text"
+                f" FROM batch_items bi JOIN items i ON i.id = bi.item_id WHERE {waiting}"
+                " ORDER BY bi.batch_id, bi.position",
+                params,
+            )
         return [
             QueueEntry(
                 r["batch_id"], r["position"], r["item_id"], r["strategy"], r["score"], r["text"]
             )
             for r in rows
         ]
+
+    def remaining_for(self, annotator: str) -> int:
+        """How many items of the published batches are still to be served to this annotator: not
+        answered by them (overlap mode), or by anyone and not claimed by another annotator (split
+        mode). Claims of the annotator's own other sessions count: those items are still theirs."""
+        with self._lock:
+            waiting, params = self._waiting_for(annotator)
+            return self._count(f"SELECT COUNT(*) FROM batch_items bi WHERE {waiting}", params)
 
     def queued_count(self) -> int:
         return self._count(f"SELECT COUNT(*) FROM batch_items bi WHERE NOT {ANSWERED_BY_ANYONE}")

@@ -10,6 +10,10 @@ from hnbooks.store.reports import RoundReport
 
 AnswerValue = Literal["accept", "reject", "ignore"]
 ANSWER_VALUES: tuple[AnswerValue, ...] = ("accept", "reject", "ignore")
+FeedMode = Literal["overlap", "split"]
+FEED_MODES: tuple[FeedMode, ...] = ("overlap", "split")
+"""How published items go to annotators: `overlap`, every annotator answers every item; `split`,
+each item goes to one annotator (answered by anyone, it is done)."""
 SPAN_TASK_KEY = "spans"
 SPAN_VIEWS = ("ner_manual", "spans_manual", "ner", "span")
 
@@ -152,6 +156,26 @@ class BatchEntry:
     score: float | None = None
     rank: int | None = None
     inclusion_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class AnnotatorProgress:
+    """One annotator's work as the database holds it (the same after a restart)."""
+
+    annotator: str
+    answers: int
+    """Answers in force, all time."""
+    today: int
+    """Answers in force given since the start of the day asked about."""
+    positives: int
+    """Items this annotator's answers in force say have a label (accepted with a span or a label)."""
+    remaining: int
+    """Items of the published batches still to be served to this annotator (see `remaining_for`)."""
+    rate_per_hour: float
+    """Today's answers over the time since today's first one (at least `MIN_RATE_SPAN_S`)."""
+    first_today_at: float | None
+    read_at: float
+    """Seconds since the epoch when it was read: of two readings, the later one is current."""
 
 
 @dataclass(frozen=True)

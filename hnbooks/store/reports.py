@@ -32,14 +32,35 @@ def _counts(value: Any) -> dict[str, int]:
     return {str(key): _integer(count) for key, count in value.items() if _number(count) is not None}
 
 
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def percent(share: float) -> str:
+    """A share as a percentage: 0.5 → '50', 0.025 → '2.5', 0.0004 → '0.04' (whole percents from 10%,
+    one decimal from 1%, one significant figure below)."""
+    value = 100 * share
+    if value == 0 or value >= 9.95:
+        return f"{value:.0f}"
+    if value >= 0.995:
+        return f"{value:.1f}".removesuffix(".0")
+    return f"{value:.1g}"
+
+
 @dataclass(frozen=True)
 class EstimateReport:
-    """An estimate with its 95% interval; `n` random answers are what it rests on."""
+    """An estimate with its interval; `n` random answers are what it rests on.
+
+    `level` is the interval's confidence (0.9: a 90% interval) and `method` how it was computed
+    (see hnbooks.scoring.estimate); reports written before they were recorded hold 95% bootstrap
+    intervals and neither field."""
 
     estimate: float | None = None
     low: float | None = None
     high: float | None = None
     n: int = 0
+    method: str | None = None
+    level: float | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> EstimateReport | None:
@@ -50,6 +71,8 @@ class EstimateReport:
             _number(data.get("low")),
             _number(data.get("high")),
             _integer(data.get("n")),
+            _text(data.get("method")),
+            _number(data.get("level")),
         )
 
     @property
@@ -57,6 +80,58 @@ class EstimateReport:
         if self.low is None or self.high is None:
             return None
         return self.low, self.high
+
+    def as_percent(self) -> str | None:
+        """'75% (40–100)': the estimate and its interval in percent; None without an estimate."""
+        if self.estimate is None:
+            return None
+        shown = f"{percent(self.estimate)}%"
+        if self.interval is None:
+            return shown
+        return f"{shown} ({percent(self.interval[0])}–{percent(self.interval[1])})"
+
+
+@dataclass(frozen=True)
+class CalibrationBinReport:
+    """Random answers whose score (the one that served them, before their answer) fell in
+    [low, high): how many, how many were positive, their mean score, and the interval of the
+    observed positive rate."""
+
+    low: float
+    high: float
+    count: int = 0
+    positives: int = 0
+    mean_predicted: float | None = None
+    observed_low: float | None = None
+    observed_high: float | None = None
+
+    @property
+    def observed(self) -> float | None:
+        return self.positives / self.count if self.count else None
+
+    @classmethod
+    def from_json(cls, data: Any) -> CalibrationBinReport | None:
+        if not isinstance(data, dict):
+            return None
+        low, high = _number(data.get("low")), _number(data.get("high"))
+        if low is None or high is None:
+            return None
+        return cls(
+            low,
+            high,
+            _integer(data.get("count")),
+            _integer(data.get("positives")),
+            _number(data.get("mean_predicted")),
+            _number(data.get("observed_low")),
+            _number(data.get("observed_high")),
+        )
+
+
+def _calibration(value: Any) -> tuple[CalibrationBinReport, ...]:
+    if not isinstance(value, list):
+        return ()
+    bins = (CalibrationBinReport.from_json(entry) for entry in value)
+    return tuple(b for b in bins if b is not None)
 
 
 @dataclass(frozen=True)
@@ -126,6 +201,14 @@ class RoundReport:
     cv_average_precision: float | None = None
     prevalence: EstimateReport | None = None
     recall: EstimateReport | None = None
+    """The head's recall at the threshold, on the positives among the random answers."""
+    found_so_far: EstimateReport | None = None
+    """Share of the pool's positives already answered positive."""
+    eligible: int | None = None
+    """Items the round could choose from (in the pool, neither answered nor queued): the pool its
+    random picks were drawn from, which later rounds' estimates need."""
+    calibration: tuple[CalibrationBinReport, ...] = ()
+    """The random answers so far, binned by the score that served them."""
     last_batch: BatchYieldReport | None = None
     embedding: EmbeddingReport | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -163,9 +246,9 @@ class RoundReport:
             batch_id=_integer(data["batch_id"])
             if _number(data.get("batch_id")) is not None
             else None,
-            note=str(data["note"]) if data.get("note") is not None else None,
-            seed_query=str(data["seed_query"]) if data.get("seed_query") is not None else None,
-            mix=str(data["mix"]) if data.get("mix") is not None else None,
+            note=_text(data.get("note")),
+            seed_query=_text(data.get("seed_query")),
+            mix=_text(data.get("mix")),
             picked_per_strategy=_counts(data.get("picked_per_strategy")),
             pseudo_negatives=_integer(data["pseudo_negatives"])
             if _number(data.get("pseudo_negatives")) is not None
@@ -173,6 +256,11 @@ class RoundReport:
             cv_average_precision=_number(data.get("cv_average_precision")),
             prevalence=EstimateReport.from_json(data.get("prevalence")),
             recall=EstimateReport.from_json(data.get("recall")),
+            found_so_far=EstimateReport.from_json(data.get("found_so_far")),
+            eligible=_integer(data["eligible"])
+            if _number(data.get("eligible")) is not None
+            else None,
+            calibration=_calibration(data.get("calibration")),
             last_batch=last_batch,
             embedding=embedding,
             seconds={str(k): float(v) for k, v in seconds.items() if _number(v) is not None}

@@ -19,9 +19,12 @@ class AnnotatorProcess:
     process: subprocess.Popen[str]
 
 
-def spawn_annotator(db_path: Path, name: str, *, seed: int, **options: Any) -> AnnotatorProcess:
-    """Start `annotator_child` for `name`; it waits for `start_all` before answering."""
-    log = db_path.parent / f"annotator-{name}.jsonl"
+def spawn_annotator(
+    db_path: Path, name: str, *, seed: int, log_name: str | None = None, **options: Any
+) -> AnnotatorProcess:
+    """Start `annotator_child` for `name`; it waits for `start_all` before answering. Several
+    children of one annotator (sessions) need a `log_name` each."""
+    log = db_path.parent / f"annotator-{log_name or name}.jsonl"
     flags = []
     for option, value in options.items():
         flag = "--" + option.replace("_", "-")
@@ -52,6 +55,11 @@ def spawn_annotator(db_path: Path, name: str, *, seed: int, **options: Any) -> A
 
 
 def start_all(annotators: list[AnnotatorProcess]) -> None:
+    """Once every child has imported what it needs, let them all go."""
+    for annotator in annotators:
+        assert annotator.process.stdout is not None
+        ready = annotator.process.stdout.readline()
+        assert ready.strip() == "ready", f"{annotator.name} did not start: {ready!r}"
     for annotator in annotators:
         assert annotator.process.stdin is not None
         annotator.process.stdin.write("go\n")
@@ -103,4 +111,39 @@ def check_log(db_path: Path, name: str, events: list[dict[str, Any]]) -> LogChec
         served=sum(1 for e in events if e["event"] == "served"),
         batches_served={e["batch"] for e in events if e["event"] == "served"},
         slowest_write_s=max((e["seconds"] for e in events if "seconds" in e), default=0.0),
+    )
+
+
+def check_sessions(db_path: Path, name: str, logs: list[list[dict[str, Any]]]) -> LogCheck:
+    """Several sessions of one annotator, without undos: together their answers are exactly the
+    annotator's rows in the file, and no item was served to two sessions nor answered twice."""
+    errors = [e["error"] for events in logs for e in events if e["event"] == "error"]
+    assert errors == [], f"{name}: {len(errors)} failed writes, e.g. {errors[:3]}"
+    written = sorted(
+        (e["id"], e["item"], e["answer"])
+        for events in logs
+        for e in events
+        if e["event"] == "answer"
+    )
+    rows = read_rows(
+        db_path,
+        "SELECT id, item_id, answer FROM answers WHERE annotator = ? ORDER BY id",
+        (name,),
+    )
+    assert [tuple(r) for r in rows] == written, f"{name}: the file holds other answers"
+    answered = [item for _, item, _ in written]
+    assert len(answered) == len(set(answered)), f"{name}: an item was answered twice"
+    served = [{e["item"] for e in events if e["event"] == "served"} for events in logs]
+    for n, mine in enumerate(served):
+        for other in served[n + 1 :]:
+            shared = mine & other
+            assert not shared, f"{name}: items {sorted(shared)[:5]} were served to two sessions"
+    return LogCheck(
+        answers=len(written),
+        undos=0,
+        served=sum(len(s) for s in served),
+        batches_served={e["batch"] for events in logs for e in events if e["event"] == "served"},
+        slowest_write_s=max(
+            (e["seconds"] for events in logs for e in events if "seconds" in e), default=0.0
+        ),
     )

@@ -59,7 +59,8 @@ def spawn_tui(db_path: Path, annotator: str, *, timeout: float = 20) -> pexpect.
     program, *args = command("hnbooks-tui")
     return pexpect.spawn(
         program,
-        [*args, "--db", str(db_path), "--annotator", annotator],
+        # No scorer child: these tests run their own scorer when they want one.
+        [*args, "--db", str(db_path), "--annotator", annotator, "--no-scorer"],
         env=child_env(db_path.parent),
         dimensions=(24, 80),
         timeout=timeout,

@@ -94,7 +94,14 @@ def every_command(db_path: Path, folder: Path) -> dict[str, list[str]]:
             str(folder / "out.jsonl"),
         ],
         "hnbooks-score": [*score_command(), "--db", str(db_path)],
-        "hnbooks-tui": [*command("hnbooks-tui"), "--db", str(db_path), "--annotator", "ann"],
+        "hnbooks-tui": [
+            *command("hnbooks-tui"),
+            "--db",
+            str(db_path),
+            "--annotator",
+            "ann",
+            "--no-scorer",
+        ],
     }
 
 
@@ -221,7 +228,7 @@ def test_a_full_disk_is_said_and_loses_nothing(
     program, *args = command("hnbooks-tui")
     child = pexpect.spawn(
         program,
-        [*args, "--db", str(db_path), "--annotator", "kim"],
+        [*args, "--db", str(db_path), "--annotator", "kim", "--no-scorer"],
         env=child_env(tmp_path),
         dimensions=(24, 80),
         timeout=20,

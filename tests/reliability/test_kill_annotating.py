@@ -11,8 +11,10 @@ are not waited for, and kills the process a random few milliseconds later — or
 still starting. After every kill the answer rows in the file must be exactly the completed ones
 followed by the rows of some prefix of the burst (the writer is ordered, so the keys that made it
 are the first ones): nothing completed is lost, nothing is doubled, nothing is reordered. The next
-start must show the first unanswered item, and an undo pressed first thing takes back the last
-answer of the killed session.
+start must show the first unanswered item — the killed session's claims on the items it had
+fetched ahead do not hold the next one back, its process being gone — and an undo pressed first
+thing takes back the last answer of the killed session. The TUI runs with `--no-scorer`: the test
+is about the annotator's writes alone.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from hnbooks.store.db import Store
 from hnbooks.store.records import IncomingItem
 from tests.helpers import publish
 from tests.reliability.conftest import LedgerLine
-from tests.reliability.processes import read_rows, run_cli, sigkill, spawn_tui, wait_for
+from tests.reliability.processes import (
+    child_env,
+    command,
+    read_rows,
+    run_cli,
+    sigkill,
+    wait_for,
+)
 
 ANNOTATOR = "kim"
 BATCH_SIZE = 60
@@ -37,6 +46,19 @@ ITEM_COUNT = 720
 KEYS = {"a": "accept", "x": "reject", " ": "ignore", "u": "undo", "\x7f": "undo"}
 KEY_WEIGHTS = {"a": 30, "x": 25, " ": 20, "u": 15, "\x7f": 10}
 ACK_TIMEOUT_S = 20.0
+
+
+def spawn_tui(db_path: Path, annotator: str, *, timeout: float = 20) -> pexpect.spawn:
+    """The real `hnbooks-tui` in an 80x24 pseudo-terminal, starting no scorer."""
+    program, *args = command("hnbooks-tui")
+    return pexpect.spawn(
+        program,
+        [*args, "--db", str(db_path), "--annotator", annotator, "--no-scorer"],
+        env=child_env(db_path.parent),
+        dimensions=(24, 80),
+        timeout=timeout,
+        cwd=str(db_path.parent),
+    )
 
 
 def token(n: int) -> str:
@@ -210,6 +232,8 @@ def test_kill_9_while_annotating_loses_and_doubles_nothing(
     finally:
         child.close(force=True)
     assert answer_rows(db_path) == session.rows
+    assert read_rows(db_path, "SELECT COUNT(*) FROM claims") == [(0,)], "a quit left claims"
+    assert not (db_path.parent / f"{db_path.name}.scorer.log").exists()
     check_export(db_path, session)
     assert ledger.counts.get("undos across a crash", 0) >= 1
     ledger.add("lost", 0)

@@ -190,7 +190,7 @@ def test_no_escape_sequence_from_an_item_reaches_the_terminal(
     program, *args = command("hnbooks-tui")
     child = pexpect.spawn(
         program,
-        [*args, "--db", str(db_path), "--annotator", annotator],
+        [*args, "--db", str(db_path), "--annotator", annotator, "--no-scorer"],
         env=child_env(tmp_path),
         dimensions=(24, 80),
         timeout=20,

@@ -39,13 +39,13 @@ def test_an_answer_typed_before_the_undo_returns_answers_the_undone_item(tmp_pat
                 await app.workers.wait_for_complete()
             # The writer takes its time over the undo, as on a busy disk or behind the scorer's lock.
             undo_may_finish = threading.Event()
-            undo_last = app.store.undo_last
+            undo_last = app.store.undo_last_claiming
 
-            def slow_undo_last(annotator: str) -> object:
+            def slow_undo_last(annotator: str, **kwargs: object) -> object:
                 undo_may_finish.wait(10)
-                return undo_last(annotator)
+                return undo_last(annotator, **kwargs)  # type: ignore[arg-type]
 
-            app.store.undo_last = slow_undo_last  # type: ignore[assignment, method-assign]
+            app.store.undo_last_claiming = slow_undo_last  # type: ignore[assignment, method-assign]
             await pilot.press("x", "u", "a")
             undo_may_finish.set()
             for _ in range(400):

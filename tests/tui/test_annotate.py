@@ -54,7 +54,7 @@ def test_first_item_with_why_it_is_here(db_path: Path, batch: int) -> None:
             assert (
                 f"BOOK? batch {batch} · item 1/4 · top · score 0.900 · rank 1 · hn:1000" in screen
             )
-            assert "0 answered · 0 positive · 0/h" in screen
+            assert "0 answered · 0 today · 0 positive · 0/h · 4 left" in screen
             assert 'I finally read "The Hobbit" last winter and loved it.' in screen
 
     asyncio.run(scenario())
@@ -70,7 +70,7 @@ def test_accept_reject_ignore_each_write_one_answer(
             await pilot.press("a", "x", "space")
             await settle(pilot)
             assert shown_text(app) == TEXTS[3]
-            assert "3 answered · 1 positive" in screen_text(app)
+            assert "3 answered · 3 today · 1 positive · 36/h · 1 left" in screen_text(app)
 
     asyncio.run(scenario())
     assert answers(store) == [
@@ -98,7 +98,7 @@ def test_undo_with_u_and_backspace_shows_the_item_again(
             await pilot.press("backspace")
             await settle(pilot)
             assert shown_text(app) == TEXTS[0]
-            assert "0 answered · 0 positive" in screen_text(app)
+            assert "0 answered · 0 today · 0 positive" in screen_text(app)
             # Answered again after the undo: the queue goes on where it was.
             await pilot.press("x")
             await settle(pilot)
@@ -385,14 +385,15 @@ def test_the_next_batch_follows_without_a_pause(
 def test_two_annotators_each_get_their_own_queue_and_progress(
     db_path: Path, store: Store, batch: int
 ) -> None:
-    async def session(annotator: str, keys: list[str], expect_first: str) -> None:
+    async def session(annotator: str, keys: list[str], expect_first: str, total: int) -> None:
         app = make_app(db_path, annotator)
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
             assert shown_text(app) == expect_first
             await pilot.press(*keys)
             await settle(pilot)
-            assert f"{len(keys)} answered" in screen_text(app)
+            # The progress is the annotator's, read from the file: earlier sessions count.
+            assert f"{total} answered · {total} today" in screen_text(app)
 
     async def together() -> None:
         # Both open at once on the same file, answering in turns.
@@ -408,9 +409,9 @@ def test_two_annotators_each_get_their_own_queue_and_progress(
             await settle(alice)
             await settle(bob)
 
-    asyncio.run(session("alice", ["a", "x"], TEXTS[0]))
-    asyncio.run(session("bob", ["x"], TEXTS[0]))
-    asyncio.run(session("alice", ["space"], TEXTS[2]))
+    asyncio.run(session("alice", ["a", "x"], TEXTS[0], 2))
+    asyncio.run(session("bob", ["x"], TEXTS[0], 1))
+    asyncio.run(session("alice", ["space"], TEXTS[2], 3))
     asyncio.run(together())
     assert [a for _, a, _ in answers(store, "alice")] == ["accept", "reject", "ignore", "reject"]
     assert [a for _, a, _ in answers(store, "bob")] == ["reject", "ignore"]
@@ -449,16 +450,16 @@ def test_a_failed_write_brings_the_item_back(db_path: Path, store: Store, batch:
         app = make_app(db_path)
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
-            record_answer = app.store.record_answer
+            record_queued_answer = app.store.record_queued_answer
 
             def disk_full(*args: object, **kwargs: object) -> int:
                 raise StoreError("the disk is full; free space and retry (nothing was written)")
 
-            app.store.record_answer = disk_full  # type: ignore[method-assign]
+            app.store.record_queued_answer = disk_full  # type: ignore[method-assign]
             await pilot.press("a")
             await settle(pilot)
             assert shown_text(app) == TEXTS[0]
-            app.store.record_answer = record_answer  # type: ignore[method-assign]
+            app.store.record_queued_answer = record_queued_answer  # type: ignore[method-assign]
             await pilot.press("a")
             await settle(pilot)
             assert shown_text(app) == TEXTS[1]

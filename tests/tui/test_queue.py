@@ -270,3 +270,38 @@ def test_a_failed_fetch_lets_the_next_poll_read_the_queue_again() -> None:
     assert queue.fetch_failed() == Step()
     poll = queue.poll()
     assert poll is not None and poll.seen_data_version is None
+
+
+def test_an_answer_refused_as_done_elsewhere_moves_on_and_keys_typed_meanwhile_act_next() -> None:
+    queue = loaded(1, 2, 3)
+    request = only_write(queue.press("accept"))
+    assert isinstance(request, AnswerToWrite)
+    assert queue.press("reject").queued
+    step = queue.answered_by_other(request.client_key)
+    assert step.shown_changed and step.top_up and not queue.pending.get(request.client_key)
+    # The key typed meanwhile answers the item now shown, not the one done elsewhere.
+    assert described(step.writes) == [(2, "reject")]
+
+
+def test_items_fetched_ahead_that_were_done_or_claimed_elsewhere_leave_the_queue() -> None:
+    queue = loaded(1, 2, 3, 4)
+    # The item on screen stays (its answer is checked when committed); the others go.
+    request = queue.start_fetch()
+    assert request is not None and request.skip_item_ids == {1, 2, 3, 4}
+    step = queue.fetched([item(5)], data_version=2, exhausted=True, done_elsewhere={1, 3})
+    assert shown_id(queue) == 1 and [i.item_id for i in queue.upcoming] == [2, 4, 5]
+    assert not step.shown_changed
+    assert queue.given_up([]) == Step()
+    assert queue.given_up({1, 9}) == Step()
+    assert queue.given_up({4}) == Step(top_up=True)
+    assert shown_id(queue) == 1 and [i.item_id for i in queue.upcoming] == [2, 5]
+
+
+def test_what_the_session_holds_is_what_its_claims_cover() -> None:
+    queue = loaded(1, 2, 3)
+    assert queue.held() == [(7, 1), (7, 2), (7, 3)]
+    request = only_write(queue.press("ignore"))
+    assert isinstance(request, AnswerToWrite)
+    assert queue.held() == [(7, 1), (7, 2), (7, 3)]  # item 1 is being saved
+    queue.committed(request.client_key)
+    assert queue.held() == [(7, 2), (7, 3)]

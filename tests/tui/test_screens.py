@@ -177,10 +177,10 @@ def test_stats_screen_shows_rounds_from_reports(
             await settle(pilot)
             shown = screen_text(app)
             assert "2 rounds" in shown
-            assert "random 1 top 4" in shown
+            assert "top 13 random 10" in shown  # positives per 100 labels
             assert "1/5k (2.5k–10k)" in shown
             assert "40% (20–70)" in shown
-            assert "positives per strategy" in shown
+            assert "positives per 100 labels" in shown
             await pilot.press("g", "escape")
 
     asyncio.run(scenario())
@@ -200,7 +200,7 @@ def test_report_values_are_formatted_and_absent_ones_shown_as_a_dash() -> None:
     )
     assert positives_per_strategy(yielded) == {"top": 3}
     assert positives_per_strategy(RoundReport(mode="seed", label="BOOK")) == {}
-    assert format_counts({"top": 3, "random": 1}) == "random 1 top 3"
+    assert format_counts({"top": 3, "random": 1, "other": 2}) == "top 3 random 1 other 2"
     assert format_counts({}) == "–"
 
 
