@@ -291,7 +291,7 @@ def rounds_table(rounds: list[Round]) -> Table:
 @click.option(
     "--annotator",
     default=None,
-    help="What waits for this annotator (default: unanswered by anyone).",
+    help="What waits for this annotator, as the feed mode serves it (default: unanswered by anyone).",
 )
 def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
     """List what waits to be annotated, in the order it will be shown.
