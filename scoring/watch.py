@@ -79,9 +79,11 @@ class Watcher:
         self.rounds_run = 0
         self.last_round_answer_id: int | None = None
         """The newest answer row when the last round started (None: no round yet in this process)."""
-        self.last_round_item_count: int | None = None
-        self.embedded_item_count = -1
+        self.last_round_largest_item_id: int | None = None
+        self.embedded_up_to_item_id = -1
         self.lease_lost = threading.Event()
+        self.seen_data_version: int | None = None
+        """The database's data_version at the last check that found nothing to do."""
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -115,29 +117,39 @@ class Watcher:
     def step(self) -> None:
         """One check: embed what is new, run a round if one is due, else sleep until the next check."""
         self.check_lease()
-        item_count = self.store.item_count()
-        if item_count != self.embedded_item_count:
-            self.embed()
-            self.embedded_item_count = item_count
-        due = self.round_due(item_count)
-        if due is None:
-            self.say("idle", answers_before_next_round=self.answers_before_next_round())
+        data_version = self.store.data_version()
+        if data_version == self.seen_data_version:
+            # No other connection committed anything: nothing can have become due.
             self.stop.wait(self.config.poll_s)
             return
+        # Items are never deleted, so the largest id grows exactly when texts are imported; it is
+        # read from the primary key's end, at no cost whatever the pool's size.
+        largest_item_id = self.store.max_item_id()
+        if largest_item_id != self.embedded_up_to_item_id:
+            self.embed()
+            self.embedded_up_to_item_id = largest_item_id
+        due = self.round_due(largest_item_id)
+        if due is None:
+            self.say("idle", answers_before_next_round=self.answers_before_next_round())
+            # The version read before the checks: a commit landing during them is seen next time.
+            self.seen_data_version = data_version
+            self.stop.wait(self.config.poll_s)
+            return
+        self.seen_data_version = None
         self.log(f"round: {due.reason}")
-        self.run_one_round(item_count)
+        self.run_one_round(largest_item_id)
         self.store.mark_round_requests_handled(list(due.request_ids))
 
-    def round_due(self, item_count: int) -> RoundDue | None:
+    def round_due(self, largest_item_id: int) -> RoundDue | None:
         requests = self.store.pending_round_requests()
         if requests:
             return RoundDue("asked for from the TUI", tuple(requests))
-        if item_count == 0:
+        if largest_item_id == 0:
             return None
         changed = (
             self.last_round_answer_id is None
             or self.store.answers_since(self.last_round_answer_id) > 0
-            or item_count != self.last_round_item_count
+            or largest_item_id != self.last_round_largest_item_id
         )
         if not changed:
             # Nothing new since the last round: it would choose from what the last one left.
@@ -150,7 +162,7 @@ class Watcher:
                 return RoundDue(f"{new_answers} new answers since the last round")
         since = time.time() - self.config.active_window_s
         for annotator in self.store.active_annotators(since):
-            left = len(self.store.queue(annotator))
+            left = self.store.remaining_for(annotator)
             if left < self.config.low_water:
                 return RoundDue(f"{left} item(s) left for {annotator}")
         return None
@@ -162,7 +174,7 @@ class Watcher:
             0, self.config.round.batch_size - self.store.answers_since(self.last_round_answer_id)
         )
 
-    def run_one_round(self, item_count: int) -> RoundResult:
+    def run_one_round(self, largest_item_id: int) -> RoundResult:
         started_at = time.time()
         answer_id_at_start = self.store.latest_answer_id()
         embedding = self.embed()
@@ -184,7 +196,7 @@ class Watcher:
         self.rounds_run += 1
         # Only a round that ran counts: after a failure the same answers still call for one.
         self.last_round_answer_id = answer_id_at_start
-        self.last_round_item_count = item_count
+        self.last_round_largest_item_id = largest_item_id
         report = result.report
         published = (
             f"published batch {report.batch_id} ({len(result.entries)} items)"

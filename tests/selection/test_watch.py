@@ -33,7 +33,9 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) 
 
 
 class RunningWatcher:
-    def __init__(self, db_path: Path, store: Store, lines: list[str]) -> None:
+    def __init__(self, db_path: Path, annotators_store: Store, lines: list[str]) -> None:
+        store = Store(db_path)
+        self.store = store
         encoder = FakeEncoder()
         cache = EmbeddingCache.open(db_path, encoder.model_hash, encoder.dimension)
         loaded = LoadedEncoder(encoder, cache, "fake", encoder.provider)  # type: ignore[arg-type]
@@ -54,11 +56,14 @@ class RunningWatcher:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=10)
+        self.store.close()
         assert not self.thread.is_alive(), "the watcher did not stop"
 
 
 @pytest.fixture
 def pool(db_path: Path) -> Iterator[tuple[Path, Store]]:
+    """The database and the annotators' connection to it (the watcher has its own, as the
+    TUI and the scorer are two processes)."""
     import random
 
     store = Store(db_path)
@@ -142,13 +147,13 @@ def test_an_idle_watcher_does_not_run_rounds_on_its_own(
 ) -> None:
     db_path, store = pool
     checks = {"n": 0}
-    real_round_due = Watcher.round_due
+    real_step = Watcher.step
 
-    def counted(self: Watcher, item_count: int) -> object:
+    def counted(self: Watcher) -> None:
         checks["n"] += 1
-        return real_round_due(self, item_count)
+        real_step(self)
 
-    monkeypatch.setattr(Watcher, "round_due", counted)
+    monkeypatch.setattr(Watcher, "step", counted)
     running = RunningWatcher(db_path, store, [])
     try:
         wait_until(lambda: store.batch_count() == 1, "the first batch")
