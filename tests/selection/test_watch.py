@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hnbooks.scoring import watch as watch_module
@@ -162,5 +163,26 @@ def test_an_idle_watcher_does_not_run_rounds_on_its_own(
         wait_until(lambda: checks["n"] >= seen + 20, "twenty idle checks")
         assert store.batch_count() == 1
         assert len(store.rounds()) == 1
+    finally:
+        running.close()
+
+
+def test_texts_imported_while_watching_are_embedded_without_a_restart(
+    pool: tuple[Path, Store],
+) -> None:
+    db_path, store = pool
+    running = RunningWatcher(db_path, store, [])
+    try:
+        wait_until(lambda: store.batch_count() == 1, "the first batch")
+        new_ids = store.add_items(
+            [
+                IncomingItem(1000 + n, f"a new comment number {n} about a book I read", {})
+                for n in range(40)
+            ],
+            source="later",
+        )
+        cache = running.watcher.loaded.cache
+        wait_until(lambda: cache.missing_ids(np.array(new_ids)).size == 0, "the new texts embedded")
+        assert cache.filled_count == store.item_count()
     finally:
         running.close()
