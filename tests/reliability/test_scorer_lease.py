@@ -38,6 +38,27 @@ def scorer(db_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def score_once(db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """One `hnbooks-score` run to its end, output captured."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.score_child",
+            "--db",
+            str(db_path),
+            "--batch-size",
+            "10",
+            *args,
+        ],
+        cwd=REPO_ROOT,
+        env=child_env(db_path.parent),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def make_pool(db_path: Path) -> None:
     store = Store(db_path)
     texts = synthetic_texts(random.Random(11), 120, 0)
@@ -88,14 +109,7 @@ def test_a_second_scorer_names_the_holder_and_sigterm_frees_the_lease(
     try:
         lease = lease_of(db_path)
         assert lease is not None and lease[1] == watching.pid
-        second = subprocess.run(
-            [sys.executable, "-m", "tests.reliability.score_child", "--db", str(db_path)],
-            cwd=REPO_ROOT,
-            env=child_env(db_path.parent),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        second = score_once(db_path)
         assert second.returncode == 1
         assert (
             f"hnbooks-score --watch (pid {watching.pid}" in second.stderr
@@ -158,22 +172,7 @@ def test_a_killed_holder_or_an_expired_lease_is_taken_over(db_path: Path, ledger
     watching.send_signal(signal.SIGKILL)
     watching.wait(timeout=10)
     assert lease_of(db_path) is not None, "a kill -9 leaves the lease row behind"
-    after_kill = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.reliability.score_child",
-            "--db",
-            str(db_path),
-            "--batch-size",
-            "10",
-        ],
-        cwd=REPO_ROOT,
-        env=child_env(db_path.parent),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    after_kill = score_once(db_path)
     assert after_kill.returncode == 0, after_kill.stderr
     assert batches(db_path) == 2
     ledger.add("leases of killed scorers taken over")
@@ -188,22 +187,7 @@ def test_a_killed_holder_or_an_expired_lease_is_taken_over(db_path: Path, ledger
                 " VALUES (1, 'elsewhere:1:x', 'elsewhere', 1, 'watch', ?, ?, ?)",
                 (now - 60, now - 60, expires_at),
             )
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tests.reliability.score_child",
-                "--db",
-                str(db_path),
-                "--batch-size",
-                "10",
-            ],
-            cwd=REPO_ROOT,
-            env=child_env(db_path.parent),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = score_once(db_path)
         assert result.returncode == expected, result.stderr
         if expected:
             assert "(pid 1 on elsewhere)" in result.stderr
