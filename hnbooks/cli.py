@@ -7,19 +7,18 @@ here only. Heavy modules (the scorer, onnxruntime) are imported inside the comma
 from __future__ import annotations
 
 import importlib
-import json
+import os
 import sys
-from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
-from rich.text import Text
 
 from hnbooks.console import (
     CONTEXT_SETTINGS,
+    data_text,
     db_option,
     encoder_options,
     err_console,
@@ -29,9 +28,11 @@ from hnbooks.console import (
     make_progress,
     open_store,
     out_console,
+    print_data,
     print_error,
 )
 from hnbooks.importing import FORMATS
+from hnbooks.printable import inert_json, printable_line
 from hnbooks.store.records import Round
 
 
@@ -75,6 +76,7 @@ def cli() -> None:
       hnbooks-score                        # embed, train, score the whole pool, queue a batch
       hnbooks-tui                          # annotate: a accept, x reject, space ignore, u undo
       hnbooks export -o answers.jsonl      # Prodigy-compatible JSONL
+      hnbooks backup copy.db               # a consistent copy, while annotators work
 
     Every command takes --db (or HNBOOKS_DB). `hnbooks COMMAND --help` explains each one.
     """
@@ -89,7 +91,7 @@ def cli() -> None:
     type=click.Choice(FORMATS),
     default="auto",
     show_default=True,
-    help="Input format; auto looks at the extension and the first record.",
+    help="Input format; auto looks at the extension, and reads each JSON line for what it is.",
 )
 @click.option(
     "--text-field", default="text", show_default=True, help="Column / key holding the text."
@@ -105,7 +107,7 @@ def import_command(
     """Import texts (and any answers they carry) from FILES.
 
     \b
-    Formats (auto-detected):
+    Formats (auto-detected; in JSON lines, each line on its own):
       prodigy  Prodigy JSONL: text, meta, hashes, answer, spans kept as answers
       jsonl    {"text": ..., "meta": {...}} per line
       csv/tsv  a header row and a text column (--text-field)
@@ -132,7 +134,9 @@ def import_command(
             path = Path(name)
             size = path.stat().st_size if path.is_file() else 0
             with make_progress(transient=True) as progress:
-                task = progress.add_task(f"importing {path.name}", total=size or None)
+                task = progress.add_task(
+                    printable_line(f"importing {path.name}"), total=size or None
+                )
                 # Small files finish before a bar would be worth drawing.
                 if size < 2_000_000:
                     progress.update(task, visible=False)
@@ -150,11 +154,9 @@ def import_command(
                     progress.stop()
                     print_error(f"{fault} — nothing from this file was imported")
                     continue
-            out_console.print(summary.line(), markup=False)
+            print_data(summary.line())
             for skip in summary.first_skips:
-                err_console.print(
-                    f"  skipped line {skip.line}: {skip.reason}", style="dim", markup=False
-                )
+                print_data(f"  skipped line {skip.line}: {skip.reason}", stderr=True, style="dim")
     if failures:
         sys.exit(1)
 
@@ -174,32 +176,51 @@ def export_command(db_path: str, output: str | None, fmt: str) -> None:
     JSONL fields: text, meta, label, spans [{start, end, label, text}], answer, _input_hash,
     _task_hash, _view_id, _annotator_id, _timestamp — re-importable with `hnbooks import`.
 
+    -o onto an existing file replaces it only once the export is complete; a symbolic link is
+    followed (the link stays), a FIFO or a device is written to as a stream.
+
     \b
     Examples:
       hnbooks export -o answers.jsonl
       hnbooks export --format csv > answers.csv
     """
-    from hnbooks.exporting import write_csv, write_jsonl
+    from hnbooks.exporting import ExportTargetError, export_to_path, write_csv, write_jsonl
 
     writer = write_csv if fmt == "csv" else write_jsonl
-    with open_store(db_path) as store:
+    with open_store(db_path, readonly=True) as store:
         if output is None:
             count = writer(store, sys.stdout)
         else:
-            # Write beside the target and rename, so a failed export never truncates a good file.
-            target = Path(output)
-            partial = target.with_name(target.name + ".partial")
             try:
-                with partial.open("w", encoding="utf-8", newline="") as handle:
-                    count = writer(store, handle)
-                partial.replace(target)
-            except OSError as error:
-                with suppress(OSError):
-                    partial.unlink(missing_ok=True)
-                fail(
-                    f"{output}: cannot write the export ({error.strerror or error}); {output} is unchanged"
-                )
-        err_console.print(f"exported {count} answers" + (f" to {output}" if output else ""))
+                count = export_to_path(store, output, writer)
+            except ExportTargetError as error:
+                fail(str(error))
+        print_data(f"exported {count} answers" + (f" to {output}" if output else ""), stderr=True)
+
+
+@cli.command("backup")
+@click.argument("destination", type=click.Path(dir_okay=False))
+@db_option()
+@click.option("--force", is_flag=True, help="Replace DESTINATION if it exists.")
+def backup_command(destination: str, db_path: str, force: bool) -> None:
+    """Copy the database to DESTINATION: one consistent file, safe while annotators work.
+
+    The copy is taken through SQLite's backup API as of one moment, with everything committed by
+    then, including what still sits in the database's -wal file; annotators keep saving while it
+    runs (what they save after that moment is in the database, not in this copy). The copy stands
+    alone: no -wal or -shm beside it. It is written beside DESTINATION and renamed into place once
+    complete, so an interrupted backup leaves no half file. An existing DESTINATION is refused
+    unless --force.
+
+    \b
+    Examples:
+      hnbooks backup backups/hnbooks-$(date +%F).db
+      hnbooks backup /mnt/usb/books.db --db books.db --force
+    """
+    with open_store(db_path, readonly=True) as store:
+        store.backup(destination, overwrite=force)
+    size = os.path.getsize(destination)
+    print_data(f"backed up {db_path} to {destination} ({size / 1e6:,.1f} MB)", stderr=True)
 
 
 @cli.command("stats")
@@ -213,7 +234,7 @@ def stats_command(db_path: str, as_json: bool) -> None:
       hnbooks stats
       hnbooks stats --json | jq .positives
     """
-    with open_store(db_path) as store:
+    with open_store(db_path, readonly=True) as store:
         stats = store.stats()
     if as_json:
         record = asdict(stats)
@@ -226,14 +247,15 @@ def stats_command(db_path: str, as_json: bool) -> None:
             }
             for r in stats.rounds
         ]
-        click.echo(json.dumps(record, indent=2))
+        click.echo(inert_json(record, indent=2))
         return
-    table = Table(title=f"hnbooks — {db_path}", show_header=False)
+    # Names, labels and the path come from users and imported files: literal text, never markup.
+    table = Table(title=data_text(f"hnbooks — {db_path}"), show_header=False)
     table.add_row("items", f"{stats.items:,}")
     table.add_row("answers", f"{stats.answers:,}")
     for answer, count in stats.answers_by_answer.items():
-        table.add_row(f"  {answer}", f"{count:,}")
-    table.add_row(f"positives ({stats.label})", f"{stats.positives:,}")
+        table.add_row(data_text(f"  {answer}"), f"{count:,}")
+    table.add_row(data_text(f"positives ({stats.label})"), f"{stats.positives:,}")
     table.add_row("spans marked", f"{stats.spans:,}")
     table.add_row("batches published", f"{stats.batches:,}")
     table.add_row("items waiting in the queue", f"{stats.queued:,}")
@@ -243,7 +265,9 @@ def stats_command(db_path: str, as_json: bool) -> None:
         for column in ("annotator", "accept", "reject", "ignore"):
             people.add_column(column)
         for name, counts in stats.answers_by_annotator.items():
-            people.add_row(name, *(str(counts.get(k, 0)) for k in ("accept", "reject", "ignore")))
+            people.add_row(
+                data_text(name), *(str(counts.get(k, 0)) for k in ("accept", "reject", "ignore"))
+            )
         out_console.print(people)
     if stats.rounds:
         out_console.print(rounds_table(stats.rounds))
@@ -270,12 +294,12 @@ def rounds_table(rounds: list[Round]) -> Table:
             str(round_.id),
             str(report.answers),
             str(report.positives),
-            ", ".join(f"{k} {v}" for k, v in found.items()) or "—",
+            data_text(", ".join(f"{k} {v}" for k, v in found.items()) or "—"),
             fmt_number(report.cv_average_precision),
             report.found_so_far.as_percent() or "—" if report.found_so_far else "—",
             fmt_interval(report.prevalence),
             fmt_interval(report.recall),
-            (report.embedding.device or "") if report.embedding else "",
+            data_text((report.embedding.device or "") if report.embedding else ""),
         )
     return table
 
@@ -301,11 +325,11 @@ def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
       hnbooks queue
       hnbooks queue --json --annotator alice
     """
-    with open_store(db_path) as store:
+    with open_store(db_path, readonly=True) as store:
         entries = store.queue(annotator)
     if as_json:
         click.echo(
-            json.dumps(
+            inert_json(
                 [
                     {
                         "batch": e.batch,
@@ -316,8 +340,7 @@ def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
                         "text": e.text,
                     }
                     for e in entries
-                ],
-                ensure_ascii=False,
+                ]
             )
         )
         return
@@ -328,7 +351,12 @@ def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
         score = "" if e.score is None else f"{e.score:.3f}"
         preview = " ".join(e.text.split())[:80]
         table.add_row(
-            str(e.batch), str(e.position), str(e.item_id), e.strategy, score, Text(preview)
+            str(e.batch),
+            str(e.position),
+            str(e.item_id),
+            data_text(e.strategy),
+            score,
+            data_text(preview),
         )
     out_console.print(table)
 
@@ -401,10 +429,7 @@ def seed_command(
         batch_id = store.publish_batch(
             entries, source="seed", label=chosen_label, note=f"{mode}: {query}"
         )
-    out_console.print(
-        f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})",
-        markup=False,
-    )
+    print_data(f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from hnbooks.printable import printable, printable_line
 from hnbooks.store import DEFAULT_DB_PATH, Store, StoreError
 from hnbooks.store.reports import EstimateReport
 
@@ -42,9 +43,22 @@ def db_option(create: bool = False) -> Callable[[F], F]:
     )
 
 
+def data_text(value: object, style: str = "") -> Text:
+    """A value from the database or the command line as literal one-line text for a table cell or a
+    message: never read as Rich markup, no control character or escape sequence left in it."""
+    return Text(printable_line(str(value)), style=style)
+
+
 def print_error(message: str) -> None:
-    """Print an error whose text may hold brackets from user data, never read as Rich markup."""
-    err_console.print(Text.assemble(("error: ", "red"), message), soft_wrap=True)
+    """Print an error whose text may hold brackets, escape sequences or newlines from user data:
+    shown literally on one line, never read as Rich markup nor passed to the terminal."""
+    err_console.print(Text.assemble(("error: ", "red"), printable_line(message)), soft_wrap=True)
+
+
+def print_data(message: str, *, stderr: bool = False, style: str = "") -> None:
+    """Print a line built from data (paths, names, texts) literally, like `print_error`."""
+    console = err_console if stderr else out_console
+    console.print(Text(printable(message), style=style), soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -53,10 +67,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def open_store(db_path: str, *, create: bool = False) -> Iterator[Store]:
-    """The store for a command: a `StoreError` anywhere inside becomes one error line and exit 1."""
+def open_store(db_path: str, *, create: bool = False, readonly: bool = False) -> Iterator[Store]:
+    """The store for a command: a `StoreError` anywhere inside becomes one error line and exit 1.
+
+    `readonly`: for commands that only read (stats, queue, export, backup): nothing is created,
+    migrated or switched to WAL.
+    """
     try:
-        store = Store(db_path, create=create)
+        store = Store(db_path, create=create, readonly=readonly)
     except StoreError as error:
         fail(str(error))
     try:
@@ -94,8 +112,9 @@ def encoder_options(func: F) -> F:
 
 
 def make_progress(transient: bool = False) -> Progress:
+    """A progress bar on stderr; descriptions are shown literally (they name files and corpora)."""
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),

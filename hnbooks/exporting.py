@@ -3,15 +3,24 @@
 One record per answer in force (undone answers are left out). Field names follow Prodigy so spaCy /
 Prodigy pipelines read the file as they would `prodigy db-out`, and `hnbooks import` reads it back
 to the same items and answers.
+
+`export_to_path` writes a file so that a failed export never truncates a good one, and never
+replaces what is not a regular file: a symbolic link is followed, a FIFO or a character device is
+written to as the stream it is.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from pathlib import Path
 from typing import Any, TextIO
 
+from hnbooks.printable import inert_json
 from hnbooks.store.db import Store
 from hnbooks.store.ingest import stable_hash
 from hnbooks.store.records import AnswerWithItem
@@ -59,7 +68,9 @@ def prodigy_record(entry: AnswerWithItem) -> dict[str, Any]:
 
 def iter_prodigy_lines(store: Store) -> Iterator[str]:
     for entry in store.current_answers_with_items():
-        yield json.dumps(prodigy_record(entry), ensure_ascii=False)
+        # The same JSON as json.dumps, with C1 and bidirectional controls escaped: an export sent
+        # to a terminal shows them as \u escapes instead of obeying them.
+        yield inert_json(prodigy_record(entry))
 
 
 def write_jsonl(store: Store, out: TextIO) -> int:
@@ -92,4 +103,70 @@ def write_csv(store: Store, out: TextIO) -> int:
             )
         )
         count += 1
+    return count
+
+
+Writer = Callable[[Store, TextIO], int]
+
+
+class ExportTargetError(Exception):
+    """The export cannot be written where it was asked to go; the message says why."""
+
+
+def kind_of_file(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def export_to_path(store: Store, output: str | os.PathLike[str], writer: Writer) -> int:
+    """Write the export to `output`; return the number of answers written.
+
+    A regular file (or a new one) is written beside itself and renamed over, so a failed export
+    leaves the previous one whole. A symbolic link is followed and the file it points to replaced
+    the same way; the link stays. A FIFO or a character device (`/dev/stdout`, a pipe another
+    program reads) is written to directly: renaming over it would replace it with a regular file.
+    Anything else (a block device, a socket, a directory) is refused.
+    """
+    name = os.fspath(output)
+    try:
+        mode: int | None = os.stat(name).st_mode  # the file a link points to, not the link
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        raise ExportTargetError(
+            f"{name}: cannot write the export ({error.strerror or error})"
+        ) from None
+    if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+        try:
+            with open(name, "w", encoding="utf-8", newline="") as handle:
+                return writer(store, handle)
+        except OSError as error:
+            raise ExportTargetError(
+                f"{name}: cannot write the export ({error.strerror or error})"
+            ) from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ExportTargetError(f"{name} is {kind_of_file(mode)}; name a file to export to")
+    # Renaming over a link would replace the link: the file it points to is replaced instead.
+    target = Path(os.path.realpath(name)) if os.path.islink(name) else Path(name)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            count = writer(store, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            # The new export takes the place of the old one, permissions included.
+            os.chmod(partial, stat.S_IMODE(mode))
+        partial.replace(target)
+    except OSError as error:
+        with suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise ExportTargetError(
+            f"{name}: cannot write the export ({error.strerror or error}); {name} is unchanged"
+        ) from None
     return count

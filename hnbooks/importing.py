@@ -3,6 +3,8 @@
 Each file is read into `ParsedRecord`s, then written in one transaction: a fault anywhere in a file
 (`ImportFault`, naming the file and line) rolls the whole file back, so nothing is half imported.
 Texts are merged on their whitespace-normalised form; answers already stored are not added again.
+In JSON lines each line is read for what it is (a Prodigy task, an HN item, a plain text), never
+by what the first line was.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +39,8 @@ DEFAULT_IMPORT_ANNOTATOR = "imported"
 PRODIGY_KEYS = ("_input_hash", "_task_hash", "_view_id", "answer", "spans")
 HN_KEYS = ("by", "objectID", "comment_text", "parent_id", "story_id", "author")
 HN_COLUMNS = {"id", "by", "time", "text", "type"}
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jl")
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,30}")
 
 Progress = Callable[[int], None]
 
@@ -197,70 +202,78 @@ def parse_prodigy(
     path: Path, annotator: str | None, progress: Progress | None
 ) -> Iterator[ParsedRecord | Skipped]:
     for number, line in read_lines(path, progress):
-        record = parse_json_line(path, number, line)
-        text = require_text(path, number, record.get("text"))
-        if not text.strip():
-            yield Skipped(number, "empty text")
-            continue
-        meta = record.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise ImportFault(str(path), number, '"meta" must be an object')
-        answers = []
-        answer = record.get("answer")
-        if answer is not None:
-            if answer not in ANSWER_VALUES:
-                raise ImportFault(
-                    str(path), number, f'"answer" must be accept, reject or ignore, not {answer!r}'
-                )
-            label = record.get("label")
-            if label is not None and not isinstance(label, str):
-                raise ImportFault(str(path), number, '"label" must be a string')
-            view_id = record.get("_view_id")
-            who = record.get("_annotator_id") or record.get("_session_id") or annotator
-            timestamp = optional_number(path, number, record.get("_timestamp"), "_timestamp")
-            served = record.get("_hnbooks") if isinstance(record.get("_hnbooks"), dict) else {}
-            score = served.get("score")
-            if isinstance(score, (int, float)):
-                score = optional_number(path, number, score, "_hnbooks.score")
-            answers.append(
-                ParsedAnswer(
-                    annotator=str(who or DEFAULT_IMPORT_ANNOTATOR),
-                    answer=answer,
-                    label=label,
-                    view_id=view_id if isinstance(view_id, str) else None,
-                    spans=tuple(parse_spans(path, number, record.get("spans"), text)),
-                    task_hash=optional_int(path, number, record, "_task_hash"),
-                    created_at=timestamp,
-                    strategy=str(served.get("strategy") or "import"),
-                    score=float(score) if isinstance(score, (int, float)) else None,
-                )
+        yield prodigy_line(path, number, parse_json_line(path, number, line), annotator)
+
+
+def prodigy_line(
+    path: Path, number: int, record: dict[str, Any], annotator: str | None
+) -> ParsedRecord | Skipped:
+    text = require_text(path, number, record.get("text"))
+    if not text.strip():
+        return Skipped(number, "empty text")
+    meta = record.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ImportFault(str(path), number, '"meta" must be an object')
+    answers = []
+    answer = record.get("answer")
+    if answer is not None:
+        if answer not in ANSWER_VALUES:
+            raise ImportFault(
+                str(path), number, f'"answer" must be accept, reject or ignore, not {answer!r}'
             )
-        elif record.get("spans") is not None:
-            parse_spans(path, number, record.get("spans"), text)
-        yield ParsedRecord(
-            line=number,
-            text=text,
-            meta=meta,
-            input_hash=optional_int(path, number, record, "_input_hash"),
-            answers=answers,
+        label = record.get("label")
+        if label is not None and not isinstance(label, str):
+            raise ImportFault(str(path), number, '"label" must be a string')
+        view_id = record.get("_view_id")
+        who = record.get("_annotator_id") or record.get("_session_id") or annotator
+        timestamp = optional_number(path, number, record.get("_timestamp"), "_timestamp")
+        served = record.get("_hnbooks") if isinstance(record.get("_hnbooks"), dict) else {}
+        score = served.get("score")
+        if isinstance(score, (int, float)):
+            score = optional_number(path, number, score, "_hnbooks.score")
+        answers.append(
+            ParsedAnswer(
+                annotator=str(who or DEFAULT_IMPORT_ANNOTATOR),
+                answer=answer,
+                label=label,
+                view_id=view_id if isinstance(view_id, str) else None,
+                spans=tuple(parse_spans(path, number, record.get("spans"), text)),
+                task_hash=optional_int(path, number, record, "_task_hash"),
+                created_at=timestamp,
+                strategy=str(served.get("strategy") or "import"),
+                score=float(score) if isinstance(score, (int, float)) else None,
+            )
         )
+    elif record.get("spans") is not None:
+        parse_spans(path, number, record.get("spans"), text)
+    return ParsedRecord(
+        line=number,
+        text=text,
+        meta=meta,
+        input_hash=optional_int(path, number, record, "_input_hash"),
+        answers=answers,
+    )
 
 
 def parse_plain_jsonl(
     path: Path, text_field: str, progress: Progress | None
 ) -> Iterator[ParsedRecord | Skipped]:
     for number, line in read_lines(path, progress):
-        record = parse_json_line(path, number, line)
-        text = require_text(path, number, record.get(text_field), text_field)
-        if not text.strip():
-            yield Skipped(number, "empty text")
-            continue
-        meta = record.get("meta")
-        if meta is None:
-            meta = {k: v for k, v in record.items() if k != text_field and is_scalar(v)}
-        if not isinstance(meta, dict):
-            raise ImportFault(str(path), number, '"meta" must be an object')
-        yield ParsedRecord(line=number, text=text, meta=meta)
+        yield plain_line(path, number, parse_json_line(path, number, line), text_field)
+
+
+def plain_line(
+    path: Path, number: int, record: dict[str, Any], text_field: str
+) -> ParsedRecord | Skipped:
+    text = require_text(path, number, record.get(text_field), text_field)
+    if not text.strip():
+        return Skipped(number, "empty text")
+    meta = record.get("meta")
+    if meta is None:
+        meta = {k: v for k, v in record.items() if k != text_field and is_scalar(v)}
+    if not isinstance(meta, dict):
+        raise ImportFault(str(path), number, '"meta" must be an object')
+    return ParsedRecord(line=number, text=text, meta=meta)
 
 
 def is_scalar(value: Any) -> bool:
@@ -325,19 +338,64 @@ def to_int_or_str(value: Any) -> int | str:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     text = str(value).strip()
-    return int(text) if text.lstrip("-").isdigit() else text
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses, and "١٢", which
+    # would silently become another id. Longer numbers than any HN id stay text (int() refuses
+    # over 4300 digits).
+    return int(text) if INTEGER_TEXT.fullmatch(text) else text
 
 
 def parse_hn_jsonl(path: Path, progress: Progress | None) -> Iterator[ParsedRecord | Skipped]:
     for number, line in read_lines(path, progress):
+        yield from hn_lines(path, number, parse_json_line(path, number, line))
+
+
+def hn_lines(path: Path, number: int, record: dict[str, Any]) -> Iterator[ParsedRecord | Skipped]:
+    if "hits" in record and isinstance(record["hits"], list):
+        # An Algolia search response saved whole: one line, many items.
+        for hit in record["hits"]:
+            if isinstance(hit, dict):
+                yield hn_record(path, number, hit)
+        return
+    yield hn_record(path, number, record)
+
+
+def parse_json_lines(
+    path: Path,
+    text_field: str,
+    annotator: str | None,
+    progress: Progress | None,
+    flavours: dict[str, None],
+) -> Iterator[ParsedRecord | Skipped]:
+    """JSON lines of any flavour, each line read as what it is: files get concatenated, exports
+    mixed with plain texts, so the first line cannot speak for the rest. A line that carries
+    Prodigy's fields is a Prodigy task (its answer imported as an answer), one with Hacker News
+    fields an HN item; any other line is a plain text, or, in a file that began with HN items, an
+    HN item too (a deleted one has only id, type and time). The flavours met are added to
+    `flavours` in order."""
+    base: str | None = None
+    for number, line in read_lines(path, progress):
         record = parse_json_line(path, number, line)
-        if "hits" in record and isinstance(record["hits"], list):
-            # An Algolia search response saved whole: one line, many items.
-            for hit in record["hits"]:
-                if isinstance(hit, dict):
-                    yield hn_record(path, number, hit)
-            continue
-        yield hn_record(path, number, record)
+        flavour = json_flavour(record)
+        if base is None:
+            base = flavour
+        if flavour == "jsonl" and base == "hn":
+            flavour = "hn"
+        flavours.setdefault(flavour)
+        if flavour == "prodigy":
+            yield prodigy_line(path, number, record, annotator)
+        elif flavour == "hn":
+            yield from hn_lines(path, number, record)
+        else:
+            yield plain_line(path, number, record, text_field)
+
+
+def json_flavour(record: dict[str, Any]) -> str:
+    # Prodigy first: an answer must never be mistaken for metadata.
+    if any(key in record for key in PRODIGY_KEYS):
+        return "prodigy"
+    if "hits" in record or any(key in record for key in HN_KEYS):
+        return "hn"
+    return "jsonl"
 
 
 def read_table_rows(
@@ -440,34 +498,17 @@ def parse_text_lines(path: Path, progress: Progress | None) -> Iterator[ParsedRe
 
 
 def detect_format(path: Path) -> str:
+    """The format of a file by its extension and, for tables, its columns. JSON lines are "json":
+    each line's flavour is decided on that line (`json_flavour`)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return "hn" if HN_COLUMNS <= table_columns(path, "parquet") else "parquet"
     if suffix in (".csv", ".tsv"):
         fmt = suffix[1:]
         return "hn" if HN_COLUMNS <= table_columns(path, fmt) else fmt
-    if suffix in (".jsonl", ".json", ".ndjson", ".jl"):
-        first = first_json_object(path)
-        if first is None:
-            return "jsonl"
-        if any(key in first for key in PRODIGY_KEYS):
-            return "prodigy"
-        if "hits" in first or any(key in first for key in HN_KEYS):
-            return "hn"
-        return "jsonl"
+    if suffix in JSON_SUFFIXES:
+        return "json"
     return "text"
-
-
-def first_json_object(path: Path) -> dict[str, Any] | None:
-    with path.open("rb") as handle:
-        for raw in handle:
-            if raw.strip():
-                try:
-                    record = json.loads(raw.decode("utf-8", errors="replace")[:MAX_LINE_BYTES])
-                except (json.JSONDecodeError, RecursionError):
-                    return None
-                return record if isinstance(record, dict) else None
-    return None
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -491,11 +532,14 @@ def import_file(
     if fmt not in FORMATS:
         raise ImportFault(str(path), None, f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     resolved = detect_format(path) if fmt == "auto" else fmt
+    flavours: dict[str, None] = {}
     if resolved == "hn" and path.suffix.lower() in (".csv", ".tsv", ".parquet"):
         table_fmt = "parquet" if path.suffix.lower() == ".parquet" else path.suffix.lower()[1:]
         records: Iterator[ParsedRecord | Skipped] = parse_table(
             path, table_fmt, text_field, True, progress
         )
+    elif resolved == "json":
+        records = parse_json_lines(path, text_field, annotator, progress, flavours)
     elif resolved == "hn":
         records = parse_hn_jsonl(path, progress)
     elif resolved == "prodigy":
@@ -534,4 +578,6 @@ def import_file(
         raise ImportFault(str(path), None, f"cannot read: {error.strerror or error}") from None
     except StoreError as error:
         raise ImportFault(str(path), None, str(error)) from None
+    if resolved == "json":
+        summary.format = "+".join(flavours) or "jsonl"
     return summary

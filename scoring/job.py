@@ -30,6 +30,7 @@ from hnbooks.scoring.head import Head, HeadConfig, train_head
 from hnbooks.scoring.pool import PoolVectors, top_by_cosine
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
 from hnbooks.store import Store
+from hnbooks.store.queue import NothingLeftToPublish
 from hnbooks.store.records import Answer, BatchEntry, Round
 from hnbooks.store.reports import (
     BatchYieldReport,
@@ -359,18 +360,10 @@ def run_round(
     # Shuffled so the annotator cannot tell the strategy from the position.
     order = rng.permutation(len(entries))
     entries = [entries[i] for i in order]
-    batch_id = (
-        store.publish_batch(
-            entries,
-            source="score",
-            label=config.label,
-            round_report=report,
-            round_started_at=started_at,
-        )
-        if entries
-        else None
-    )
-    return RoundResult(batch_id, entries, replace(report, batch_id=batch_id), head)
+    if not entries:
+        return RoundResult(None, [], report, head)
+    published = publish_or_record(store, entries, "score", None, report, started_at)
+    return RoundResult(published.batch_id, entries if published.batch_id else [], published, head)
 
 
 def estimate_report(estimate: Estimate) -> EstimateReport:
@@ -501,15 +494,34 @@ def seed_round(
         report = replace(report, note=f"{report.note}; nothing matched")
         store.record_round(report)
         return RoundResult(None, [], report)
-    batch_id = store.publish_batch(
-        entries,
-        source="seed",
-        label=config.label,
-        note=query,
-        round_report=report,
-        round_started_at=started_at,
-    )
-    return RoundResult(batch_id, entries, replace(report, batch_id=batch_id))
+    published = publish_or_record(store, entries, "seed", query, report, started_at)
+    return RoundResult(published.batch_id, entries if published.batch_id else [], published)
+
+
+def publish_or_record(
+    store: Store,
+    entries: list[BatchEntry],
+    source: str,
+    note: str | None,
+    report: RoundReport,
+    started_at: float,
+) -> RoundReport:
+    """Publish the batch with its report; when every item was taken meanwhile (another publisher,
+    answers from search), record the report alone. Return the report as stored."""
+    try:
+        batch_id = store.publish_batch(
+            entries,
+            source=source,
+            label=report.label,
+            note=note,
+            round_report=report,
+            round_started_at=started_at,
+        )
+    except NothingLeftToPublish as refused:
+        report = replace(report, note=str(refused))
+        store.record_round(report)
+        return report
+    return replace(report, batch_id=batch_id)
 
 
 def seed_entries(

@@ -120,6 +120,25 @@ def embed_new_texts(
                 on_chunk(done, total)
 
         report = embed_missing(store, loaded.encoder, loaded.cache, progress=advance)
+    if report.rebuilt:
+        console.print(f"embedding cache rebuilt: {report.rebuilt}", style="yellow")
+    if report.mismatched:
+        console.print(
+            f"re-embedded {report.mismatched:,} texts whose vectors did not match their text",
+            style="yellow",
+        )
+    if report.invalid:
+        console.print(
+            f"re-embedded {report.invalid:,} texts whose cached vectors were not finite or all "
+            "zeros (a damaged cache file)",
+            style="yellow",
+        )
+    if report.unusable_output:
+        console.print(
+            f"the encoder gave {report.unusable_output:,} texts a non-finite or zero vector; "
+            "they are left out of scoring",
+            style="yellow",
+        )
     if report.embedded:
         console.print(
             f"embedded {report.embedded:,} new texts in {report.seconds:.1f} s "

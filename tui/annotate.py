@@ -4,9 +4,9 @@ Items are fetched ahead (`PREFETCH_COUNT`) by a thread worker, which claims each
 in the transaction that picks it, so another session (of this annotator; of anyone in split mode)
 is not served it; a timer renews the claims. An answering key press hands the answer to the writer
 thread and the next (already fetched) item shows the moment the commit lands — a millisecond or
-so — so what the screen moved past is always on disk. Keys pressed during that commit wait and act
-in order. When the queue is empty the screen says so and checks every `poll_interval_s` whether
-another connection (the scorer) published a batch.
+so — so what the screen moved past is always on disk. Keys pressed during that commit, or before
+the next items are fetched, wait and act in order. When the queue is empty the screen says so and
+checks every `poll_interval_s` whether another connection (the scorer) published a batch.
 
 The header's third line is the session's status, read by the app's poll: the feed mode and what
 the scorer is doing; `n` asks the scorer for a round now.
@@ -47,7 +47,7 @@ from hnbooks.tui.messages import (
     WriteFailed,
 )
 from hnbooks.tui.queue import AnnotationQueue, FetchRequest, Step
-from hnbooks.tui.render import item_text, label_style, one_line, wrapped_row
+from hnbooks.tui.render import item_text, label_style, one_line
 from hnbooks.tui.session import ShownItem, shown_from_queue
 
 LABEL_KEYS = "123456789"
@@ -122,7 +122,7 @@ class AnnotateScreen(SessionScreen):
     def __init__(self, session: AnnotationSession) -> None:
         super().__init__(session)
         self.set_reactive(AnnotateScreen.current_label, session.labels[0])
-        self.queue = AnnotationQueue(session.annotator, reply_to=self)
+        self.queue = AnnotationQueue(session.annotator, reply_to=self, session=session.session_id)
         self.marker: SpanMarker | None = None
         """The marking of the item on screen; None while there is none."""
 
@@ -164,6 +164,12 @@ class AnnotateScreen(SessionScreen):
             self.render_progress()
         for request in step.writes:
             self.session.submit_write(request)
+        if step.refused:
+            keys = "key" if step.refused == 1 else "keys"
+            self.notify(
+                f"nothing left to answer: {step.refused} answer {keys} typed ahead not used",
+                timeout=3,
+            )
         if step.top_up:
             if top_up_after_paint:
                 # Fetching ahead starts a thread: after the paint, so the next item is not kept waiting.
@@ -281,7 +287,8 @@ class AnnotateScreen(SessionScreen):
     def render_shown(self) -> None:
         """Put the queue's shown item on screen (none: the queue is empty) with a fresh marking."""
         shown = self.queue.shown
-        if self.has_class("-waiting") != (shown is None):
+        if self.has_class("-waiting") != (shown is None) or shown is None:
+            # While the next items load, the answer keys stay bound: keys typed ahead wait for them.
             self.set_class(shown is None, "-waiting")
             self.refresh_bindings()
         if shown is None:
@@ -303,6 +310,8 @@ class AnnotateScreen(SessionScreen):
         self.render_context()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "answer" and self.queue.loading:
+            return True
         return not (action in ITEM_ACTIONS and self.queue.shown is None)
 
     def on_screen_resume(self) -> None:
@@ -311,6 +320,8 @@ class AnnotateScreen(SessionScreen):
 
     def waiting_message(self) -> Text:
         app = self.session
+        if self.queue.loading:
+            return Text("Loading the queue…")
         scorer = app.scorer_status
         text = Text.assemble(
             ("Nothing left to annotate", "bold"),
@@ -405,7 +416,7 @@ class AnnotateScreen(SessionScreen):
         # Lease fields and the log's name (the database's) are data: shown as pictures, not bytes.
         line.append(one_line(app.scorer_status.describe(time.time()), 200))
         self.query_one("#status", Static).update(line, layout=False)
-        if self.queue.shown is None and self.queue.read:
+        if self.queue.waiting:
             self.query_one("#waiting", Static).update(self.waiting_message())
 
     def render_context(self) -> None:
@@ -462,7 +473,7 @@ class AnnotateScreen(SessionScreen):
             return
         text_widget = self.query_one("#item-text", ItemText)
         scroller = self.query_one("#text-scroll", VerticalScroll)
-        row = wrapped_row(self.shown.display_text, selection[0], text_widget.content_size.width)
+        row = text_widget.row_of(selection[0])
         height = scroller.scrollable_content_region.height
         if row < scroller.scroll_y:
             scroller.scroll_to(y=row, animate=False)

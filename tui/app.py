@@ -7,6 +7,9 @@ the app, which counts it in the tally and hands the report on to the screen that
 write. Every `poll_interval_s` a worker reads the scorer's state, the feed mode and (when the
 database changed) the annotator's progress; the writer reads the progress after its own writes.
 
+In a terminal, SIGTERM and SIGHUP quit the app as `q` does (every answer given saved, the terminal
+restored); ctrl+z suspends it until `fg`; and it quits when its terminal goes away.
+
 Given a `scorer_command`, the app starts it as a child when no scorer holds the database, and
 stops it on quit (`ScorerProcess`). `hnbooks-tui` passes `hnbooks-score --watch`; by default (as in
 tests) no scorer is started.
@@ -15,6 +18,9 @@ tests) no scorer is started.
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +29,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.reactive import var
 from textual.screen import Screen
 
@@ -52,6 +59,9 @@ from hnbooks.tui.writer import AnswerWriter
 
 PROGRESS_REFRESH_S = 30.0
 """The progress is read again at least this often (the rate changes with time alone)."""
+TERMINAL_CHECK_S = 0.5
+"""How often the app looks whether its terminal is still there."""
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class AnnotateApp(App[None]):
@@ -63,6 +73,14 @@ class AnnotateApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("ctrl+q", "quit", "Quit", id="quit-anywhere", show=False, priority=True),
+        Binding(
+            "ctrl+z",
+            "suspend_process",
+            "Suspend (fg resumes)",
+            id="suspend",
+            show=False,
+            priority=True,
+        ),
     ]
 
     tally: var[SessionTally] = var(SessionTally(started_at=0.0), init=False)
@@ -113,6 +131,8 @@ class AnnotateApp(App[None]):
             self.set_reactive(
                 AnnotateApp.scorer_status, ScorerStatus(log_name=self.scorer.log_path.name)
             )
+        self._signals_handled: list[signal.Signals] = []
+        """The quit signals this app handles (removed again on unmount)."""
         self._status_in_flight = False
         self._progress_data_version: int | None = None
         self._progress_read_at = float("-inf")
@@ -134,11 +154,59 @@ class AnnotateApp(App[None]):
             "stats": self.make_stats_screen,
         }
 
+    def get_driver_class(self) -> type[Driver]:
+        driver_class = super().get_driver_class()
+        # Only the plain Linux driver is replaced (not Windows', nor one named by TEXTUAL_DRIVER).
+        if driver_class.__name__ != "LinuxDriver":
+            return driver_class
+        from hnbooks.tui.terminal import TerminalDriver
+
+        return TerminalDriver
+
     def on_mount(self) -> None:
         self.set_interval(self.poll_interval_s, self.poll_status)
         self.poll_status()
         if self.scorer is not None:
             self.start_scorer_unless_one_runs()
+        if not self.is_headless and threading.current_thread() is threading.main_thread():
+            self.handle_quit_signals()
+            self.set_interval(TERMINAL_CHECK_S, self.check_terminal)
+            # Back from ctrl+z (`fg`): the terminal was the shell's meanwhile, so draw everything.
+            self.app_resume_signal.subscribe(self, self.redraw_after_resume)
+
+    # -- signals and the terminal -----------------------------------------------------------------
+
+    def handle_quit_signals(self) -> None:
+        """SIGTERM and SIGHUP quit as `q` does: the answers given are saved, the terminal restored.
+        A SIGHUP ignored when the app started (nohup) stays ignored; the terminal check covers a
+        terminal that goes away then."""
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue
+            loop.add_signal_handler(signum, self.quit_on_signal)
+            self._signals_handled.append(signum)
+
+    def redraw_after_resume(self, _app: object) -> None:
+        self.refresh(layout=True)
+
+    def quit_on_signal(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.call_later(self.action_quit)
+
+    def check_terminal(self) -> None:
+        """Quit once the terminal is gone: nothing can be shown or typed any more, and Textual's
+        input thread would spin on its end-of-file."""
+        from hnbooks.tui.terminal import TerminalDriver, terminal_is_gone
+
+        if self.closing:
+            return
+        driver = self._driver
+        output_failed = isinstance(driver, TerminalDriver) and driver.output.failed
+        if output_failed or terminal_is_gone(sys.__stdin__.fileno()):
+            self.closing = True
+            self.call_later(self.action_quit)
 
     # -- screens ----------------------------------------------------------------------------------
 
@@ -249,6 +317,9 @@ class AnnotateApp(App[None]):
 
     def on_unmount(self) -> None:
         self.closing = True
+        loop = asyncio.get_running_loop()
+        for signum in self._signals_handled:
+            loop.remove_signal_handler(signum)
         # The writer outlives the app's message loop: it makes every write still queued, releases
         # the session's claims, then closes the store.
         self.writer.close()

@@ -69,6 +69,16 @@ def main(db_path: str, annotator: str, feed: FeedMode | None, scorer: bool) -> N
         )
     except StoreError as error:
         fail(str(error))
+    from hnbooks.tui.terminal import missing_terminal
+
+    # Without a terminal Textual would draw into a file or wait on /dev/null: refuse instead (after
+    # the database is checked: its error says more).
+    missing = missing_terminal()
+    if missing is not None:
+        app.writer.close()
+        fail(
+            f"hnbooks-tui needs a terminal: its {missing} is not one (run it in a terminal window)"
+        )
     try:
         app.run()
     finally:

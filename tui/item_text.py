@@ -1,11 +1,67 @@
-"""`ItemText`: an item's styled text inside a vertical scroll container."""
+"""`ItemText`: an item's styled text inside a vertical scroll container.
+
+A zero-width character (a combining mark, U+200B…) with no character before it on its line is drawn
+on a visible base, U+25CC ◌: a terminal puts such a character on the cell before it, which at the
+start of a line is the padding beside the text — never redrawn by Textual, so the mark would stay
+there over every later item. A text of zero-width characters only is shown as a placeholder naming
+them. Only the widget's copy changes: offsets (spans, candidates) stay those of the stored text.
+"""
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
-from hnbooks.tui.render import wrapped_row_count
+from hnbooks.tui.render import wrapped_row, wrapped_row_count
+
+VISIBLE_BASE = "\u25cc"
+BASE_STYLE = "dim"
+PLACEHOLDER_STYLE = "dim italic"
+
+
+def is_zero_width(char: str) -> bool:
+    return char != "\n" and cell_len(char) == 0
+
+
+def base_positions(text: str) -> list[int]:
+    """Offsets of the zero-width characters that start a run with no base: at the start of the
+    text or of a line, or after a space (where a wrapped line may start)."""
+    return [
+        n for n, char in enumerate(text) if is_zero_width(char) and (n == 0 or text[n - 1] in " \n")
+    ]
+
+
+def shows_nothing(text: str) -> bool:
+    """Non-empty, and nothing in it takes a cell but spaces and line breaks."""
+    return bool(text) and all(is_zero_width(char) or char.isspace() for char in text)
+
+
+def nothing_visible(text: str) -> Text:
+    """What stands for a text that shows nothing: how many zero-width characters, and which."""
+    codes = sorted({f"U+{ord(char):04X}" for char in text if is_zero_width(char)})
+    count = sum(1 for char in text if is_zero_width(char))
+    return Text(
+        f"(nothing visible: {count} zero-width character{'s' if count != 1 else ''}, "
+        f"{' '.join(codes[:8])}{' …' if len(codes) > 8 else ''})",
+        style=PLACEHOLDER_STYLE,
+    )
+
+
+def with_visible_bases(styled: Text) -> tuple[Text, list[int]]:
+    """`styled` with a visible base before each unbased zero-width run, and where they went."""
+    plain = styled.plain
+    if shows_nothing(plain):
+        return nothing_visible(plain), []
+    positions = base_positions(plain)
+    if not positions:
+        return styled, []
+    based = styled.blank_copy()
+    for n, piece in enumerate(styled.divide(positions)):
+        if n:
+            based.append(VISIBLE_BASE, BASE_STYLE)
+        based.append_text(piece)
+    return based, positions
 
 
 class ItemText(Static):
@@ -26,10 +82,14 @@ class ItemText(Static):
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id)
         self.display_text = ""
-        """The printable text shown (what the wrapping is computed on)."""
+        """The text drawn, bases and placeholder included (what the wrapping is computed on)."""
+        self.bases: list[int] = []
+        """Offsets (into the item's text) before which a visible base was drawn."""
 
     def show_text(self, styled: Text, display_text: str) -> None:
         """Show `styled` (the styled `display_text`), with a layout only when the box must change."""
+        styled, self.bases = with_visible_bases(styled)
+        display_text = styled.plain if display_text else ""
         self.display_text = display_text
         fits = self.fits(display_text)
         needs_layout = not fits or not self.has_class("-fits")
@@ -43,6 +103,11 @@ class ItemText(Static):
             return False
         viewport_rows: int = parent.scrollable_content_region.height  # type: ignore[attr-defined]
         return wrapped_row_count(display_text, width) <= viewport_rows - 1
+
+    def row_of(self, offset: int) -> int:
+        """The row on which the character at `offset` of the item's text is drawn."""
+        shifted = offset + sum(1 for base in self.bases if base <= offset)
+        return wrapped_row(self.display_text, shifted, self.content_size.width)
 
     def on_resize(self) -> None:
         # Laid out for the first time, or the terminal changed size: decide again. Each state is

@@ -4,7 +4,9 @@ milliseconds with plain objects (tests/tui/test_queue.py).
 
 The screen moves past an item only once its answer is committed, so what it has moved past is on
 disk. Keys pressed while a write is in flight are meant for the item that write will show, so they
-wait for it and then act in order. Each transition returns a `Step`: what the screen must do next
+wait for it and then act in order; so do keys that outrun the items fetched ahead (a burst, a paste):
+they wait for the read under way, and only with no item left to come is an answer key refused (the
+screen says so). Each transition returns a `Step`: what the screen must do next
 (render the new item, submit writes, top up the items fetched ahead).
 """
 
@@ -22,6 +24,7 @@ from hnbooks.tui.session import (
     ShownItem,
     UndoToWrite,
     WriteRequest,
+    client_key,
 )
 
 
@@ -38,7 +41,10 @@ class Step:
     saving_changed: bool = False
     """The count of answers being saved changed: redraw the progress line."""
     queued: bool = False
-    """The key waits behind the write in flight; it acts on the item that write shows."""
+    """The key waits behind the write in flight, or for the next item to arrive; it acts on the
+    item shown then."""
+    refused: int = 0
+    """Answer keys typed ahead that found no item left to answer (the screen says so)."""
 
     def then(self, later: Step) -> Step:
         """This step followed by `later`, as one."""
@@ -48,6 +54,7 @@ class Step:
             top_up=self.top_up or later.top_up,
             saving_changed=self.saving_changed or later.saving_changed,
             queued=self.queued or later.queued,
+            refused=self.refused + later.refused,
         )
 
 
@@ -70,9 +77,16 @@ class AnnotationQueue:
     """One annotator's queue on the annotate screen; the screen calls a transition per event."""
 
     def __init__(
-        self, annotator: str, *, reply_to: object = None, prefetch: int = PREFETCH_COUNT
+        self,
+        annotator: str,
+        *,
+        reply_to: object = None,
+        prefetch: int = PREFETCH_COUNT,
+        session: str = "",
     ) -> None:
         self.annotator = annotator
+        self.session = session
+        """The session id the answers' client keys name (so undo can tell sessions apart)."""
         self.reply_to = reply_to
         """Where the writer reports the writes made here (the screen)."""
         self.prefetch = prefetch
@@ -89,6 +103,14 @@ class AnnotationQueue:
         self.exhausted = False
         """The last read found fewer items than asked for: poll for a new batch."""
         self.fetch_in_flight = False
+        self.polling = False
+        """The fetch in flight is a poll of an exhausted queue (for a newly published batch)."""
+        self.undone_during_fetch: set[int] = set()
+        """Items an undo brought back while the fetch in flight ran: its list of items done
+        elsewhere, read before the undo, must not drop them."""
+        self.answered_during_fetch: set[int] = set()
+        """Items answered or undone while the fetch in flight ran: what it read of them is stale
+        (an item undone, read as waiting, then answered again must not come back as new)."""
         self.read = False
         """Whether the queue has been read once (until then the screen says it is loading)."""
         self.seen_data_version: int | None = None
@@ -103,6 +125,14 @@ class AnnotationQueue:
         """Read, and nothing to show: the screen says the queue is done and watches for more."""
         return self.read and self.shown is None
 
+    @property
+    def loading(self) -> bool:
+        """Nothing on screen, but the read under way (or about to start) may bring an item: keys
+        typed now wait for it."""
+        if self.shown is not None:
+            return False
+        return not self.read or not self.exhausted or (self.fetch_in_flight and not self.polling)
+
     def known_item_ids(self) -> frozenset[int]:
         """Items on screen, fetched ahead or answered and not yet committed: never fetched again."""
         ids = {item.item_id for item in self.upcoming}
@@ -116,12 +146,19 @@ class AnnotationQueue:
     def press(self, answer: AnswerValue, spans: Iterable[Span] = ()) -> Step:
         """Answer the item on screen with the spans marked on it (kept for an accept only: a reject
         or ignore says nothing about titles). Behind a write in flight, the key waits instead."""
-        if self.write_in_flight:
+        if self.write_in_flight or self.keys_waiting:
             self.keys_waiting.append(answer)
             return Step(queued=True)
+        return self.answer_shown(answer, spans)
+
+    def answer_shown(self, answer: AnswerValue, spans: Iterable[Span]) -> Step:
+        """Answer the item on screen now; with none, wait for the one being fetched, or refuse."""
         shown = self.shown
         if shown is None:
-            return Step()
+            if self.loading:
+                self.keys_waiting.append(answer)
+                return Step(queued=True)
+            return Step(refused=1)
         request = AnswerToWrite(
             item_id=shown.item_id,
             answer=NewAnswer(
@@ -132,7 +169,7 @@ class AnnotationQueue:
                 batch_id=shown.batch_id,
                 strategy=shown.strategy,
                 score=shown.score,
-                client_key=f"{QUEUE_KEY_PREFIX}{shown.instance}",
+                client_key=client_key(QUEUE_KEY_PREFIX, self.session, shown.instance),
             ),
             reply_to=self.reply_to,
         )
@@ -142,7 +179,7 @@ class AnnotationQueue:
 
     def press_undo(self) -> Step:
         """Take back the latest answer, after any answer still being committed."""
-        if self.write_in_flight:
+        if self.write_in_flight or self.keys_waiting:
             self.keys_waiting.append(UNDO)
             return Step(queued=True)
         self.write_in_flight = True
@@ -153,6 +190,8 @@ class AnnotationQueue:
     def committed(self, client_key: str) -> Step:
         """The answer with `client_key` is on disk: its item gives way to the next one."""
         answered = self.pending.pop(client_key, None)
+        if answered is not None:
+            self.answered_during_fetch.add(answered.item_id)
         if (
             answered is not None
             and self.shown is not None
@@ -184,6 +223,8 @@ class AnnotationQueue:
         if answer is None or shown is None:
             # Nothing to undo, or the undo is committed but its item could not be read back.
             return self.write_finished()
+        self.undone_during_fetch.add(shown.item_id)
+        self.answered_during_fetch.add(shown.item_id)
         self.upcoming = deque(item for item in self.upcoming if item.item_id != shown.item_id)
         if self.shown is not None and self.shown.item_id != shown.item_id:
             self.upcoming.appendleft(self.shown)
@@ -193,13 +234,25 @@ class AnnotationQueue:
     def write_finished(self) -> Step:
         """The write in flight is done and its item shown: keys pressed meanwhile act now, in order."""
         self.write_in_flight = False
+        return self.act_on_waiting_keys()
+
+    def act_on_waiting_keys(self) -> Step:
+        """Keys typed ahead act in order, until one starts a write or an answer key must wait for
+        the item being fetched (with no item left to come, an answer key is refused)."""
         step = Step()
         while self.keys_waiting and not self.write_in_flight:
-            key = self.keys_waiting.popleft()
+            key = self.keys_waiting[0]
+            if key is not UNDO and self.shown is None and self.loading:
+                break
+            self.keys_waiting.popleft()
+            if key is UNDO:
+                self.write_in_flight = True
+                step = step.then(Step(writes=(UndoToWrite(reply_to=self.reply_to),)))
+                continue
             # A waiting accept keeps the spans the item came with (an undone answer's): the marking
             # keys pressed meanwhile acted on the item then on screen.
             spans = self.shown.spans if self.shown is not None else ()
-            step = step.then(self.press_undo() if key is UNDO else self.press(key, spans))
+            step = step.then(self.answer_shown(key, spans))
         return step
 
     # -- fetching ahead ---------------------------------------------------------------------------
@@ -213,6 +266,9 @@ class AnnotationQueue:
         if wanted <= 0:
             return None
         self.fetch_in_flight = True
+        self.polling = only_if_changed
+        self.undone_during_fetch = set()
+        self.answered_during_fetch = set()
         return FetchRequest(self.known_item_ids(), wanted, only_if_changed, self.seen_data_version)
 
     def poll(self) -> FetchRequest | None:
@@ -231,11 +287,12 @@ class AnnotationQueue:
         """A fetch ended with `items`; items already known (shown, ahead, being saved) are dropped,
         and so are the items fetched ahead that were done elsewhere meanwhile (`done_elsewhere`;
         the item on screen stays: its answer is checked when it is committed)."""
+        was_loading = self.loading
         self.fetch_in_flight = False
         self.seen_data_version = data_version
         self.exhausted = exhausted
-        self.drop_upcoming(done_elsewhere)
-        known = set(self.known_item_ids())
+        self.drop_upcoming(set(done_elsewhere) - self.undone_during_fetch)
+        known = set(self.known_item_ids()) | self.answered_during_fetch
         for item in items:
             if item.item_id not in known:
                 known.add(item.item_id)
@@ -243,16 +300,20 @@ class AnnotationQueue:
         step = Step(top_up=not exhausted)
         if self.shown is None and self.upcoming:
             step = step.then(self.show_next())
-        elif self.shown is None and not self.read:
+        elif self.shown is None and was_loading:
             step = step.then(Step(shown_changed=True))  # from "loading" to "nothing left"
         self.read = True
-        return step
+        return step.then(self.act_on_waiting_keys())
 
     def fetch_failed(self) -> Step:
         """The fetch ended without items (an error, told to the user): the next poll reads again."""
+        was_loading = self.loading
         self.fetch_in_flight = False
         self.exhausted = True
         self.seen_data_version = None
+        if was_loading and self.shown is None:
+            # The keys waiting for an item get none: refused, and "loading" gives way to "nothing left".
+            return Step(shown_changed=True).then(self.act_on_waiting_keys())
         return Step()
 
     # -- elsewhere --------------------------------------------------------------------------------

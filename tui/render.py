@@ -1,7 +1,7 @@
 """Item text as Rich `Text`, always literal: no markup parsing, no control character reaches the terminal.
 
-`printable` returns a copy of equal length (one character replaced by one), so every offset computed
-on the stored text — spans, candidates, search matches — is valid on the copy shown.
+The text shown is `printable`'s copy (hnbooks.printable, shared with the CLI): equal length, so every
+offset computed on the stored text — spans, candidates, search matches — is valid on the copy shown.
 """
 
 from __future__ import annotations
@@ -13,33 +13,9 @@ from collections.abc import Iterable, Sequence
 from rich._wrap import divide_line
 from rich.text import Text
 
+# Re-exported: the screens take `printable` from here with the rest of the rendering.
+from hnbooks.printable import printable as printable
 from hnbooks.store.records import Span
-
-ESCAPE_PICTURE = "␛"
-CONTROL_PLACEHOLDER = "·"
-
-
-def control_translation() -> dict[int, str]:
-    table: dict[int, str] = {}
-    for code in range(0x20):
-        table[code] = chr(0x2400 + code)  # U+2400.. "control pictures": ␀ ␁ … ␟
-    table[0x1B] = ESCAPE_PICTURE
-    table[ord("\n")] = "\n"
-    # Tabs and carriage returns are layout, not content: a space keeps the width predictable.
-    table[ord("\t")] = " "
-    table[ord("\r")] = " "
-    table[0x7F] = "␡"
-    for code in range(0x80, 0xA0):  # C1 controls, including the 8-bit CSI and OSC introducers
-        table[code] = CONTROL_PLACEHOLDER
-    # Bidirectional overrides and isolates can reorder what is shown (a "Trojan source" spoof).
-    for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]:
-        table[code] = CONTROL_PLACEHOLDER
-    table[0x2028] = " "
-    table[0x2029] = " "
-    return table
-
-
-CONTROL_TRANSLATION = control_translation()
 
 CANDIDATE_STYLE = "underline #61afef"
 ACTIVE_STYLE = "bold black on #98c379"
@@ -54,11 +30,6 @@ LABEL_STYLES = (
     "bold black on #d19a66",
     "bold black on #abb2bf",
 )
-
-
-def printable(text: str) -> str:
-    """`text` with every control character replaced one-for-one by a visible placeholder."""
-    return text.translate(CONTROL_TRANSLATION)
 
 
 def one_line(text: str, limit: int) -> str:

@@ -23,7 +23,7 @@ from hnbooks.tui.base import SessionScreen
 from hnbooks.tui.context import AnnotationSession
 from hnbooks.tui.messages import AnswerSaved, PageFailed, PageLoaded, ReviewFilters
 from hnbooks.tui.render import item_text, one_line, printable
-from hnbooks.tui.session import AnswerToWrite
+from hnbooks.tui.session import AnswerToWrite, client_key
 
 PAGE_SIZE = 50
 ANSWER_FILTERS: tuple[str | None, ...] = (None, "accept", "reject", "ignore")
@@ -212,7 +212,7 @@ class ReviewScreen(SessionScreen):
                     batch_id=old.batch_id,
                     strategy=old.strategy,
                     score=old.score,
-                    client_key=f"review:{uuid.uuid4().hex}",
+                    client_key=client_key("review:", self.session.session_id, uuid.uuid4().hex),
                 ),
                 reply_to=self,
             )

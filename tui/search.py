@@ -6,17 +6,17 @@ This is the cold-start channel: before the scorer has a single positive, searchi
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.reactive import var
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
 from hnbooks.store.records import AnswerValue, NewAnswer, SearchHit
@@ -24,9 +24,11 @@ from hnbooks.tui.base import SessionScreen
 from hnbooks.tui.context import AnnotationSession
 from hnbooks.tui.messages import AnswerSaved, SearchFailed, SearchFinished, WriteFailed
 from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
-from hnbooks.tui.session import AnswerToWrite
+from hnbooks.tui.session import AnswerToWrite, client_key
 
 SEARCH_LIMIT = 100
+SEARCH_TIMEOUT_S = 5.0
+"""A regular-expression search stops after this long (a pattern that backtracks runs for ever)."""
 ANSWER_MARKS = {
     "accept": ("✓ ", "bold green"),
     "reject": ("✗ ", "bold red"),
@@ -52,6 +54,8 @@ class SearchScreen(SessionScreen):
 
     def __init__(self, session: AnnotationSession) -> None:
         super().__init__(session)
+        self.search_cancelled = threading.Event()
+        """Set to stop the search running (a new query, or the screen closing)."""
         self.hits: tuple[SearchHit, ...] = ()
         self.answers: dict[int, str] = {}
         """This annotator's answer to each hit's item, as given (or being saved) here or before."""
@@ -84,6 +88,7 @@ class SearchScreen(SessionScreen):
         self.query_one("#query", Input).focus()
 
     def action_close(self) -> None:
+        self.cancel_search()
         self.dismiss()
 
     @on(Input.Submitted, "#query")
@@ -93,21 +98,46 @@ class SearchScreen(SessionScreen):
         self.render_status(f"searching {one_line(event.value, 50)!r}…")
         self.run_search(event.value, self.mode)
 
-    # Exclusive: only the latest query's results matter.
-    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def run_search(self, query: str, mode: str) -> None:
+        """Search in a thread of its own, cancelling the search before it (only the latest
+        query's results matter). A daemon thread, not a worker: quitting never waits for it."""
+        self.cancel_search()
+        cancelled = threading.Event()
+        self.search_cancelled = cancelled
+        threading.Thread(
+            target=self.search_in_thread,
+            args=(query, mode, cancelled),
+            name="hnbooks-search",
+            daemon=True,
+        ).start()
+
+    def cancel_search(self) -> None:
+        self.search_cancelled.set()
+
+    def on_unmount(self) -> None:
+        self.cancel_search()
+
+    def search_in_thread(self, query: str, mode: str, cancelled: threading.Event) -> None:
         session = self.session
         try:
-            hits = session.store.search(query, mode=mode, limit=SEARCH_LIMIT)
+            hits = session.store.search(
+                query,
+                mode=mode,
+                limit=SEARCH_LIMIT,
+                timeout_s=SEARCH_TIMEOUT_S,
+                cancelled=cancelled.is_set,
+            )
             answers: dict[int, str] = {}
             for hit in hits:
                 current = session.store.answers_of_item(hit.item.id, session.annotator)
                 if current:
                     answers[hit.item.id] = current[-1].answer
-        except StoreError as error:
-            self.post_message(SearchFailed(query, str(error)))
+        except Exception as error:  # noqa: BLE001 - whatever stops the search is shown, not raised
+            if not cancelled.is_set():
+                message = str(error) if isinstance(error, StoreError) else repr(error)
+                self.post_message(SearchFailed(query, message))
             return
-        if not get_current_worker().is_cancelled:
+        if not cancelled.is_set():
             self.post_message(SearchFinished(query, mode, tuple(hits), answers))
 
     @on(SearchFinished)
@@ -129,10 +159,6 @@ class SearchScreen(SessionScreen):
     @on(SearchFailed)
     def show_failure(self, event: SearchFailed) -> None:
         self.render_status(event.error)
-
-    def worker_failed(self, group: str, error: str) -> None:
-        if group == "search":
-            self.render_status(error)
 
     def hit_prompt(self, hit: SearchHit) -> Text:
         mark, style = ANSWER_MARKS.get(self.answers.get(hit.item.id, ""), ("  ", ""))
@@ -165,7 +191,7 @@ class SearchScreen(SessionScreen):
                     answer=answer,
                     label=self.session.labels[0],
                     strategy="search",
-                    client_key=f"search:{uuid.uuid4().hex}",
+                    client_key=client_key("search:", self.session.session_id, uuid.uuid4().hex),
                 ),
                 reply_to=self,
             )

@@ -20,6 +20,13 @@ PREFETCH_COUNT = 4
 QUEUE_KEY_PREFIX = "tui:"
 
 
+def client_key(prefix: str, session: str, unique: str) -> str:
+    """An answer's client key: `<prefix><session>:<unique>`, naming the session it was given in
+    (undo takes back only its own session's answers, or a gone session's); without a session,
+    `<prefix><unique>`."""
+    return f"{prefix}{session}:{unique}" if session else f"{prefix}{unique}"
+
+
 @dataclass(frozen=True)
 class ShownItem:
     """One showing of an item: the item, why it is here, and what the screen renders."""

@@ -9,6 +9,10 @@ already: another session may have answered it once this one's claim lapsed. With
 writer also claims an undone item back for the session and releases the session's claims when it
 closes. After each write, once no other write waits, it reads the annotator's progress for the
 progress line (off the UI thread, after the write's own report).
+
+The writer folds the write-ahead log into the database file (`Store.checkpoint`) once it has been
+idle for `checkpoint_idle_s` after a write, and when it closes after its last write: otherwise the
+`-wal` file of a long session only grows while another connection keeps reading.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from threading import Event, Lock, Thread
 
 from hnbooks.store.claims import CLAIM_TTL_S
@@ -37,6 +41,9 @@ from hnbooks.tui.session import (
     WriteRequest,
     shown_from_answer,
 )
+
+CHECKPOINT_IDLE_S = 30.0
+"""After a write, the log is checkpointed once no write has come for this long."""
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -62,6 +69,7 @@ class AnswerWriter:
         session: str | None = None,
         claim_ttl_s: float = CLAIM_TTL_S,
         on_progress: Callable[[AnnotatorProgress], object] | None = None,
+        checkpoint_idle_s: float = CHECKPOINT_IDLE_S,
     ) -> None:
         self.store = store
         self.annotator = annotator
@@ -74,6 +82,9 @@ class AnswerWriter:
         self.claim_ttl_s = claim_ttl_s
         self.on_progress = on_progress
         """Called in the writer thread with the progress read after writes (None: not read)."""
+        self.checkpoint_idle_s = checkpoint_idle_s
+        self.checkpoints = 0
+        """Checkpoints the writer has made (tests read it)."""
         self._requests: SimpleQueue[WriteRequest | None] = SimpleQueue()
         """Writes in submission order; None tells the thread to close the store and stop."""
         self._lock = Lock()
@@ -116,6 +127,7 @@ class AnswerWriter:
         once when no write was made)."""
         if self._thread.ident is None:
             self._release_claims()
+            self._checkpoint()  # the session's claims were written, and maybe others' rows
             self.store.close()
         else:
             self._requests.put(None)
@@ -123,6 +135,7 @@ class AnswerWriter:
     def _release_claims(self) -> None:
         if self.session is None:
             return
+        self.store.end_session(self.session)
         try:
             self.store.release_claims(self.session)
         except StoreError:
@@ -133,13 +146,30 @@ class AnswerWriter:
         if self._thread.ident is not None:
             self._thread.join(timeout)
 
+    def _checkpoint(self) -> None:
+        try:
+            if self.store.checkpoint():
+                self.checkpoints += 1
+        except StoreError:
+            pass  # e.g. a read-only database: the log is folded in by a later writer
+
     def _write_in_order(self) -> None:
+        wrote_since_checkpoint = False
         while True:
-            request = self._requests.get()
+            try:
+                request = self._requests.get(
+                    timeout=self.checkpoint_idle_s if wrote_since_checkpoint else None
+                )
+            except Empty:
+                self._checkpoint()
+                wrote_since_checkpoint = False
+                continue
             if request is None:
                 self._release_claims()
+                self._checkpoint()
                 self.store.close()
                 return
+            wrote_since_checkpoint = True
             outcome = self._write(request)
             try:
                 self.report(outcome)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import astuple, replace
 from typing import Any
 
-from hnbooks.store.claims import CLAIM_TTL_S, claim, feed_mode_in
+from hnbooks.store.claims import CLAIM_TTL_S, claim, feed_mode_in, session_process_is_gone
 from hnbooks.store.connection import Connection, StoreError
 from hnbooks.store.records import (
     ANSWER_VALUES,
@@ -105,12 +105,60 @@ def existing_answer_id(conn: sqlite3.Connection, client_key: str | None) -> int 
     return None if row is None else int(row["id"])
 
 
-def undo_latest(conn: sqlite3.Connection, annotator: str) -> Answer | None:
-    """Inside the caller's transaction: take back this annotator's latest answer still in force."""
-    row = conn.execute(
-        "SELECT * FROM effective_answers WHERE annotator = ? ORDER BY id DESC LIMIT 1",
-        (annotator,),
-    ).fetchone()
+ENDED_SESSIONS: set[str] = set()
+"""Sessions of this process that have ended (`AnswerQueries.end_session`): their process still
+runs, but their answers are the next session's to undo, as a gone process's are."""
+
+
+def session_of_client_key(client_key: str | None) -> str | None:
+    """The session an answer was given in, when its client key names one: the TUI's keys are
+    `<screen>:<session>:<unique>`, the session being `new_session_id()`'s `host:pid:uuid`."""
+    if client_key is None:
+        return None
+    parts = client_key.split(":")
+    if len(parts) != 5 or not parts[2].isdigit():
+        return None
+    return ":".join(parts[1:4])
+
+
+def undoable_by(session: str | None, row: sqlite3.Row) -> bool:
+    """Whether `session` may take back the answer in `row`: its own, one of a session whose
+    process is gone (undo after a crash), or one given outside any session (an import, a key from
+    before sessions were named). Another live session's answers are that session's to undo."""
+    if session is None:
+        return True
+    given_in = session_of_client_key(row["client_key"])
+    return (
+        given_in is None
+        or given_in == session
+        or given_in in ENDED_SESSIONS
+        or session_process_is_gone(given_in)
+    )
+
+
+def latest_undoable(
+    conn: sqlite3.Connection, annotator: str, session: str | None
+) -> sqlite3.Row | None:
+    cursor = conn.execute(
+        "SELECT * FROM effective_answers WHERE annotator = ? ORDER BY id DESC", (annotator,)
+    )
+    try:
+        rows: list[sqlite3.Row]
+        while rows := cursor.fetchmany(64):
+            for row in rows:
+                if undoable_by(session, row):
+                    return row
+        return None
+    finally:
+        cursor.close()
+
+
+def undo_latest(
+    conn: sqlite3.Connection, annotator: str, session: str | None = None
+) -> Answer | None:
+    """Inside the caller's transaction: take back this annotator's latest answer still in force
+    that `session` may undo (`undoable_by`; any, without a session)."""
+    row = latest_undoable(conn, annotator, session)
     if row is None:
         return None
     conn.execute(
@@ -170,13 +218,19 @@ class AnswerQueries(Connection):
         with self._transaction() as conn:
             return undo_latest(conn, annotator)
 
+    def end_session(self, session: str) -> None:
+        """`session` is over (its app quit): a later session may undo its answers."""
+        ENDED_SESSIONS.add(session)
+
     def undo_last_claiming(
         self, annotator: str, *, session: str, claim_ttl_s: float = CLAIM_TTL_S
     ) -> Answer | None:
-        """`undo_last`, and the undone answer's queue item claimed for `session` in the same
-        transaction (taken over from any other session): it is about to be answered again there."""
+        """`undo_last` of the latest answer `session` may take back (its own, a gone session's,
+        or one given outside a session; never another live session's), and the undone answer's
+        queue item claimed for `session` in the same transaction (taken over from any other
+        session): it is about to be answered again there."""
         with self._transaction() as conn:
-            undone = undo_latest(conn, annotator)
+            undone = undo_latest(conn, annotator, session)
             if undone is not None and undone.batch_id is not None:
                 in_batch = conn.execute(
                     "SELECT 1 FROM batch_items WHERE batch_id = ? AND item_id = ?",
@@ -184,9 +238,12 @@ class AnswerQueries(Connection):
                 ).fetchone()
                 if in_batch is not None:
                     now = time.time()
+                    # In overlap mode other annotators' claims on the item are theirs to keep: only
+                    # this annotator's other sessions give it up. In split mode it is this session's.
+                    same_annotator = "" if feed_mode_in(conn) == "split" else " AND annotator = ?"
                     conn.execute(
-                        "DELETE FROM claims WHERE item_id = ? AND session != ?",
-                        (undone.item_id, session),
+                        f"DELETE FROM claims WHERE item_id = ? AND session != ?{same_annotator}",
+                        (undone.item_id, session, *(() if same_annotator == "" else (annotator,))),
                     )
                     claim(
                         conn,

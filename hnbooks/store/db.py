@@ -7,6 +7,7 @@ imported file) so the scorer and several annotators can share one file without "
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from hnbooks.store.answers import AnswerQueries
@@ -55,6 +56,30 @@ class Store(ItemQueries, AnswerQueries, QueueQueries, RoundQueries, ScorerQuerie
 
     def __enter__(self) -> Store:
         return self
+
+    def database_id(self) -> str | None:
+        """The identity made once for this database (None for one read as is, not yet upgraded)."""
+        row = self._one("SELECT value FROM settings WHERE name = 'database_id'")
+        return str(row[0]) if row is not None else None
+
+    def iter_item_text_keys(
+        self, after_id: int = 0, chunk: int = 65536
+    ) -> Iterator[tuple[list[int], list[str]]]:
+        """(ids, text keys) of every item with id > after_id in id order, `chunk` at a time, without
+        the texts.
+
+        The text key (SHA-1 of the text, whitespace runs collapsed) is what derived files such as
+        the embedding cache check their rows against: reading it costs a fraction of the texts.
+        """
+        last = after_id
+        while True:
+            rows = self._query(
+                "SELECT id, text_key FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+            )
+            if not rows:
+                return
+            yield [int(row[0]) for row in rows], [str(row[1]) for row in rows]
+            last = int(rows[-1][0])
 
     def stats(self) -> StoreStats:
         current = self.current_answers()

@@ -89,12 +89,13 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
     added = present = 0
     for answer in incoming.answers:
         answer = replace(answer, spans=remap_spans(answer.spans, incoming.text, stored_text))
-        if answer.created_at is None:
-            answer = replace(answer, created_at=time.time())
-        # Same item, person, verdict, label, spans and second: the same answer, imported before.
+        # Same item, person, verdict, label and spans, and the same second when the answer says
+        # when it was given: the same answer, imported before. An answer without a time matches
+        # one given at any time, so re-importing a file without timestamps adds nothing.
         duplicate = conn.execute(
             "SELECT 1 FROM answers WHERE item_id = ? AND annotator = ? AND answer = ? AND task_key = ?"
-            " AND label IS ? AND spans = ? AND CAST(created_at AS INTEGER) = CAST(? AS INTEGER)",
+            " AND label IS ? AND spans = ?"
+            " AND (? IS NULL OR CAST(created_at AS INTEGER) = CAST(? AS INTEGER))",
             (
                 item_id,
                 answer.annotator,
@@ -103,11 +104,14 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
                 answer.label,
                 spans_to_json(answer.spans),
                 answer.created_at,
+                answer.created_at,
             ),
         ).fetchone()
         if duplicate is not None:
             present += 1
             continue
+        if answer.created_at is None:
+            answer = replace(answer, created_at=time.time())
         # Imported answers keep the label they carry (None stays None: no question is guessed).
         insert_answer(conn, item_id, answer, default_label=None)
         added += 1

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import Any, TypeVar
+
+import regex
 
 from hnbooks.store.connection import Connection, StoreError
 from hnbooks.store.ingest import IngestOutcome, write_incoming
 from hnbooks.store.records import IncomingItem, Item, SearchHit
 
 LABEL_PATTERN = r"[A-Za-z0-9_\-]{1,40}"
+T = TypeVar("T")
 
 
 def item_from_row(row: sqlite3.Row) -> Item:
@@ -41,6 +47,59 @@ def match_ranges(
         if len(ranges) >= limit:
             break
     return tuple(ranges)
+
+
+def regex_match_ranges(
+    text: str, pattern: Any, limit: int = 50, *, timeout: float | None = None
+) -> tuple[tuple[int, int], ...]:
+    """`match_ranges` for a `regex` pattern, within `timeout` seconds."""
+    ranges = []
+    for match in pattern.finditer(text, concurrent=True, timeout=timeout):
+        if match.end() > match.start():
+            ranges.append((match.start(), match.end()))
+        if len(ranges) >= limit:
+            break
+    return tuple(ranges)
+
+
+class SearchStopped(StoreError):
+    """A regular-expression search ran out of time or was cancelled."""
+
+
+class BoundedSearch:
+    """The time left to a regular-expression search, handed to each match as its timeout."""
+
+    def __init__(self, timeout_s: float | None, cancelled: Callable[[], bool] | None) -> None:
+        self.timeout_s = timeout_s
+        self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.cancelled = cancelled
+
+    def left(self) -> float | None:
+        if self.cancelled is not None and self.cancelled():
+            raise SearchStopped("search cancelled")
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.stopped()
+        return left
+
+    def stopped(self) -> SearchStopped:
+        return SearchStopped(
+            f"search stopped after {self.timeout_s:g} s: the pattern backtracks; simplify it"
+        )
+
+    def run(self, match: Callable[..., T]) -> T:
+        """`match(timeout=...)` given the time left."""
+        timeout = self.left()
+        try:
+            return match(timeout=timeout)
+        except TimeoutError:
+            raise self.stopped() from None
+
+
+def hit_of(item: Item, ranges: tuple[tuple[int, int], ...]) -> SearchHit:
+    return SearchHit(item=item, snippet=snippet_around(item.text, ranges), match_ranges=ranges)
 
 
 def snippet_around(text: str, ranges: tuple[tuple[int, int], ...], width: int = 160) -> str:
@@ -154,8 +213,23 @@ class ItemQueries(Connection):
 
     # -- search -----------------------------------------------------------------------------------
 
-    def search(self, query: str, *, mode: str = "fts", limit: int = 50) -> list[SearchHit]:
-        """Keyword (FTS5, every word must match) or regular-expression search over all texts."""
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str = "fts",
+        limit: int = 50,
+        timeout_s: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[SearchHit]:
+        """Keyword (FTS5, every word must match) or regular-expression search over all texts.
+
+        A regular expression runs on the `regex` package, not `re`: `re` cannot be stopped inside
+        a match and holds the GIL throughout, so one pattern that backtracks (`(\\w+\\s?)*!`) would
+        freeze the whole program. Here the match releases the GIL, the whole search stops with a
+        `SearchStopped` after `timeout_s`, and `cancelled()` is asked between texts (a search
+        cancelled stops with a `SearchStopped` too).
+        """
         if mode == "fts":
             match = fts_query(query)
             if not match:
@@ -170,22 +244,21 @@ class ItemQueries(Connection):
             items = [item_from_row(r) for r in rows]
         elif mode == "regex":
             try:
-                pattern = re.compile(query, re.IGNORECASE)
-            except re.error as error:
+                compiled = regex.compile(query, regex.IGNORECASE)
+            except regex.error as error:
                 raise StoreError(f"invalid regular expression {query!r}: {error}") from None
+            clock = BoundedSearch(timeout_s, cancelled)
             matching_ids = []
             for item_id, text in self.iter_item_texts():
-                if pattern.search(text):
+                if clock.run(partial(compiled.search, text, concurrent=True)):
                     matching_ids.append(item_id)
                     if len(matching_ids) >= limit:
                         break
             items = self.items_by_ids(matching_ids)
+            return [
+                hit_of(item, clock.run(partial(regex_match_ranges, item.text, compiled)))
+                for item in items
+            ]
         else:
             raise StoreError(f"unknown search mode {mode!r} (use fts or regex)")
-        hits = []
-        for item in items:
-            ranges = match_ranges(item.text, pattern)
-            hits.append(
-                SearchHit(item=item, snippet=snippet_around(item.text, ranges), match_ranges=ranges)
-            )
-        return hits
+        return [hit_of(item, match_ranges(item.text, pattern)) for item in items]

@@ -36,6 +36,26 @@ from hnbooks.store.records import FEED_MODES, BatchEntry, FeedMode, QueuedItem, 
 from hnbooks.store.reports import RoundReport
 
 
+class NothingLeftToPublish(StoreError):
+    """Every item of a batch was queued by another publisher or answered before it was published."""
+
+
+def items_taken_meanwhile(conn: sqlite3.Connection, item_ids: list[int]) -> set[int]:
+    """Of `item_ids`, those answered by anyone or waiting in a published batch."""
+    taken: set[int] = set()
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT item_id FROM effective_answers WHERE item_id IN ({marks})"
+            f" UNION SELECT bi.item_id FROM batch_items bi WHERE bi.item_id IN ({marks})"
+            f" AND NOT {ANSWERED_BY_ANYONE}",
+            [*chunk, *chunk],
+        ).fetchall()
+        taken.update(int(row[0]) for row in rows)
+    return taken
+
+
 def insert_round(
     conn: sqlite3.Connection, report: RoundReport, started_at: float, finished_at: float
 ) -> int:
@@ -67,6 +87,14 @@ class QueueQueries(Connection):
             raise StoreError("a batch cannot hold the same item twice")
         now = time.time()
         with self._transaction() as conn:
+            # Another publisher (a seed, a second scorer) may have queued or someone answered
+            # these items since they were chosen: they are left out, never queued twice.
+            taken = items_taken_meanwhile(conn, [e.item_id for e in entries])
+            entries = [e for e in entries if e.item_id not in taken]
+            if not entries:
+                raise NothingLeftToPublish(
+                    "every item of the batch was queued or answered meanwhile; nothing published"
+                )
             batch_id = int(
                 conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM batches").fetchone()[0]
             )
@@ -191,9 +219,13 @@ class QueueQueries(Connection):
         *,
         ttl_s: float = CLAIM_TTL_S,
     ) -> set[int]:
-        """Make the session's claims exactly `held` ((batch id, item id) pairs: what it shows and
-        has fetched ahead), each for another `ttl_s`; return the item ids of `held` that another
-        session claims meanwhile (its own claim had lapsed): the caller gives those up."""
+        """Renew the session's claims on `held` ((batch id, item id) pairs: what it shows and has
+        fetched ahead) for another `ttl_s`; return the item ids of `held` that another session
+        claims meanwhile (its own claim had lapsed): the caller gives those up.
+
+        Claims of the session that `held` does not list are left to expire, not dropped: an item
+        between the fetch that claimed it and the screen, or brought back by an undo still being
+        reported, is in flight and not in `held` yet."""
         pairs = list(dict.fromkeys(held))
         with self._transaction() as conn:
             now = time.time()
@@ -214,12 +246,6 @@ class QueueQueries(Connection):
                 if other is not None:
                     taken.add(item_id)
             kept = [(b, i) for b, i in pairs if i not in taken]
-            kept_ids = sorted({i for _, i in kept})
-            conn.execute(
-                "DELETE FROM claims WHERE session = ?"
-                f" AND item_id NOT IN ({','.join('?' * len(kept_ids))})",
-                [session, *kept_ids],
-            )
             for batch_id, item_id in kept:
                 claim(conn, batch_id, item_id, annotator, session, now, ttl_s)
             return taken

@@ -9,6 +9,7 @@ migration this code does not know was written by a newer hnbooks, and is refused
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable
 
 from sqlite_utils import Database, Migrations
@@ -246,6 +247,21 @@ def m004_scorer_lease_requests_claims_settings(db: Database) -> None:
     )
 
 
+@migrations()
+def m005_database_id(db: Database) -> None:
+    """The database's identity, made once: files derived from the database (the embedding cache)
+    record it, so a database re-created beside them is told apart from the one they were made for.
+    A copy made with `hnbooks backup` keeps it, as it keeps every row."""
+    db.conn.execute(
+        "INSERT OR IGNORE INTO settings (name, value) VALUES ('database_id', ?)",
+        (str(uuid.uuid4()),),
+    )
+
+
+READ_AS_IS = frozenset({"m005_database_id"})
+"""Migrations a read-only opening can do without: what they add no query needs (a read-only
+opening never migrates; lacking any other migration it refuses, saying how to upgrade)."""
+
 KNOWN_MIGRATIONS = frozenset(
     migration.name for migration in migrations.pending(Database(memory=True))
 )
@@ -316,3 +332,59 @@ def migrate(conn: sqlite3.Connection, path: str = "the database") -> int:
             conn.execute("ROLLBACK")
         raise
     return applied + pending
+
+
+FIRST_MIGRATION_TABLES = frozenset(
+    {"labels", "items", "rounds", "batches", "batch_items", "answers"}
+)
+
+
+class NotHnbooks(Exception):
+    """The file is another program's SQLite database (or not one hnbooks made)."""
+
+
+def user_tables(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        " ORDER BY name"
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def is_blank(conn: sqlite3.Connection) -> bool:
+    """Nothing in it yet: no schema and user_version 0 (an empty file, or a new one)."""
+    return (
+        schema_version(conn) == 0 and conn.execute("SELECT 1 FROM sqlite_master").fetchone() is None
+    )
+
+
+def check_is_hnbooks(conn: sqlite3.Connection, path: str) -> None:
+    """Raise `NotHnbooks` unless the database is blank or hnbooks'. Reads only.
+
+    hnbooks' databases record their migrations by name (set 'hnbooks'), or are of schema version 1
+    (the first release) and hold the first migration's tables.
+    """
+    version = schema_version(conn)
+    if version < 0:
+        raise NotHnbooks(
+            f"{path}: not an hnbooks database (user_version {version}); left untouched"
+        )
+    if is_blank(conn):
+        return
+    if applied_migration_names(conn):
+        return
+    tables = user_tables(conn)
+    if version >= LEGACY_VERSION and FIRST_MIGRATION_TABLES <= set(tables):
+        return
+    shown = ", ".join(tables[:6]) + (", …" if len(tables) > 6 else "")
+    holds = f"it holds the tables {shown}" if tables else f"user_version {version}"
+    raise NotHnbooks(
+        f"{path}: not an hnbooks database ({holds}, of another program); hnbooks leaves it "
+        "untouched: give --db a new file"
+    )
+
+
+def pending_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations the database lacks, the legacy ones as `m001`…; reads only."""
+    legacy = [f"m{number:03d}" for number in range(schema_version(conn) + 1, LEGACY_VERSION + 1)]
+    return legacy + sorted(KNOWN_MIGRATIONS - applied_migration_names(conn))

@@ -290,3 +290,31 @@ def test_a_full_disk_is_said_and_loses_nothing(
     filler.unlink()
     assert len([json.loads(line) for line in previous.splitlines()]) == 3
     ledger.add("previous exports kept whole", 1)
+
+
+def test_another_programs_database_is_refused_untouched(tmp_path: Path, ledger: LedgerLine) -> None:
+    import sqlite3
+
+    db_path = tmp_path / "prodigy.db"
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.executescript(
+        """
+        CREATE TABLE dataset (id INTEGER PRIMARY KEY, name TEXT, meta BLOB, session INTEGER);
+        CREATE TABLE example (id INTEGER PRIMARY KEY, input_hash INTEGER, content BLOB);
+        CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);
+        INSERT INTO dataset (name) VALUES ('books');
+        """
+    )
+    conn.close()
+    before = db_path.read_bytes()
+    commands = every_command(db_path, tmp_path)
+    del commands["hnbooks-tui"]  # it wants a terminal first; it opens the store as the others do
+    commands["hnbooks stats"] = [*command("hnbooks"), "stats", "--db", str(db_path)]
+    for args in commands.values():
+        assert_clear_failure(run(args, tmp_path), "not an hnbooks database")
+        ledger.add("commands refused clearly")
+    assert db_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("prodigy")) == [
+        "prodigy.db"
+    ]
+    ledger.add("files altered", 0)

@@ -43,6 +43,8 @@ class Case:
     """The one line spoiled (1-based), when a fault must name exactly that line."""
     expected_texts: tuple[str, ...] | None = None
     """Texts a correct import stores (None: not known, e.g. cleaned HTML or a spoiled file)."""
+    expected_answers: int | None = None
+    """Answers a correct import stores (None: not known)."""
 
 
 # -- valid records ----------------------------------------------------------------------------------
@@ -133,30 +135,44 @@ def deep(depth: int, kind: str) -> str:
 
 
 @st.composite
-def spoiled_json_file(draw: st.DrawFn) -> Case:
-    kind = draw(st.sampled_from(["prodigy", "jsonl", "hn"]))
+def spoiled_json_file(
+    draw: st.DrawFn,
+    kinds: tuple[str, ...] = ("prodigy", "jsonl", "hn", "mixed"),
+    spoils: tuple[str, ...] = (
+        "none",
+        "wrong-type",
+        "invalid-utf8",
+        "raw-nul",
+        "deep-line",
+        "deep-meta",
+        "not-object",
+        "duplicate-id",
+    ),
+) -> Case:
+    kind = draw(st.sampled_from(kinds))
     count = draw(st.integers(1, 6))
     if kind == "hn":
         records = [draw(hn_record(1000 + n)) for n in range(count)]
+    elif kind == "mixed":
+        # Each line its own flavour, as in concatenated files; distinct texts, so that every
+        # answer lands on an item of its own and none is a duplicate of another.
+        records = []
+        for n in range(count):
+            flavour = draw(st.sampled_from(["prodigy", "jsonl", "hn"]))
+            if flavour == "hn":
+                records.append(draw(hn_record(1000 + n)))
+                continue
+            record = draw(prodigy_record())
+            record["text"] = f"{record['text']} #{n}"
+            record.pop("spans", None)
+            record.pop("_view_id", None)
+            records.append(record if flavour == "prodigy" else {"text": record["text"]})
     else:
         records = [draw(prodigy_record()) for _ in range(count)]
         if kind == "jsonl":
             records = [{"text": r["text"], "meta": r["meta"]} for r in records]
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
-    spoil = draw(
-        st.sampled_from(
-            [
-                "none",
-                "wrong-type",
-                "invalid-utf8",
-                "raw-nul",
-                "deep-line",
-                "deep-meta",
-                "not-object",
-                "duplicate-id",
-            ]
-        )
-    )
+    spoil = draw(st.sampled_from(spoils))
     at = draw(st.integers(0, count - 1))
     suffix = ".jsonl"
     raw = [line.encode("utf-8") for line in lines]
@@ -209,14 +225,15 @@ def spoiled_json_file(draw: st.DrawFn) -> Case:
             twin = dict(records[at], text=records[at]["text"] + " but different")
             raw.insert(at + 1, json.dumps(twin, ensure_ascii=False).encode())
             spoiled_line = at + 2
-    if at == 0 and spoil != "none":
-        # The first record decides the format: a spoiled first line is judged as any format.
-        spoiled_line = None
+    # Each line is read for what it is, the first one too: a spoiled first line is named like any.
     content = b"\n".join(raw) + draw(st.sampled_from([b"\n", b"", b"\r\n", b"\n\n"]))
     expected = None
-    if spoil == "none" and kind != "hn":
+    answers = None
+    if spoil == "none" and kind not in ("hn", "mixed"):
         expected = tuple(r["text"] for r in records)
-    return Case(f"{kind}-{spoil}{suffix}", content, "auto", spoiled_line, expected)
+    if spoil == "none" and kind == "mixed":
+        answers = sum("answer" in r for r in records)
+    return Case(f"{kind}-{spoil}{suffix}", content, "auto", spoiled_line, expected, answers)
 
 
 @st.composite
@@ -336,9 +353,14 @@ class Attempts:
         if case.expected_texts is not None:
             stored = {text_key(text) for (text,) in self.store._query("SELECT text FROM items")}
             assert {text_key(t) for t in case.expected_texts} <= stored
-        # A second import of the same file adds no item.
+        if case.expected_answers is not None:
+            added = len(after["answers"]) - len(before["answers"])
+            assert added == case.expected_answers, "answers were lost (or made up) by the import"
+        # A second import of the same file adds no item and no answer.
         import_file(self.store, path, fmt=case.fmt)
-        assert len(table_dump(self.db_path)["items"]) == len(after["items"])
+        again = table_dump(self.db_path)
+        assert len(again["items"]) == len(after["items"])
+        assert again["answers"] == after["answers"]
 
     def check_cli_refuses(self, path: Path, message: str, before: dict[str, Any]) -> None:
         result = CliRunner().invoke(
@@ -380,6 +402,26 @@ def test_hostile_files_import_cleanly_or_are_refused_with_one_line(
     ledger.add("imported", attempts.imported)
     ledger.add("refused with one line", attempts.refused)
     ledger.add("partial imports", 0)
+
+
+def test_every_line_of_a_mixed_file_is_read_for_what_it_is(
+    attempts: Attempts, ledger: LedgerLine
+) -> None:
+    """Plain texts, Prodigy answers and HN items in one file, in any order: every answer is
+    imported as an answer, whatever the first line is."""
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(
+        spoiled_json_file(kinds=("mixed",), spoils=("none",)).filter(
+            lambda case: bool(case.expected_answers)
+        )
+    )
+    def run(case: Case) -> None:
+        attempts.check(case)
+
+    run()
+    ledger.add("mixed files tried", attempts.count)
+    ledger.add("answers lost", 0)
 
 
 WRONG_TYPE_CASES = [

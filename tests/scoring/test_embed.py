@@ -129,3 +129,135 @@ def test_with_the_onnx_encoder(tmp_path: Path, tiny_model_dir: Path) -> None:
         assert embed_missing(store, fresh, cache).embedded == 0
     assert not fresh.loaded
     store.close()
+
+
+def remove_database(db_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+
+
+def assert_vectors_match_texts(store: object, cache: EmbeddingCache) -> None:
+    pairs = list(store.iter_item_texts())  # type: ignore[attr-defined]
+    ids = np.array([item_id for item_id, _ in pairs])
+    expected = np.stack([vector_of(text) for _, text in pairs])
+    np.testing.assert_allclose(cache.vectors(ids), expected, atol=2e-3)
+
+
+def test_a_database_recreated_beside_its_old_cache_is_embedded_afresh(tmp_path: Path) -> None:
+    db_path = tmp_path / "x.db"
+    first, _ = store_with_texts(db_path, texts(20))
+    with EmbeddingCache.open(db_path, "h", DIM) as cache:
+        embed_missing(first, HashingEncoder(), cache)
+    first.close()
+    remove_database(db_path)
+    # The same texts in another order: every id now names another text.
+    second, _ = store_with_texts(db_path, texts(20)[::-1])
+    encoder = HashingEncoder()
+    with EmbeddingCache.open(db_path, "h", DIM) as cache:
+        report = embed_missing(second, encoder, cache)
+        assert (report.embedded, report.already_cached) == (20, 0)
+        assert report.rebuilt is not None and "another database" in report.rebuilt
+        assert_vectors_match_texts(second, cache)
+    with EmbeddingCache.open(db_path, "h", DIM) as cache:
+        again = embed_missing(second, HashingEncoder(), cache)
+        assert (again.embedded, again.rebuilt) == (0, None)
+    second.close()
+
+
+def test_rows_whose_text_changed_are_embedded_again(tmp_path: Path) -> None:
+    import shutil
+
+    from hnbooks.importing import import_file
+    from hnbooks.scoring.cache import cache_paths
+    from hnbooks.store.db import Store
+    from tests.helpers import write_jsonl
+
+    # Two databases with one identity (one copied from the other) that then diverge.
+    original, _ = store_with_texts(tmp_path / "a.db", texts(10))
+    original.close()
+    shutil.copy(tmp_path / "a.db", tmp_path / "b.db")
+    stores = {}
+    for name, extra in (("a", ["only in a", "also only in a"]), ("b", ["b one", "b two"])):
+        stores[name] = Store(tmp_path / f"{name}.db")
+        import_file(
+            stores[name],
+            write_jsonl(tmp_path / f"{name}.jsonl", [{"text": t} for t in extra]),
+            fmt="jsonl",
+        )
+    assert stores["a"].database_id() == stores["b"].database_id()
+    with EmbeddingCache.open(tmp_path / "a.db", "h", DIM) as cache:
+        embed_missing(stores["a"], HashingEncoder(), cache)
+    for source, target in zip(
+        cache_paths(tmp_path / "a.db"), cache_paths(tmp_path / "b.db"), strict=True
+    ):
+        shutil.copy(source, target)
+    encoder = HashingEncoder()
+    with EmbeddingCache.open(tmp_path / "b.db", "h", DIM) as cache:
+        report = embed_missing(stores["b"], encoder, cache)
+        assert sum(encoder.calls, []) == ["b one", "b two"]
+        assert (report.embedded, report.mismatched, report.already_cached) == (2, 2, 10)
+        assert_vectors_match_texts(stores["b"], cache)
+    for store in stores.values():
+        store.close()
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, 0.0])
+def test_a_poisoned_cache_is_embedded_again(tmp_path: Path, poison: float) -> None:
+    from hnbooks.scoring.cache import cache_paths
+
+    store, item_ids = store_with_texts(tmp_path / "x.db", texts(30))
+    with EmbeddingCache.open(store.path, "h", DIM) as cache:
+        embed_missing(store, HashingEncoder(), cache)
+    vectors_path = cache_paths(store.path)[0]
+    stored = np.load(vectors_path, mmap_mode="r+")
+    stored[item_ids[3]] = poison
+    stored[item_ids[17], 5] = poison if poison != 0.0 else stored[item_ids[17], 5]
+    stored.flush()
+    del stored
+    poisoned = 2 if poison != 0.0 else 1
+    encoder = HashingEncoder()
+    with EmbeddingCache.open(store.path, "h", DIM, model_name="m") as cache:
+        report = embed_missing(store, encoder, cache, chunk=7)
+        assert (report.embedded, report.invalid) == (poisoned, poisoned)
+        assert_vectors_match_texts(store, cache)
+    store.close()
+
+
+def test_a_cache_of_zeros_or_nan_is_embedded_again_whole(tmp_path: Path) -> None:
+    from hnbooks.scoring.cache import cache_paths
+
+    store, _ = store_with_texts(tmp_path / "x.db", texts(25))
+    for poison in (0.0, np.nan):
+        with EmbeddingCache.open(store.path, "h", DIM) as cache:
+            embed_missing(store, HashingEncoder(), cache)
+        stored = np.load(cache_paths(store.path)[0], mmap_mode="r+")
+        stored[:] = poison
+        stored.flush()
+        del stored
+        with EmbeddingCache.open(store.path, "h", DIM) as cache:
+            report = embed_missing(store, HashingEncoder(), cache)
+            assert (report.embedded, report.invalid) == (25, 25)
+            assert_vectors_match_texts(store, cache)
+    store.close()
+
+
+def test_the_scorer_says_what_it_embedded_again(tmp_path: Path) -> None:
+    from hnbooks.console import err_console
+    from hnbooks.scoring.prepare import LoadedEncoder, embed_new_texts
+
+    db_path = tmp_path / "x.db"
+    first, _ = store_with_texts(db_path, texts(8))
+    with EmbeddingCache.open(db_path, "h", DIM) as cache:
+        embed_missing(first, HashingEncoder(), cache)
+    first.close()
+    remove_database(db_path)
+    second, _ = store_with_texts(db_path, texts(8)[::-1])
+    with EmbeddingCache.open(db_path, "h", DIM) as cache:
+        loaded = LoadedEncoder(HashingEncoder(), cache, "m", "CPU")  # type: ignore[arg-type]
+        with err_console.capture() as captured:
+            report = embed_new_texts(second, loaded, bar=False)
+    said = " ".join(captured.get().split())
+    assert "embedding cache rebuilt" in said and "another database" in said
+    assert "embedded 8 new texts" in said
+    assert report.embedded == 8
+    second.close()

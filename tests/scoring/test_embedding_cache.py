@@ -54,6 +54,7 @@ def test_written_vectors_read_back(tmp_path: Path) -> None:
         "x.db.vectors.npy",
         "x.db.vectors.filled.npy",
         "x.db.vectors.json",
+        "x.db.vectors.keys.npy",
     ]
     metadata = json.loads(paths[2].read_text())
     assert (
@@ -106,7 +107,7 @@ def test_damaged_files_are_rebuilt_with_a_reason(tmp_path: Path, damage: str) ->
     db = tmp_path / "x.db"
     with EmbeddingCache.open(db, HASH, DIM) as cache:
         cache.write(np.array([1, 2]), expected_rows(np.array([1, 2])))
-    vectors_path, filled_path, metadata_path = cache_paths(db)
+    vectors_path, filled_path, metadata_path, _ = cache_paths(db)
     if damage == "truncated vectors":
         with vectors_path.open("r+b") as handle:
             handle.truncate(vectors_path.stat().st_size - 100)
@@ -135,7 +136,7 @@ def test_growth_interrupted_between_the_two_files_is_finished_on_open(tmp_path: 
     ids = np.array([1, 500])
     with EmbeddingCache.open(db, HASH, DIM) as cache:
         cache.write(ids, expected_rows(ids))
-    vectors_path, filled_path, _ = cache_paths(db)
+    vectors_path, filled_path, _, _ = cache_paths(db)
     # What a kill leaves after the grown vectors file replaced the old one, before the mask did.
     grown = np.zeros((INITIAL_CAPACITY * 2, DIM), dtype=np.float16)
     grown[:INITIAL_CAPACITY] = np.load(vectors_path)
@@ -235,3 +236,100 @@ def test_sigkill_mid_write_never_leaves_the_mask_ahead(
         np.testing.assert_array_equal(
             cache.vectors(again), expected_rows(again, 64).astype(np.float32)
         )
+
+
+def test_growth_interrupted_after_the_keys_is_finished_on_open(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    ids = np.array([1, 500])
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        cache.write_keyed(ids, expected_rows(ids), np.array([11, 22]))
+    vectors_path, filled_path, _, keys_path = cache_paths(db)
+    # A kill after the vectors and the keys were replaced by grown copies, before the mask was.
+    for path in (vectors_path, keys_path):
+        old = np.load(path)
+        grown = np.zeros((INITIAL_CAPACITY * 2, *old.shape[1:]), dtype=old.dtype)
+        grown[:INITIAL_CAPACITY] = old
+        np.save(path, grown)
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        assert cache.reset_reason is None
+        assert cache.capacity == INITIAL_CAPACITY * 2
+        np.testing.assert_array_equal(cache.stored_keys(np.array([1, 500, 2])), [11, 22, 0])
+        np.testing.assert_array_equal(cache.vectors(ids), expected_rows(ids).astype(np.float32))
+
+
+def test_a_row_written_again_is_unmarked_until_its_new_vector_is_on_disk(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    ids = np.array([3])
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        cache.write_keyed(ids, expected_rows(ids), np.array([7]))
+
+        def killed(item_ids: object, vectors: object) -> None:
+            raise KeyboardInterrupt
+
+        cache.write = killed  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            cache.write_keyed(ids, expected_rows(ids) * 2, np.array([8]))
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        assert cache.filled_count == 0
+        np.testing.assert_array_equal(cache.stored_keys(ids), [0])
+
+
+def test_a_cache_bound_to_another_database_is_emptied(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    ids = np.array([1, 2])
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        assert cache.bind("first-database") is None
+        cache.write_keyed(ids, expected_rows(ids), np.array([5, 6]))
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        assert cache.database_id == "first-database"
+        assert cache.bind("first-database") is None and cache.filled_count == 2
+        reason = cache.bind("second-database")
+        assert reason and "another database" in reason and cache.filled_count == 0
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        assert cache.database_id == "second-database" and cache.reset_reason is None
+
+
+def test_a_cache_of_the_previous_format_is_rebuilt(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        cache.write(np.array([1]), expected_rows(np.array([1])))
+    vectors_path, filled_path, metadata_path, keys_path = cache_paths(db)
+    keys_path.unlink()
+    metadata = json.loads(metadata_path.read_text())
+    metadata["format"] = 1
+    del metadata["database_id"]
+    metadata_path.write_text(json.dumps(metadata))
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        assert cache.reset_reason and "format 1" in cache.reset_reason
+        assert cache.filled_count == 0
+    assert keys_path.exists()
+
+
+def test_unusable_rows_are_found_chunk_by_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hnbooks.scoring import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "SCAN_CHUNK_ROWS", 7)
+    db = tmp_path / "x.db"
+    ids = np.arange(1, 40)
+    rows = expected_rows(ids)
+    rows[4] = np.nan
+    rows[20, 3] = np.inf
+    rows[30] = 0
+    with EmbeddingCache.open(db, HASH, DIM) as cache:
+        cache.write(ids, rows)
+        unusable = cache.unusable_rows(40, start=1)
+        assert np.flatnonzero(unusable).tolist() == [4, 20, 30]
+        assert cache.unusable_rows(40, start=0)[0]  # row 0 was never written: zeros
+
+
+def test_opening_for_another_database_empties_the_cache_and_says_why(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    with EmbeddingCache.open(db, HASH, DIM, database_id="one") as cache:
+        cache.write_keyed(np.array([1]), expected_rows(np.array([1])), np.array([9]))
+    with EmbeddingCache.open(db, HASH, DIM, database_id="one") as cache:
+        assert cache.reset_reason is None and cache.filled_count == 1
+    with EmbeddingCache.open(db, HASH, DIM, database_id="two") as cache:
+        assert cache.reset_reason and "another database" in cache.reset_reason
+        assert cache.filled_count == 0 and cache.database_id == "two"

@@ -303,6 +303,7 @@ def test_every_command_explains_itself() -> None:
         ["stats"],
         ["queue"],
         ["seed"],
+        ["backup"],
         ["models"],
         ["models", "export"],
         ["simulate"],

@@ -171,3 +171,85 @@ def test_verdicts_for_classification_and_span_answers(db_path: Path) -> None:
     store.record_answer(ids[2], NewAnswer("a", "accept", label="WORK_OF_ART"))
     verdicts = {a.item_id: a.verdict_for("BOOK") for a in store.current_answers()}
     assert verdicts == {ids[0]: True, ids[1]: False, ids[2]: None}
+
+
+def test_checkpoint_folds_the_write_ahead_log_into_the_database(db_path: Path) -> None:
+    store, ids = store_with_texts(db_path, [f"text {n}" for n in range(50)])
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.stat().st_size > 0
+    assert store.checkpoint() is True
+    assert wal.stat().st_size == 0
+    store.record_answer(ids[0], NewAnswer("ann", "accept"))
+    reader = sqlite3.connect(db_path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM answers").fetchone()
+    # A reader holding an old snapshot: the checkpoint cannot finish, and says so without waiting.
+    assert store.checkpoint() is False
+    reader.execute("COMMIT")
+    reader.close()
+    assert store.checkpoint() is True
+    store.close()
+
+
+def test_backup_is_one_self_contained_file(tmp_path: Path) -> None:
+    store, ids = store_with_texts(tmp_path / "x.db", [f"text {n}" for n in range(20)])
+    store.record_answer(ids[0], NewAnswer("ann", "accept"))
+    copy = tmp_path / "copy.db"
+    store.backup(copy)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == ["copy.db"]
+    conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 20
+    assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 1
+    conn.close()
+    with Store(copy) as copied:
+        assert copied.database_id() == store.database_id()
+        assert [a.item_id for a in copied.current_answers()] == [ids[0]]
+    store.close()
+
+
+def test_backup_refuses_an_existing_destination_unless_told(tmp_path: Path) -> None:
+    store, ids = store_with_texts(tmp_path / "x.db", ["one text", "two texts"])
+    existing = tmp_path / "existing.db"
+    existing.write_bytes(b"precious")
+    with pytest.raises(StoreError, match="already exists"):
+        store.backup(existing)
+    assert existing.read_bytes() == b"precious"
+    with pytest.raises(StoreError, match="is the database itself"):
+        store.backup(tmp_path / "x.db", overwrite=True)
+    with pytest.raises(StoreError, match="does not exist"):
+        store.backup(tmp_path / "nope" / "copy.db")
+    store.backup(existing, overwrite=True)
+    with Store(existing, readonly=True) as copied:
+        assert copied.item_count() == 2
+    store.close()
+
+
+def test_backup_is_consistent_while_another_connection_writes(tmp_path: Path) -> None:
+    import threading
+
+    store, ids = store_with_texts(tmp_path / "x.db", [f"text {n}" for n in range(200)])
+    writer = Store(tmp_path / "x.db")
+    stop = threading.Event()
+
+    def keep_answering() -> None:
+        n = 0
+        while not stop.is_set():
+            writer.record_answer(ids[n % len(ids)], NewAnswer("ann", "accept"))
+            n += 1
+
+    thread = threading.Thread(target=keep_answering)
+    thread.start()
+    try:
+        for n in range(5):
+            store.backup(tmp_path / f"copy{n}.db")
+    finally:
+        stop.set()
+        thread.join()
+    for n in range(5):
+        conn = sqlite3.connect(tmp_path / f"copy{n}.db")
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.close()
+    writer.close()
+    store.close()

@@ -305,3 +305,72 @@ def test_what_the_session_holds_is_what_its_claims_cover() -> None:
     assert queue.held() == [(7, 1), (7, 2), (7, 3)]  # item 1 is being saved
     queue.committed(request.client_key)
     assert queue.held() == [(7, 2), (7, 3)]
+
+
+def test_keys_typed_while_the_next_items_load_wait_for_them_and_act_in_order() -> None:
+    queue = AnnotationQueue("ann", reply_to="screen", prefetch=1)
+    assert queue.start_fetch() is not None
+    queue.fetched([item(1)], data_version=1, exhausted=False)
+    first = only_write(queue.press("accept"))
+    assert isinstance(first, AnswerToWrite)
+    for key in ("reject", "ignore"):
+        assert queue.press(key).queued
+    assert queue.press_undo().queued
+    # Committed with nothing fetched ahead: the keys wait for the read under way.
+    step = queue.committed(first.client_key)
+    assert queue.shown is None and queue.loading and not step.writes and step.top_up
+    assert queue.start_fetch() is not None
+    step = queue.fetched([item(2), item(3)], data_version=2, exhausted=False)
+    assert described(step.writes) == [(2, "reject")] and shown_id(queue) == 2
+
+
+def test_answer_keys_typed_ahead_with_nothing_left_are_refused_and_an_undo_still_acts() -> None:
+    queue = AnnotationQueue("ann", reply_to="screen", prefetch=1)
+    assert queue.start_fetch() is not None
+    queue.fetched([item(1)], data_version=1, exhausted=False)
+    first = only_write(queue.press("accept"))
+    queue.press("reject")
+    queue.press_undo()
+    queue.committed(first.client_key)
+    assert queue.start_fetch() is not None
+    step = queue.fetched([], data_version=2, exhausted=True)
+    assert step.refused == 1 and described(step.writes) == ["undo"]
+    assert step.shown_changed and queue.waiting and not queue.loading
+
+
+def test_an_item_an_undo_brings_back_during_a_fetch_is_not_dropped_as_done_elsewhere() -> None:
+    queue = AnnotationQueue("ann", reply_to="screen", prefetch=3)
+    assert queue.start_fetch() is not None
+    queue.fetched([item(1), item(2), item(3)], data_version=1, exhausted=False)
+    first = only_write(queue.press("accept"))
+    assert isinstance(first, AnswerToWrite)
+    queue.committed(first.client_key)
+    second = only_write(queue.press("accept"))
+    assert isinstance(second, AnswerToWrite)
+    # A fetch starts while item 2 is being saved: it reads item 2 as done elsewhere...
+    assert queue.start_fetch() is not None
+    queue.committed(second.client_key)
+    # ...then two undos bring items 2 and 1 back before it is delivered.
+    queue.press_undo()
+    queue.undone(answer_of(item(2)), item(2))
+    queue.press_undo()
+    queue.undone(answer_of(item(1)), item(1))
+    queue.fetched([item(4)], data_version=2, exhausted=False, done_elsewhere=[2])
+    assert shown_id(queue) == 1 and [i.item_id for i in queue.upcoming] == [2, 3, 4]
+
+
+def test_an_item_undone_and_answered_again_during_a_fetch_does_not_come_back_from_it() -> None:
+    queue = AnnotationQueue("ann", reply_to="screen", prefetch=2)
+    assert queue.start_fetch() is not None
+    queue.fetched([item(1), item(2)], data_version=1, exhausted=False)
+    first = only_write(queue.press("accept"))
+    assert isinstance(first, AnswerToWrite)
+    queue.committed(first.client_key)
+    assert queue.start_fetch() is not None  # skips items 2 (shown) and nothing else
+    queue.press_undo()
+    queue.undone(answer_of(item(1)), item(1))  # the fetch then reads item 1 as waiting...
+    again = only_write(queue.press("reject"))
+    assert isinstance(again, AnswerToWrite)
+    queue.committed(again.client_key)  # ...and item 1 is answered again before it is delivered
+    queue.fetched([item(1), item(3)], data_version=2, exhausted=False)
+    assert shown_id(queue) == 2 and [i.item_id for i in queue.upcoming] == [3]

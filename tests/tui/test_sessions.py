@@ -5,6 +5,9 @@ lease shown, a round asked for with `n`, a stand-in scorer started and stopped b
 from __future__ import annotations
 
 import asyncio
+import socket
+import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from hnbooks.tui.annotate import AnnotateScreen
 from hnbooks.tui.app import AnnotateApp
 from hnbooks.tui.cli import main as tui_main
 from hnbooks.tui.help import HelpScreen, help_text
-from tests.tui.conftest import make_app, publish, screen_text, settle
+from tests.tui.conftest import insert_items, make_app, publish, screen_text, settle
 from tests.tui.test_scorer_process import wait_gone
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -336,3 +339,58 @@ def test_the_command_line_names_the_feed_and_the_scorer_options(tmp_path: Path) 
         assert text in result.output
     refused = CliRunner().invoke(tui_main, ["--feed", "everyone", "--db", str(tmp_path / "x.db")])
     assert refused.exit_code == 2 and "everyone" in refused.output
+
+
+def test_undo_takes_back_this_session_s_answer_not_another_live_session_s(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
+    item_ids = item_ids + insert_items(
+        store,
+        [f"more comment number {n}" for n in range(10)],
+        [{"id": 2000 + n} for n in range(10)],
+    )
+    publish(store, item_ids)
+    # An answer of a session whose process is gone is this session's to undo.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    crashed = NewAnswer(
+        "ann", "ignore", client_key=f"tui:{socket.gethostname()}:{gone.pid}:dead:beef"
+    )
+    store.record_answer(item_ids[-1], crashed)
+    shown: dict[str, int | None] = {}
+
+    async def together() -> None:
+        a, b = make_app(db_path, "ann"), make_app(db_path, "ann")
+        async with a.run_test(size=(80, 24)) as ap, b.run_test(size=(80, 24)) as bp:
+            await settle(ap)
+            await settle(bp)
+            shown["a"] = shown_id(a)
+            await ap.press("a")
+            await settle(ap)
+            shown["b"] = shown_id(b)
+            await bp.press("x")
+            await settle(bp)
+            await ap.press("u")  # A's own answer, though B's is the annotator's latest
+            await settle(ap)
+            assert shown_id(a) == shown["a"]
+            await ap.press("u")  # nothing more of A's: the crashed session's answer, not B's
+            await settle(ap)
+            assert shown_id(a) == item_ids[-1]
+            await ap.press("u")
+            await settle(ap)
+            await bp.press("u")  # B still takes back its own
+            await settle(bp)
+            assert shown_id(b) == shown["b"]
+
+    asyncio.run(together())
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT item_id, answer FROM answers ORDER BY id").fetchall()
+    conn.close()
+    assert rows == [
+        (item_ids[-1], "ignore"),
+        (shown["a"], "accept"),
+        (shown["b"], "reject"),
+        (shown["a"], "undo"),
+        (item_ids[-1], "undo"),
+        (shown["b"], "undo"),
+    ]

@@ -135,3 +135,36 @@ def test_a_writer_that_wrote_nothing_closes_the_store_at_once(db_path: Path) -> 
     store.close = lambda: closed.append(True) or close()  # type: ignore[method-assign, func-returns-value]
     AnswerWriter(store, "ann", "BOOK", lambda report: None).close()
     assert closed == [True]
+
+
+def wal_size(db_path: Path) -> int:
+    wal = db_path.with_name(db_path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_the_log_is_checkpointed_when_the_writer_idles_and_when_it_closes(
+    db_path: Path, item_ids: list[int], reports: list[WriteReport]
+) -> None:
+    reader = Store(db_path, create=False)  # another connection holding the log open, as the poll's
+    writer = AnswerWriter(
+        Store(db_path, create=False), "ann", "BOOK", reports.append, checkpoint_idle_s=0.05
+    )
+    try:
+        writer.submit(answer(item_ids[0], "accept", "c1"))
+        assert writer.wait_idle(10)
+        assert wal_size(db_path) > 0
+        for _ in range(200):
+            if writer.checkpoints:
+                break
+            threading.Event().wait(0.01)
+        assert writer.checkpoints == 1 and wal_size(db_path) == 0
+        threading.Event().wait(0.2)
+        assert writer.checkpoints == 1, "checkpointed again with nothing written"
+        writer.submit(answer(item_ids[1], "reject", "c2"))
+        assert writer.wait_idle(10)
+    finally:
+        writer.close()
+        writer.join(timeout=10)
+    assert writer.checkpoints >= 2 and wal_size(db_path) == 0
+    assert len(reader.current_answers()) == 2
+    reader.close()
