@@ -20,7 +20,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
 
-from hnbooks.printable import inert_json
+from hnbooks.printable import inert_json, printable
 from hnbooks.store.db import Store
 from hnbooks.store.ingest import stable_hash
 from hnbooks.store.records import AnswerWithItem
@@ -82,26 +82,28 @@ def write_jsonl(store: Store, out: TextIO) -> int:
 
 
 def write_csv(store: Store, out: TextIO) -> int:
+    """CSV, exact; on a terminal every field is made printable first, since CSV has no escape for a
+    control character and the terminal would act on one from an imported text."""
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
+    to_terminal = out.isatty()
     count = 0
     for entry in store.current_answers_with_items():
         answer, item = entry.answer, entry.item
-        writer.writerow(
-            (
-                item.id,
-                item.external_id,
-                item.meta.get("id", ""),
-                answer.annotator,
-                answer.answer,
-                answer.label or "",
-                json.dumps([s.to_json(item.text) for s in answer.spans], ensure_ascii=False),
-                answer.strategy or "",
-                "" if answer.score is None else answer.score,
-                int(answer.created_at),
-                item.text,
-            )
+        row = (
+            item.id,
+            item.external_id,
+            item.meta.get("id", ""),
+            answer.annotator,
+            answer.answer,
+            answer.label or "",
+            json.dumps([s.to_json(item.text) for s in answer.spans], ensure_ascii=False),
+            answer.strategy or "",
+            "" if answer.score is None else answer.score,
+            int(answer.created_at),
+            item.text,
         )
+        writer.writerow([printable(str(field)) for field in row] if to_terminal else row)
         count += 1
     return count
 

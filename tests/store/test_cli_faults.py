@@ -4,6 +4,7 @@ taken while another connection is writing."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -343,3 +344,26 @@ def test_backup_copies_writes_still_in_another_connections_wal(tmp_path: Path) -
     assert code == 1 and "exists" in err and "--force" in err
     assert run("backup", str(dest), "--db", str(db), "--force")[0] == 0
     assert "Examples" in run("backup", "--help")[1]
+
+
+class TerminalText(io.StringIO):
+    """Text written where a terminal would read it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_csv_export_onto_a_terminal_carries_no_escape_from_the_data(tmp_path: Path) -> None:
+    from hnbooks.exporting import write_csv
+    from hnbooks.store import Store
+    from hnbooks.store.records import IncomingItem, NewAnswer
+
+    store = Store(tmp_path / "x.db")
+    (item_id,) = store.add_items([IncomingItem(1, "title \x1b]0;pwned\x07 here \x1b[2J", {})], "t")
+    store.record_answer(item_id, NewAnswer("ann \x1b]52;c;eA==\x07", "accept"))
+    on_terminal, to_file = TerminalText(), io.StringIO()
+    write_csv(store, on_terminal)
+    write_csv(store, to_file)
+    store.close()
+    assert "\x1b" not in on_terminal.getvalue() and "\x07" not in on_terminal.getvalue()
+    assert "\x1b]0;pwned\x07" in to_file.getvalue(), "a file keeps the exact text"
