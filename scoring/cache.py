@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.format import open_memmap, read_array_header_1_0, read_array_header_2_0, read_magic
 
+from hnbooks.store.connection import fsync_folder
+
 FORMAT_VERSION = 2
 VECTOR_DTYPE = np.float16
 INITIAL_CAPACITY = 1024
@@ -100,20 +102,6 @@ def new_memmap(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.memmap[Any,
         path.unlink(missing_ok=True)
         raise
     return created
-
-
-def fsync_directory(folder: Path) -> None:
-    """Make renames in `folder` durable (no-op where directories cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 class EmbeddingCache:
@@ -252,7 +240,7 @@ class EmbeddingCache:
             del created
             os.replace(temporary, path)
         self._write_metadata(capacity)
-        fsync_directory(self.vectors_path.parent)
+        fsync_folder(self.vectors_path.parent)
         self._map()
 
     def _map(self) -> None:
@@ -525,7 +513,7 @@ class EmbeddingCache:
         grown.flush()
         del grown
         os.replace(temporary, path)
-        fsync_directory(path.parent)
+        fsync_folder(path.parent)
         return open_memmap(path, mode="r+")
 
     def _matrix(self) -> np.memmap[Any, np.dtype[np.float16]]:

@@ -18,18 +18,15 @@ from tests.reliability.processes import REPO_ROOT, child_env, wait_for
 from tests.reliability.scorer import synthetic_texts
 
 
+def scorer_command(db_path: Path, *args: str) -> list[str]:
+    """The real `hnbooks-score` with the fake encoder, on batches of 10."""
+    child = ["-m", "tests.reliability.score_child"]
+    return [sys.executable, *child, "--db", str(db_path), "--batch-size", "10", *args]
+
+
 def scorer(db_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.reliability.score_child",
-            "--db",
-            str(db_path),
-            "--batch-size",
-            "10",
-            *args,
-        ],
+        scorer_command(db_path, *args),
         cwd=REPO_ROOT,
         env=child_env(db_path.parent),
         stdout=subprocess.PIPE,
@@ -41,16 +38,7 @@ def scorer(db_path: Path, *args: str) -> subprocess.Popen[str]:
 def score_once(db_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """One `hnbooks-score` run to its end, output captured."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.reliability.score_child",
-            "--db",
-            str(db_path),
-            "--batch-size",
-            "10",
-            *args,
-        ],
+        scorer_command(db_path, *args),
         cwd=REPO_ROOT,
         env=child_env(db_path.parent),
         capture_output=True,
