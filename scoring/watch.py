@@ -146,20 +146,19 @@ class Watcher:
             return RoundDue("asked for from the TUI", tuple(requests))
         if largest_item_id == 0:
             return None
-        changed = (
-            self.last_round_answer_id is None
-            or self.store.answers_since(self.last_round_answer_id) > 0
-            or largest_item_id != self.last_round_largest_item_id
+        new_answers = (
+            None
+            if self.last_round_answer_id is None
+            else self.store.answers_since(self.last_round_answer_id)
         )
+        changed = new_answers != 0 or largest_item_id != self.last_round_largest_item_id
         if not changed:
             # Nothing new since the last round: it would choose from what the last one left.
             return None
         if self.store.latest_batch_id() == 0:
             return RoundDue("no batch published yet")
-        if self.last_round_answer_id is not None:
-            new_answers = self.store.answers_since(self.last_round_answer_id)
-            if new_answers >= self.config.round.batch_size:
-                return RoundDue(f"{new_answers} new answers since the last round")
+        if new_answers is not None and new_answers >= self.config.round.batch_size:
+            return RoundDue(f"{new_answers} new answers since the last round")
         since = time.time() - self.config.active_window_s
         for annotator in self.store.active_annotators(since):
             left = self.store.remaining_for(annotator)

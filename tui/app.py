@@ -37,7 +37,6 @@ from hnbooks.store.claims import CLAIM_TTL_S, new_session_id
 from hnbooks.store.db import Store, StoreError
 from hnbooks.store.progress import local_day_start
 from hnbooks.store.records import AnnotatorProgress, FeedMode
-from hnbooks.store.scorer import process_is_gone
 from hnbooks.tui.annotate import HELP_NOTE, AnnotateScreen
 from hnbooks.tui.messages import (
     AnsweredElsewhere,
@@ -392,7 +391,7 @@ class AnnotateApp(App[None]):
             lease = self.store.scorer_lease()
         except StoreError:
             lease = None  # the child will say what is wrong with the database in its log
-        if lease is not None and lease.alive and not process_is_gone(lease):
+        if lease is not None and lease.held:
             return
         # Started from the UI (main) thread: the child's death signal follows the thread that forks.
         self.call_from_thread(self.start_scorer)

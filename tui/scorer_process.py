@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from hnbooks.store.scorer import ScorerLease, process_is_gone
+from hnbooks.store.scorer import ScorerLease
 
 STOP_TIMEOUT_S = 5.0
 """How long a scorer gets to stop after SIGTERM before it is killed."""
@@ -178,7 +178,7 @@ class ScorerStatus:
     def alive(self) -> bool:
         """A scorer holds the database now (its lease is current and its process not seen gone)."""
         lease = self.lease
-        return lease is not None and lease.alive and not process_is_gone(lease)
+        return lease is not None and lease.held
 
     @property
     def preparing(self) -> bool:

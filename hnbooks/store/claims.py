@@ -13,7 +13,7 @@ import socket
 import sqlite3
 import uuid
 
-from hnbooks.store.connection import StoreError
+from hnbooks.store.connection import StoreError, process_is_gone
 from hnbooks.store.records import FEED_MODES, FeedMode
 
 # The annotator has an answer in force, or an undone one re-answered, on the batch item `bi`.
@@ -55,18 +55,9 @@ def session_process_is_gone(session: str) -> bool:
     """Whether `session` belongs to a process of this machine that no longer runs."""
     host, _, rest = session.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if not pid_text.isdigit():
         return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return process_is_gone(host, int(pid_text))
 
 
 FEED_MODE_SQL = f"SELECT value FROM settings WHERE name = '{FEED_SETTING}'"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import threading
 import urllib.parse
@@ -311,6 +312,20 @@ def remove_quietly(path: Path) -> None:
             leftover.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+def process_is_gone(host: str, pid: int) -> bool:
+    """Whether `pid` is a process of this machine (`host`) that no longer runs: a session or a
+    scorer killed with -9. A process of another machine, or one we may not signal, is not gone."""
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def fsync_folder(folder: Path) -> None:

@@ -19,7 +19,6 @@ from hnbooks.store.connection import (
 )
 from hnbooks.store.items import ItemQueries
 from hnbooks.store.progress import ProgressQueries
-from hnbooks.store.queue import QueueQueries
 from hnbooks.store.records import ANSWER_VALUES, Round
 from hnbooks.store.rounds import RoundQueries
 from hnbooks.store.scorer import ScorerQueries
@@ -51,7 +50,7 @@ class StoreStats:
     rounds: list[Round] = field(default_factory=list)
 
 
-class Store(ItemQueries, AnswerQueries, QueueQueries, RoundQueries, ScorerQueries, ProgressQueries):
+class Store(ItemQueries, AnswerQueries, ProgressQueries, RoundQueries, ScorerQueries):
     """One hnbooks database. Safe to share between threads (calls are serialised)."""
 
     def __enter__(self) -> Store:

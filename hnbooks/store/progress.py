@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from hnbooks.store.claims import FEED_MODE_SQL, parse_feed_mode, waiting_condition
-from hnbooks.store.connection import Connection
+from hnbooks.store.queue import QueueQueries
 from hnbooks.store.records import SPAN_TASK_KEY, AnnotatorProgress
 
 MIN_RATE_SPAN_S = 300.0
@@ -27,7 +26,9 @@ def rate_per_hour(count: int, first_at: float | None, now: float) -> float:
     return count * 3600.0 / max(MIN_RATE_SPAN_S, now - first_at)
 
 
-class ProgressQueries(Connection):
+class ProgressQueries(QueueQueries):
+    """Progress reads the queue (what remains), so it builds on the queue's queries."""
+
     def annotator_progress(
         self, annotator: str, *, day_start: float, now: float | None = None
     ) -> AnnotatorProgress:
@@ -45,9 +46,7 @@ class ProgressQueries(Connection):
                 " FROM current_answers WHERE annotator = ?",
                 (day_start, day_start, SPAN_TASK_KEY, annotator),
             )
-            split = parse_feed_mode(self._one(FEED_MODE_SQL)) == "split"
-            waiting, params = waiting_condition(split, annotator, read_at)
-            remaining = self._count(f"SELECT COUNT(*) FROM batch_items bi WHERE {waiting}", params)
+            remaining = self.remaining_for(annotator, now=read_at)
         assert row is not None
         today = int(row["today"] or 0)
         first_today_at = None if row["first_today_at"] is None else float(row["first_today_at"])

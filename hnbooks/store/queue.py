@@ -317,9 +317,11 @@ class QueueQueries(Connection):
         assert row is not None
         return int(row["size"]), int(row["answered"] or 0)
 
-    def _waiting_for(self, annotator: str | None) -> tuple[str, list[object]]:
+    def _waiting_for(
+        self, annotator: str | None, now: float | None = None
+    ) -> tuple[str, list[object]]:
         split = annotator is not None and self.feed_mode() == "split"
-        return waiting_condition(split, annotator, time.time())
+        return waiting_condition(split, annotator, time.time() if now is None else now)
 
     def queue(self, annotator: str | None = None) -> list[QueueEntry]:
         """What waits to be annotated, in the order it will be served: items of published batches
@@ -340,12 +342,12 @@ class QueueQueries(Connection):
             for r in rows
         ]
 
-    def remaining_for(self, annotator: str) -> int:
+    def remaining_for(self, annotator: str, *, now: float | None = None) -> int:
         """How many items of the published batches are still to be served to this annotator: not
         answered by them (overlap mode), or by anyone and not claimed by another annotator (split
         mode). Claims of the annotator's own other sessions count: those items are still theirs."""
         with self._lock:
-            waiting, params = self._waiting_for(annotator)
+            waiting, params = self._waiting_for(annotator, now)
             return self._count(f"SELECT COUNT(*) FROM batch_items bi WHERE {waiting}", params)
 
     def queued_count(self) -> int:

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from hnbooks.store.connection import Connection
+from hnbooks.store.connection import Connection, process_is_gone
 
 ScorerState = Literal[
     "starting", "idle", "embedding", "training", "publishing", "backing-off", "stopping"
@@ -64,6 +64,11 @@ class ScorerLease:
     def alive(self) -> bool:
         return self.expires_at > self.read_at
 
+    @property
+    def held(self) -> bool:
+        """A scorer holds the database: the lease is current and its process not seen gone."""
+        return self.alive and not process_is_gone(self.holder.host, self.holder.pid)
+
 
 def lease_from_row(row: sqlite3.Row, now: float) -> ScorerLease:
     return ScorerLease(
@@ -80,19 +85,6 @@ def lease_from_row(row: sqlite3.Row, now: float) -> ScorerLease:
     )
 
 
-def process_is_gone(lease: ScorerLease) -> bool:
-    """Whether the holder is a process of this machine that no longer runs (a kill -9, a crash)."""
-    if lease.holder.host != socket.gethostname():
-        return False
-    try:
-        os.kill(lease.holder.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 class ScorerQueries(Connection):
     def scorer_lease(self) -> ScorerLease | None:
         """The lease as stored (alive or expired), or None when no scorer ever held it."""
@@ -107,11 +99,7 @@ class ScorerQueries(Connection):
             row = conn.execute("SELECT * FROM scorer_lease WHERE id = 1").fetchone()
             if row is not None:
                 current = lease_from_row(row, now)
-                if (
-                    current.alive
-                    and current.holder.holder != holder.holder
-                    and not process_is_gone(current)
-                ):
+                if current.held and current.holder.holder != holder.holder:
                     return current
             conn.execute(
                 "INSERT OR REPLACE INTO scorer_lease (id, holder, host, pid, mode, acquired_at, heartbeat_at,"
