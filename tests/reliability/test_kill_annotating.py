@@ -32,11 +32,10 @@ from hnbooks.store.records import IncomingItem
 from tests.helpers import publish
 from tests.reliability.conftest import LedgerLine
 from tests.reliability.processes import (
-    child_env,
-    command,
     read_rows,
     run_cli,
     sigkill,
+    spawn_tui,
     wait_for,
 )
 
@@ -46,19 +45,6 @@ ITEM_COUNT = 720
 KEYS = {"a": "accept", "x": "reject", " ": "ignore", "u": "undo", "\x7f": "undo"}
 KEY_WEIGHTS = {"a": 30, "x": 25, " ": 20, "u": 15, "\x7f": 10}
 ACK_TIMEOUT_S = 20.0
-
-
-def spawn_tui(db_path: Path, annotator: str, *, timeout: float = 20) -> pexpect.spawn:
-    """The real `hnbooks-tui` in an 80x24 pseudo-terminal, starting no scorer."""
-    program, *args = command("hnbooks-tui")
-    return pexpect.spawn(
-        program,
-        [*args, "--db", str(db_path), "--annotator", annotator, "--no-scorer"],
-        env=child_env(db_path.parent),
-        dimensions=(24, 80),
-        timeout=timeout,
-        cwd=str(db_path.parent),
-    )
 
 
 def token(n: int) -> str:
