@@ -2,9 +2,12 @@
 
 One record per answer in force (undone answers are left out). Field names follow Prodigy so spaCy /
 Prodigy pipelines read the file as they would `prodigy db-out`, and `hnbooks import` reads it back
-to the same items and answers.
+to the same items and answers. What an import kept of a task that hnbooks does not model (tokens,
+options, accept, relations, span token offsets, unknown fields) is written back as it was read; a
+span answer made in hnbooks is a `ner_manual` task, with tokens and token offsets. NaN and
+infinities (from a table's metadata, say) are written as null: JSON has no such numbers.
 
-`export_to_path` writes a file so that a failed export never truncates a good one, and never
+`export_to_path` writes a file (`-`: stdout) so that a failed export never truncates a good one, and never
 replaces what is not a regular file: a symbolic link is followed, a FIFO or a character device is
 written to as the stream it is.
 """
@@ -15,15 +18,18 @@ import csv
 import json
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
 
 from hnbooks.printable import inert_json, printable
+from hnbooks.prodigy import prodigy_tokens, task_hash, token_bounds
 from hnbooks.store.db import Store
-from hnbooks.store.ingest import stable_hash
-from hnbooks.store.records import AnswerWithItem
+from hnbooks.store.records import SPAN_VIEWS, AnswerWithItem, Span, without_non_finite
+
+STDOUT_NAME = "-"
 
 CSV_COLUMNS = (
     "item_id",
@@ -41,36 +47,91 @@ CSV_COLUMNS = (
 
 
 def prodigy_record(entry: AnswerWithItem) -> dict[str, Any]:
+    """The Prodigy task of one answer in force.
+
+    An imported answer gets back every field its task had: its view id and label as they were,
+    its passthrough fields (tokens, options, accept, relations, `_is_binary`, `_session_id`, any
+    unknown field) and its spans' extra fields (token offsets, source, input hash). An answer with
+    spans, or of a span view, carries tokens (rebuilt from the text when the task had none) and
+    token offsets on its spans. A span answer made in hnbooks (its passthrough is None) is a
+    `ner_manual` task without a top-level label: the spans carry the labels.
+    """
     answer, item = entry.answer, entry.item
-    spans = [s.to_json(item.text) for s in answer.spans]
-    task_hash = answer.task_hash
-    if task_hash is None:
-        task_hash = stable_hash(str(item.input_hash), answer.label or "", json.dumps(spans))
+    made_here = answer.passthrough is None
+    passthrough = dict(answer.passthrough or {})
+    span_fields = passthrough.pop("spans", None) or []
+    is_span_task = bool(answer.spans) or answer.view_id in SPAN_VIEWS
+    view_id = answer.view_id or ("ner_manual" if answer.spans else "classification")
+    if made_here and answer.spans and view_id not in SPAN_VIEWS:
+        view_id = "ner_manual"
+    tokens = passthrough.pop("tokens", None)
+    if tokens is None and is_span_task:
+        tokens = prodigy_tokens(item.text)
     record: dict[str, Any] = {"text": item.text, "meta": item.meta}
-    if answer.label is not None:
+    if tokens is not None:
+        record["tokens"] = tokens
+    if answer.label is not None and not (made_here and is_span_task):
         record["label"] = answer.label
-    record["spans"] = spans
+    record["spans"] = [span_record(span, item.text, tokens, span_fields) for span in answer.spans]
+    if made_here and view_id == "ner_manual":
+        passthrough.setdefault("_is_binary", False)
+    record.update(passthrough)
     record.update(
         {
             "answer": answer.answer,
             "_input_hash": item.input_hash,
-            "_task_hash": task_hash,
-            "_view_id": answer.view_id or "classification",
+            "_view_id": view_id,
             "_annotator_id": answer.annotator,
             "_timestamp": int(answer.created_at),
         }
     )
+    if answer.task_hash is None:
+        # Hashed as Prodigy hashes the task it streams: a classification task has no "spans".
+        hashed = {k: v for k, v in record.items() if k != "spans" or v}
+        record["_task_hash"] = task_hash(hashed, item.input_hash)
+    else:
+        record["_task_hash"] = answer.task_hash
     if answer.strategy and answer.strategy != "import":
         # Why hnbooks served the item; Prodigy ignores unknown top-level keys, the importer reads it.
         record["_hnbooks"] = {"strategy": answer.strategy, "score": answer.score}
     return record
 
 
+def span_record(
+    span: Span, text: str, tokens: list[dict[str, Any]] | None, span_fields: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A span as Prodigy writes it: offsets, text and label, the extra fields the imported span
+    had, and token offsets (rebuilt when it had none and the span falls on token boundaries)."""
+    record = span.to_json(text)
+    same_range = [
+        f for f in span_fields if (f.get("start"), f.get("end")) == (span.start, span.end)
+    ]
+    # The span's own fields; by its range alone when the label was renamed since the import.
+    matched = [f for f in same_range if f.get("label") == span.label] or (
+        same_range if len(same_range) == 1 else []
+    )
+    if matched:
+        record.update({k: v for k, v in matched[0].items() if k not in ("start", "end", "label")})
+    if tokens is not None and "token_start" not in record:
+        bounds = token_bounds(tokens, span.start, span.end)
+        if bounds is not None:
+            record["token_start"], record["token_end"] = bounds
+    return record
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """The record as one line of valid JSON: a NaN or an infinity (JSON has none) becomes null.
+    C1 and bidirectional controls are escaped, so an export sent to a terminal shows them as \\u
+    escapes instead of obeying them."""
+    try:
+        return inert_json(record, allow_nan=False)
+    except ValueError:
+        return inert_json(without_non_finite(record), allow_nan=False)
+
+
 def iter_prodigy_lines(store: Store) -> Iterator[str]:
     for entry in store.current_answers_with_items():
-        # The same JSON as json.dumps, with C1 and bidirectional controls escaped: an export sent
-        # to a terminal shows them as \u escapes instead of obeying them.
-        yield inert_json(prodigy_record(entry))
+        yield json_line(prodigy_record(entry))
 
 
 def write_jsonl(store: Store, out: TextIO) -> int:
@@ -126,7 +187,7 @@ def kind_of_file(mode: int) -> str:
 
 
 def export_to_path(store: Store, output: str | os.PathLike[str], writer: Writer) -> int:
-    """Write the export to `output`; return the number of answers written.
+    """Write the export to `output` (`-`: stdout); return the number of answers written.
 
     A regular file (or a new one) is written beside itself and renamed over, so a failed export
     leaves the previous one whole. A symbolic link is followed and the file it points to replaced
@@ -135,6 +196,8 @@ def export_to_path(store: Store, output: str | os.PathLike[str], writer: Writer)
     Anything else (a block device, a socket, a directory) is refused.
     """
     name = os.fspath(output)
+    if name == STDOUT_NAME:
+        return writer(store, sys.stdout)
     try:
         mode: int | None = os.stat(name).st_mode  # the file a link points to, not the link
     except FileNotFoundError:

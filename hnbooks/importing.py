@@ -4,7 +4,11 @@ Each file is read into `ParsedRecord`s, then written in one transaction: a fault
 (`ImportFault`, naming the file and line) rolls the whole file back, so nothing is half imported.
 Texts are merged on their whitespace-normalised form; answers already stored are not added again.
 In JSON lines each line is read for what it is (a Prodigy task, an HN item, a plain text), never
-by what the first line was.
+by what the first line was. A Prodigy task's fields that hnbooks does not model (tokens, options,
+accept, relations, span token offsets, unknown fields) are kept with its answer for the export.
+
+`-` is stdin. A stream (stdin, a FIFO, `/dev/stdin`, `<(cmd)`) is read once: its first record is
+read ahead to tell the format, then read again from that buffer, so nothing of it is lost.
 """
 
 from __future__ import annotations
@@ -13,18 +17,21 @@ import csv
 import io
 import json
 import math
+import os
 import re
+import stat
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from hnbooks.hn_html import clean_comment_html
 from hnbooks.store.db import Store, StoreError
 from hnbooks.store.ingest import ItemConflict
 from hnbooks.store.ingest import remap_spans as remap_spans  # re-exported for parsers' users
-from hnbooks.store.ingest import stable_hash as stable_hash
 from hnbooks.store.ingest import text_key as text_key
 from hnbooks.store.records import ANSWER_VALUES, IncomingItem, NewAnswer, Span
 
@@ -37,6 +44,27 @@ MAX_TEXT_CHARS = 1_000_000
 MAX_LINE_BYTES = 4 * MAX_TEXT_CHARS
 DEFAULT_IMPORT_ANNOTATOR = "imported"
 PRODIGY_KEYS = ("_input_hash", "_task_hash", "_view_id", "answer", "spans")
+MODELLED_TASK_KEYS = frozenset(
+    {
+        "text",
+        "meta",
+        "label",
+        "spans",
+        "answer",
+        "_input_hash",
+        "_task_hash",
+        "_view_id",
+        "_annotator_id",
+        "_timestamp",
+        "_hnbooks",
+    }
+)
+"""A Prodigy task's fields that become an item's or an answer's own; any other is passthrough."""
+MODELLED_SPAN_KEYS = frozenset({"start", "end", "label", "text"})
+STDIN_NAME = "-"
+STREAM_PREFIXES = ("/dev/", "/proc/")
+"""Names of streams (`/dev/stdin`, `/dev/fd/63` from `<(cmd)`): their format is read from their
+content, never from the name."""
 HN_KEYS = ("by", "objectID", "comment_text", "parent_id", "story_id", "author")
 HN_COLUMNS = {"id", "by", "time", "text", "type"}
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jl")
@@ -71,6 +99,10 @@ class ImportSummary:
     answers_already_present: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     first_skips: list[Skipped] = field(default_factory=list)
+    labels_added: list[str] = field(default_factory=list)
+    """Labels met in the answers (a task's label, span labels) that were new to the database."""
+    labels_refused: dict[str, str] = field(default_factory=dict)
+    """Labels met that the database cannot hold, with why; their answers are imported all the same."""
 
     def line(self) -> str:
         parts = [
@@ -83,34 +115,135 @@ class ImportSummary:
         if self.skipped:
             reasons = ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
             parts.append(f"skipped {sum(self.skipped.values())} ({reasons})")
+        if self.labels_added:
+            parts.append(f"new labels {', '.join(self.labels_added)}")
         return f"{self.path} [{self.format}]: " + ", ".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "new_items": self.new_items,
+            "merged": self.merged,
+            "answers": self.answers,
+            "answers_already_present": self.answers_already_present,
+            "skipped": dict(self.skipped.most_common()),
+            "first_skips": [{"line": s.line, "reason": s.reason} for s in self.first_skips],
+            "labels_added": self.labels_added,
+            "labels_refused": self.labels_refused,
+        }
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """What an import reads: a named regular file (read by its path), or a stream read once (`-`
+    for stdin, a FIFO, `/dev/stdin`, `<(cmd)`), whose lines read ahead to tell its format are kept
+    in `head` and read again before the rest."""
+
+    path: Path
+    """The name in messages (`<stdin>` for `-`)."""
+    stream: BinaryIO | None = None
+    head: list[bytes] = field(default_factory=list)
+
+    def raw_lines(self) -> Iterator[bytes]:
+        if self.stream is None:
+            with self.path.open("rb") as handle:
+                yield from handle
+            return
+        while self.head:
+            yield self.head.pop(0)
+        yield from self.stream
+
+    def read_bytes(self) -> bytes:
+        if self.stream is None:
+            return self.path.read_bytes()
+        head, self.head = b"".join(self.head), []
+        return head + self.stream.read()
+
+    def first_line(self) -> bytes:
+        """The stream's first non-blank line (read ahead into `head`); b"" when there is none."""
+        assert self.stream is not None
+        while True:
+            raw = self.stream.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return b""
+            self.head.append(raw)
+            if raw.strip() or len(raw) > MAX_LINE_BYTES:
+                return raw
+
+
+def as_source(path: Path | Source) -> Source:
+    return path if isinstance(path, Source) else Source(path)
+
+
+def is_stream_name(name: str) -> bool:
+    return name == STDIN_NAME or name.startswith(STREAM_PREFIXES)
+
+
+def open_source(name: str, stack: ExitStack) -> Source:
+    """The source named `name`: `-` is stdin; a FIFO, a device or a name under /dev or /proc is
+    opened as a stream (closed with `stack`); any other name is a file read by path."""
+    if name == STDIN_NAME:
+        return Source(Path("<stdin>"), sys.stdin.buffer)
+    path = Path(name)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImportFault(name, None, "no such file") from None
+    except OSError as error:
+        raise ImportFault(name, None, f"cannot read: {error.strerror or error}") from None
+    if stat.S_ISDIR(mode):
+        raise ImportFault(name, None, "is a directory; name the files inside it")
+    if stat.S_ISREG(mode) and not is_stream_name(name):
+        return Source(path)
+    try:
+        stream = stack.enter_context(path.open("rb"))
+    except OSError as error:
+        raise ImportFault(name, None, f"cannot read: {error.strerror or error}") from None
+    return Source(path, stream)
+
+
+def sniff_format(first_line: bytes) -> str:
+    """The format of a stream by its first line: a JSON object starts JSON lines (each line then
+    read for what it is), Parquet's magic bytes a Parquet file; anything else is text lines. A
+    CSV stream is named with --format."""
+    head = first_line.lstrip(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"{"):
+        return "json"
+    return "text"
 
 
 # -- reading lines -------------------------------------------------------------------------------
 
 
-def read_lines(path: Path, progress: Progress | None) -> Iterator[tuple[int, str]]:
+def read_lines(path: Path | Source, progress: Progress | None) -> Iterator[tuple[int, str]]:
     """(line number, decoded line) for each non-blank line; bad bytes and huge lines are faults."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if progress:
-                progress(len(raw))
-            if len(raw) > MAX_LINE_BYTES:
-                raise ImportFault(
-                    str(path),
-                    number,
-                    f"line is {len(raw) / 1e6:.1f} MB, over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
-                )
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ImportFault(
-                    str(path), number, f"not valid UTF-8 (byte {error.start} of the line)"
-                ) from None
-            if number == 1:
-                line = line.lstrip("\ufeff")
-            if line.strip():
-                yield number, line.rstrip("\r\n")
+    source = as_source(path)
+    path = source.path
+    for number, raw in enumerate(source.raw_lines(), start=1):
+        if progress:
+            progress(len(raw))
+        if len(raw) > MAX_LINE_BYTES:
+            raise ImportFault(
+                str(path),
+                number,
+                f"line is {len(raw) / 1e6:.1f} MB, over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
+            )
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ImportFault(
+                str(path), number, f"not valid UTF-8 (byte {error.start} of the line)"
+            ) from None
+        if number == 1:
+            line = line.lstrip("\ufeff")
+        if line.strip():
+            yield number, line.rstrip("\r\n")
 
 
 def parse_json_line(path: Path, number: int, line: str) -> dict[str, Any]:
@@ -199,10 +332,12 @@ def parse_spans(path: Path, number: int, raw: Any, text: str) -> list[Span]:
 
 
 def parse_prodigy(
-    path: Path, annotator: str | None, progress: Progress | None
+    path: Path | Source, annotator: str | None, progress: Progress | None
 ) -> Iterator[ParsedRecord | Skipped]:
-    for number, line in read_lines(path, progress):
-        yield prodigy_line(path, number, parse_json_line(path, number, line), annotator)
+    source = as_source(path)
+    for number, line in read_lines(source, progress):
+        record = parse_json_line(source.path, number, line)
+        yield prodigy_line(source.path, number, record, annotator)
 
 
 def prodigy_line(
@@ -242,6 +377,7 @@ def prodigy_line(
                 created_at=timestamp,
                 strategy=str(served.get("strategy") or "import"),
                 score=float(score) if isinstance(score, (int, float)) else None,
+                passthrough=task_passthrough(record),
             )
         )
     elif record.get("spans") is not None:
@@ -255,11 +391,28 @@ def prodigy_line(
     )
 
 
+def task_passthrough(record: dict[str, Any]) -> dict[str, Any]:
+    """The task's fields hnbooks does not model, verbatim, for the export to write back; under
+    `spans`, each span's fields beyond start, end, label and text (token offsets, source, ...),
+    with the start, end and label that find the span again."""
+    kept = {key: value for key, value in record.items() if key not in MODELLED_TASK_KEYS}
+    span_fields = [
+        {"start": span["start"], "end": span["end"], "label": span["label"], **extra}
+        for span in record.get("spans") or []
+        if (extra := {k: v for k, v in span.items() if k not in MODELLED_SPAN_KEYS})
+    ]
+    if span_fields:
+        kept["spans"] = span_fields
+    return kept
+
+
 def parse_plain_jsonl(
-    path: Path, text_field: str, progress: Progress | None
+    path: Path | Source, text_field: str, progress: Progress | None
 ) -> Iterator[ParsedRecord | Skipped]:
-    for number, line in read_lines(path, progress):
-        yield plain_line(path, number, parse_json_line(path, number, line), text_field)
+    source = as_source(path)
+    for number, line in read_lines(source, progress):
+        record = parse_json_line(source.path, number, line)
+        yield plain_line(source.path, number, record, text_field)
 
 
 def plain_line(
@@ -344,9 +497,12 @@ def to_int_or_str(value: Any) -> int | str:
     return int(text) if INTEGER_TEXT.fullmatch(text) else text
 
 
-def parse_hn_jsonl(path: Path, progress: Progress | None) -> Iterator[ParsedRecord | Skipped]:
-    for number, line in read_lines(path, progress):
-        yield from hn_lines(path, number, parse_json_line(path, number, line))
+def parse_hn_jsonl(
+    path: Path | Source, progress: Progress | None
+) -> Iterator[ParsedRecord | Skipped]:
+    source = as_source(path)
+    for number, line in read_lines(source, progress):
+        yield from hn_lines(source.path, number, parse_json_line(source.path, number, line))
 
 
 def hn_lines(path: Path, number: int, record: dict[str, Any]) -> Iterator[ParsedRecord | Skipped]:
@@ -360,7 +516,7 @@ def hn_lines(path: Path, number: int, record: dict[str, Any]) -> Iterator[Parsed
 
 
 def parse_json_lines(
-    path: Path,
+    path: Path | Source,
     text_field: str,
     annotator: str | None,
     progress: Progress | None,
@@ -372,8 +528,10 @@ def parse_json_lines(
     fields an HN item; any other line is a plain text, or, in a file that began with HN items, an
     HN item too (a deleted one has only id, type and time). The flavours met are added to
     `flavours` in order."""
+    source = as_source(path)
+    path = source.path
     base: str | None = None
-    for number, line in read_lines(path, progress):
+    for number, line in read_lines(source, progress):
         record = parse_json_line(path, number, line)
         flavour = json_flavour(record)
         if base is None:
@@ -399,10 +557,12 @@ def json_flavour(record: dict[str, Any]) -> str:
 
 
 def read_table_rows(
-    path: Path, delimiter: str, progress: Progress | None
+    path: Path | Source, delimiter: str, progress: Progress | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
+    source = as_source(path)
+    path = source.path
     try:
-        raw = path.read_bytes()
+        raw = source.read_bytes()
     except OSError as error:
         raise ImportFault(str(path), None, f"cannot read: {error.strerror}") from None
     if progress:
@@ -424,12 +584,23 @@ def read_table_rows(
 
 
 def read_parquet_rows(
-    path: Path, progress: Progress | None
+    path: Path | Source, progress: Progress | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     import pyarrow.parquet as pq  # imported here: only Parquet imports pay for pyarrow
 
+    source = as_source(path)
+    path = source.path
+    if source.stream is not None and not source.stream.seekable():
+        raise ImportFault(
+            str(path),
+            None,
+            "Parquet cannot be read from a pipe (its index is at the end of the file); pass the"
+            " file's name, or save the stream to a file first",
+        )
+    if source.stream is not None:
+        source.stream.seek(0)
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(source.stream if source.stream is not None else path)
     except Exception as error:  # pyarrow raises several types for a damaged file
         raise ImportFault(str(path), None, f"not a readable Parquet file ({error})") from None
     row_number = 0
@@ -456,12 +627,14 @@ def table_columns(path: Path, fmt: str) -> set[str]:
 
 
 def parse_table(
-    path: Path, fmt: str, text_field: str, hn: bool, progress: Progress | None
+    path: Path | Source, fmt: str, text_field: str, hn: bool, progress: Progress | None
 ) -> Iterator[ParsedRecord | Skipped]:
+    source = as_source(path)
+    path = source.path
     rows = (
-        read_parquet_rows(path, progress)
+        read_parquet_rows(source, progress)
         if fmt == "parquet"
-        else read_table_rows(path, "\t" if fmt == "tsv" else ",", progress)
+        else read_table_rows(source, "\t" if fmt == "tsv" else ",", progress)
     )
     label = "row" if fmt == "parquet" else "line"
     first = True
@@ -488,9 +661,12 @@ def json_safe(value: Any) -> Any:
     return value if is_scalar(value) else str(value)
 
 
-def parse_text_lines(path: Path, progress: Progress | None) -> Iterator[ParsedRecord | Skipped]:
-    for number, line in read_lines(path, progress):
-        text = require_text(path, number, line)
+def parse_text_lines(
+    path: Path | Source, progress: Progress | None
+) -> Iterator[ParsedRecord | Skipped]:
+    source = as_source(path)
+    for number, line in read_lines(source, progress):
+        text = require_text(source.path, number, line)
         yield ParsedRecord(line=number, text=text, meta={"line": number})
 
 
@@ -523,34 +699,55 @@ def import_file(
     annotator: str | None = None,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Import one file in one transaction; raise ImportFault (and store nothing) on bad input."""
-    path = Path(path)
-    if not path.exists():
-        raise ImportFault(str(path), None, "no such file")
-    if path.is_dir():
-        raise ImportFault(str(path), None, "is a directory; name the files inside it")
-    if fmt not in FORMATS:
-        raise ImportFault(str(path), None, f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    resolved = detect_format(path) if fmt == "auto" else fmt
+    """Import one file (`-`: stdin) in one transaction; raise ImportFault (and store nothing) on
+    bad input. Labels its answers name (a task's label, span labels) are registered too."""
+    name = os.fspath(path)
+    with ExitStack() as stack:
+        source = open_source(name, stack)
+        if fmt not in FORMATS:
+            raise ImportFault(
+                str(source.path), None, f"unknown format {fmt!r} (one of {', '.join(FORMATS)})"
+            )
+        if fmt != "auto":
+            resolved = fmt
+        elif source.stream is not None:
+            resolved = sniff_format(source.first_line())
+        else:
+            resolved = detect_format(source.path)
+        return import_source(store, source, resolved, text_field, annotator, progress)
+    raise AssertionError("unreachable")  # ExitStack swallows no exception
+
+
+def import_source(
+    store: Store,
+    source: Source,
+    resolved: str,
+    text_field: str,
+    annotator: str | None,
+    progress: Progress | None,
+) -> ImportSummary:
+    path = source.path
+    suffix = path.suffix.lower() if source.stream is None else ""
     flavours: dict[str, None] = {}
-    if resolved == "hn" and path.suffix.lower() in (".csv", ".tsv", ".parquet"):
-        table_fmt = "parquet" if path.suffix.lower() == ".parquet" else path.suffix.lower()[1:]
+    if resolved == "hn" and suffix in (".csv", ".tsv", ".parquet"):
+        table_fmt = "parquet" if suffix == ".parquet" else suffix[1:]
         records: Iterator[ParsedRecord | Skipped] = parse_table(
-            path, table_fmt, text_field, True, progress
+            source, table_fmt, text_field, True, progress
         )
     elif resolved == "json":
-        records = parse_json_lines(path, text_field, annotator, progress, flavours)
+        records = parse_json_lines(source, text_field, annotator, progress, flavours)
     elif resolved == "hn":
-        records = parse_hn_jsonl(path, progress)
+        records = parse_hn_jsonl(source, progress)
     elif resolved == "prodigy":
-        records = parse_prodigy(path, annotator, progress)
+        records = parse_prodigy(source, annotator, progress)
     elif resolved == "jsonl":
-        records = parse_plain_jsonl(path, text_field, progress)
+        records = parse_plain_jsonl(source, text_field, progress)
     elif resolved in ("csv", "tsv", "parquet"):
-        records = parse_table(path, resolved, text_field, False, progress)
+        records = parse_table(source, resolved, text_field, False, progress)
     else:
-        records = parse_text_lines(path, progress)
+        records = parse_text_lines(source, progress)
     summary = ImportSummary(path=str(path), format=resolved)
+    labels_met: dict[str, None] = {}
     try:
         with store.writing_items(path.name) as writer:
             for record in records:
@@ -572,6 +769,14 @@ def import_file(
                 summary.merged += not outcome.new_item
                 summary.answers += outcome.answers_added
                 summary.answers_already_present += outcome.answers_present
+                for answer in record.answers:
+                    labels_met.update(dict.fromkeys(answer_labels(answer)))
+            for label in labels_met:
+                try:
+                    if writer.add_label(label):
+                        summary.labels_added.append(label)
+                except StoreError as refused:
+                    summary.labels_refused[label] = str(refused)
     except UnicodeError as error:
         raise ImportFault(str(path), None, f"cannot decode: {error}") from None
     except OSError as error:
@@ -581,3 +786,9 @@ def import_file(
     if resolved == "json":
         summary.format = "+".join(flavours) or "jsonl"
     return summary
+
+
+def answer_labels(answer: ParsedAnswer) -> list[str]:
+    """The labels an answer names: its task's label, then its spans' labels."""
+    named = [answer.label] if answer.label else []
+    return named + [span.label for span in answer.spans]

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import astuple, replace
+from dataclasses import replace
 from typing import Any
 
 from hnbooks.store.claims import CLAIM_TTL_S, claim, feed_mode_in, session_process_is_gone
@@ -24,6 +24,7 @@ from hnbooks.store.records import (
     Item,
     NewAnswer,
     Span,
+    finite_json,
     spans_from_json,
     spans_to_json,
 )
@@ -34,6 +35,9 @@ INSERT_ANSWER_SQL = (
     f" VALUES ({', '.join('?' * (len(NEW_ANSWER_COLUMNS) + 2))})"
 )
 ITEM_COLUMNS = "i.id AS i_id, i.external_id, i.text, i.meta, i.input_hash"
+PASSTHROUGH_TABLE_SQL = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'answer_passthrough'"
+)
 
 
 def answer_row_values(item_id: int, new: NewAnswer, default_label: str | None) -> tuple[Any, ...]:
@@ -42,7 +46,7 @@ def answer_row_values(item_id: int, new: NewAnswer, default_label: str | None) -
     if label is None and new.view_id == "classification":
         label = default_label
     filled = replace(new, label=label)
-    values = dict(zip(NEW_ANSWER_COLUMNS, astuple(filled), strict=True))
+    values = {name: getattr(filled, name) for name in NEW_ANSWER_COLUMNS}
     values["spans"] = spans_to_json(filled.spans)
     values["created_at"] = time.time() if filled.created_at is None else filled.created_at
     return (item_id, filled.derived_task_key(), *(values[name] for name in NEW_ANSWER_COLUMNS))
@@ -53,12 +57,20 @@ def insert_answer(
 ) -> int:
     """Append one answer inside the caller's transaction; return its id."""
     cursor = conn.execute(INSERT_ANSWER_SQL, answer_row_values(item_id, new, default_label))
-    return int(cursor.lastrowid or 0)
+    answer_id = int(cursor.lastrowid or 0)
+    if new.passthrough is not None:
+        conn.execute(
+            "INSERT INTO answer_passthrough (answer_id, fields) VALUES (?, ?)",
+            (answer_id, finite_json(dict(new.passthrough))),
+        )
+    return answer_id
 
 
 def answer_from_row(row: sqlite3.Row) -> Answer:
-    values = {name: row[name] for name in NEW_ANSWER_COLUMNS}
+    values: dict[str, Any] = {name: row[name] for name in NEW_ANSWER_COLUMNS}
     values["spans"] = spans_from_json(row["spans"])
+    if "passthrough" in row.keys() and row["passthrough"] is not None:
+        values["passthrough"] = json.loads(row["passthrough"])
     return Answer(id=row["id"], item_id=row["item_id"], task_key=row["task_key"], **values)
 
 
@@ -273,8 +285,17 @@ class AnswerQueries(Connection):
         return [answer_from_row(r) for r in rows]
 
     def current_answers_with_items(self) -> list[AnswerWithItem]:
+        """Every answer in force with its item and its passthrough fields, oldest first."""
+        # A database opened read-only before migration m006 has no passthrough table yet.
+        with_passthrough = self._one(PASSTHROUGH_TABLE_SQL) is not None
+        passthrough, join = (
+            (", p.fields AS passthrough", " LEFT JOIN answer_passthrough p ON p.answer_id = a.id")
+            if with_passthrough
+            else ("", "")
+        )
         rows = self._query(
-            f"SELECT a.*, {ITEM_COLUMNS} FROM current_answers a JOIN items i ON i.id = a.item_id ORDER BY a.id"
+            f"SELECT a.*, {ITEM_COLUMNS}{passthrough} FROM current_answers a"
+            f" JOIN items i ON i.id = a.item_id{join} ORDER BY a.id"
         )
         return [answer_with_item_from_row(row) for row in rows]
 

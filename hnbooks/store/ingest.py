@@ -7,13 +7,15 @@ whole file.
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
+from hnbooks.prodigy import input_hash as prodigy_input_hash
 from hnbooks.store.answers import insert_answer
-from hnbooks.store.records import IncomingItem, Span, spans_to_json
+from hnbooks.store.records import IncomingItem, Span, finite_json, spans_to_json
 
 
 class ItemConflict(Exception):
@@ -33,12 +35,6 @@ def text_key(text: str) -> str:
     return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
-def stable_hash(*parts: str) -> int:
-    """A signed 32-bit hash that is the same on every machine (Prodigy's hashes are 32-bit too)."""
-    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big", signed=True)
-
-
 def remap_spans(spans: tuple[Span, ...], from_text: str, to_text: str) -> tuple[Span, ...]:
     """Move span offsets from one text to another that differs only in whitespace."""
     if from_text == to_text or not spans:
@@ -56,6 +52,28 @@ def remap_spans(spans: tuple[Span, ...], from_text: str, to_text: str) -> tuple[
     return tuple(remapped)
 
 
+def remap_passthrough(
+    passthrough: Mapping[str, Any] | None, from_text: str, to_text: str
+) -> Mapping[str, Any] | None:
+    """An imported answer's passthrough fields for the stored text its text merged into: tokens
+    and token offsets are left out (the export rebuilds them for the stored text), each span's
+    other fields move with the span."""
+    if passthrough is None or from_text == to_text:
+        return passthrough
+    moved = {key: value for key, value in passthrough.items() if key not in ("tokens", "spans")}
+    span_fields = []
+    for entry in passthrough.get("spans") or []:
+        spans = remap_spans(
+            (Span(entry["start"], entry["end"], entry["label"]),), from_text, to_text
+        )
+        if spans:
+            kept = {k: v for k, v in entry.items() if k not in ("token_start", "token_end")}
+            span_fields.append({**kept, "start": spans[0].start, "end": spans[0].end})
+    if span_fields:
+        moved["spans"] = span_fields
+    return moved
+
+
 def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str) -> IngestOutcome:
     """Store one incoming item (or find the stored text it duplicates) and its new answers."""
     key = text_key(incoming.text)
@@ -68,8 +86,12 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
         clash = conn.execute("SELECT 1 FROM items WHERE external_id = ?", (external_id,)).fetchone()
         if clash is not None:
             raise ItemConflict(f"id {external_id} is already stored with a different text")
+        # An imported hash is kept as it is; a new text gets Prodigy's hash of {"text": ...}, as
+        # Prodigy would give it. Items stored earlier keep the hash they were stored with.
         input_hash = (
-            incoming.input_hash if incoming.input_hash is not None else stable_hash(incoming.text)
+            incoming.input_hash
+            if incoming.input_hash is not None
+            else prodigy_input_hash({"text": incoming.text})
         )
         cursor = conn.execute(
             "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
@@ -77,7 +99,7 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
             (
                 external_id,
                 incoming.text,
-                json.dumps(incoming.meta),
+                finite_json(incoming.meta),
                 input_hash,
                 key,
                 source,
@@ -88,7 +110,11 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
         new_item = True
     added = present = 0
     for answer in incoming.answers:
-        answer = replace(answer, spans=remap_spans(answer.spans, incoming.text, stored_text))
+        answer = replace(
+            answer,
+            spans=remap_spans(answer.spans, incoming.text, stored_text),
+            passthrough=remap_passthrough(answer.passthrough, incoming.text, stored_text),
+        )
         # Same item, person, verdict, label and spans, and the same second when the answer says
         # when it was given: the same answer, imported before. An answer without a time matches
         # one given at any time, so re-importing a file without timestamps adds nothing.

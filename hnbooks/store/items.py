@@ -108,6 +108,11 @@ def snippet_around(text: str, ranges: tuple[tuple[int, int], ...], width: int = 
     return ("…" if start else "") + snippet + ("…" if start + width < len(text) else "")
 
 
+def check_label_name(name: str) -> None:
+    if not re.fullmatch(LABEL_PATTERN, name):
+        raise StoreError(f"label {name!r}: use 1-40 letters, digits, '_' or '-'")
+
+
 class ItemWriter:
     """Adds incoming items inside one open write transaction (see `ItemQueries.writing_items`)."""
 
@@ -118,6 +123,17 @@ class ItemWriter:
     def add(self, incoming: IncomingItem) -> IngestOutcome:
         """Store `incoming` (or merge it into the stored text it duplicates) and its new answers."""
         return write_incoming(self._conn, incoming, self._source)
+
+    def add_label(self, name: str) -> bool:
+        """Register label `name` in the same transaction; True when it is new. A name the labels
+        table cannot hold raises `StoreError` saying what a name may be."""
+        check_label_name(name)
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO labels (name, position) "
+            "VALUES (?, (SELECT COALESCE(MAX(position), -1) + 1 FROM labels))",
+            (name,),
+        )
+        return cursor.rowcount == 1
 
 
 class ItemQueries(Connection):
@@ -136,8 +152,7 @@ class ItemQueries(Connection):
         return labels[0]
 
     def add_label(self, name: str) -> None:
-        if not re.fullmatch(LABEL_PATTERN, name):
-            raise StoreError(f"label {name!r}: use 1-40 letters, digits, '_' or '-'")
+        check_label_name(name)
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO labels (name, position) "

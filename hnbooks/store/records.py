@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -38,6 +40,26 @@ class Span:
         if text is not None:
             record["text"] = text[self.start : self.end]
         return record
+
+
+def without_non_finite(value: Any) -> Any:
+    """`value` with every NaN and ±Infinity (nested in lists and objects too) made None: JSON has
+    no such numbers, and Python's `json` would write them as `NaN`, which no JSON reader accepts."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: without_non_finite(entry) for key, entry in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_non_finite(entry) for entry in value]
+    return value
+
+
+def finite_json(value: Any, **options: Any) -> str:
+    """`json.dumps(value)` as valid JSON: a NaN or an infinity is written as null."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(without_non_finite(value), allow_nan=False, **options)
 
 
 def spans_to_json(spans: list[Span] | tuple[Span, ...]) -> str:
@@ -94,14 +116,20 @@ class NewAnswer:
     """Makes a repeated write a no-op (the TUI's key per showing of an item)."""
     created_at: float | None = None
     """Seconds since the epoch; None: now."""
+    passthrough: Mapping[str, Any] | None = field(default=None, hash=False)
+    """Fields of an imported task that hnbooks does not model (Prodigy's `tokens`, `options`,
+    `accept`, `_is_binary`, `_session_id`, `relations`, any unknown one; under `spans`, each span's
+    extra fields such as `token_start`, `source`), written back verbatim on export. None for an
+    answer made in hnbooks; stored in the `answer_passthrough` table, not a column of `answers`."""
 
     def derived_task_key(self) -> str:
         """The task this answer belongs to (see `task_key_for`)."""
         return task_key_for(self.label, self.view_id, bool(self.spans))
 
 
-NEW_ANSWER_COLUMNS = tuple(f.name for f in fields(NewAnswer))
-"""The answers table's columns that a `NewAnswer` fills, in field order."""
+NEW_ANSWER_COLUMNS = tuple(f.name for f in fields(NewAnswer) if f.name != "passthrough")
+"""The answers table's columns that a `NewAnswer` fills, in field order (its passthrough fields
+have a table of their own)."""
 
 
 @dataclass(frozen=True, kw_only=True)

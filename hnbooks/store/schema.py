@@ -258,7 +258,24 @@ def m005_database_id(db: Database) -> None:
     )
 
 
-READ_AS_IS = frozenset({"m005_database_id"})
+@migrations()
+def m006_answer_passthrough(db: Database) -> None:
+    """Task fields of an imported answer that hnbooks does not model (Prodigy's tokens, options,
+    accept, relations, span token offsets and sources, any unknown field), kept beside the answer
+    so an export writes back what the import read. A table of its own: the answers table, and
+    every query of it, stay as they were."""
+    execute_statements(
+        db.conn,
+        """
+        CREATE TABLE answer_passthrough (
+            answer_id INTEGER PRIMARY KEY REFERENCES answers(id),
+            fields TEXT NOT NULL
+        );
+        """,
+    )
+
+
+READ_AS_IS = frozenset({"m005_database_id", "m006_answer_passthrough"})
 """Migrations a read-only opening can do without: what they add no query needs (a read-only
 opening never migrates; lacking any other migration it refuses, saying how to upgrade)."""
 
