@@ -6,10 +6,12 @@ here only. Heavy modules (the scorer, onnxruntime) are imported inside the comma
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,14 @@ from hnbooks.console import (
     fail,
     fmt_interval,
     fmt_number,
+    is_quiet,
+    json_option,
     make_progress,
     open_store,
     out_console,
     print_data,
     print_error,
+    quiet_option,
 )
 from hnbooks.importing import FORMATS
 from hnbooks.printable import inert_json, printable_line
@@ -70,7 +75,7 @@ def cli() -> None:
     """Find rare things in big text collections, by keyboard, in the terminal.
 
     \b
-    The loop:
+    Examples (the loop, in order):
       hnbooks import comments.jsonl        # texts (and any earlier answers) into ./hnbooks.db
       hnbooks seed --query "book"          # cold start: a batch of keyword matches
       hnbooks-score                        # embed, train, score the whole pool, queue a batch
@@ -79,6 +84,7 @@ def cli() -> None:
       hnbooks backup copy.db               # a consistent copy, while annotators work
 
     Every command takes --db (or HNBOOKS_DB). `hnbooks COMMAND --help` explains each one.
+    Tab completion in bash: eval "$(_HNBOOKS_COMPLETE=bash_source hnbooks)" (README: zsh, fish).
     """
 
 
@@ -101,14 +107,28 @@ def cli() -> None:
     default=None,
     help="Annotator for imported answers that name none (Prodigy's _annotator_id / _session_id win).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object on stdout: per file its counts (or its error), and the totals.",
+)
+@quiet_option
 def import_command(
-    files: tuple[str, ...], db_path: str, fmt: str, text_field: str, annotator: str | None
+    files: tuple[str, ...],
+    db_path: str,
+    fmt: str,
+    text_field: str,
+    annotator: str | None,
+    as_json: bool,
 ) -> None:
-    """Import texts (and any answers they carry) from FILES.
+    """Import texts (and any answers they carry) from FILES; `-` reads stdin.
 
     \b
     Formats (auto-detected; in JSON lines, each line on its own):
-      prodigy  Prodigy JSONL: text, meta, hashes, answer, spans kept as answers
+      prodigy  Prodigy JSONL: text, meta, hashes, answer, spans kept as answers; tokens,
+               options, accept, relations, span token offsets and any other field kept
+               for the export
       jsonl    {"text": ..., "meta": {...}} per line
       csv/tsv  a header row and a text column (--text-field)
       parquet  a text column (--text-field)
@@ -118,45 +138,63 @@ def import_command(
 
     Texts equal up to whitespace merge into one item; importing a file twice adds nothing.
     A bad line stops that file: nothing of it is stored, the error names file and line, and the
-    exit code is 1.
+    exit code is 1. Labels the answers name (a task's label, span labels) are added to the
+    database's labels. A stream (`-`, a FIFO, /dev/stdin, <(cmd)) is told JSON lines or text
+    lines by its first line; name CSV with --format; Parquet needs a file.
 
     \b
     Examples:
       hnbooks import ../shared/data/bookfinder/*.jsonl --db books.db
       hnbooks import hn_comments.parquet --format hn
       hnbooks import notes.csv --text-field body --annotator alice
+      prodigy db-out my_set | hnbooks import - --json
     """
-    from hnbooks.importing import ImportFault, import_file
+    from hnbooks.importing import STDIN_NAME, ImportFault, import_file
 
+    quiet = is_quiet()
     failures = 0
+    results: list[dict[str, Any]] = []
     with open_store(db_path, create=True) as store:
         for name in files:
             path = Path(name)
-            size = path.stat().st_size if path.is_file() else 0
-            with make_progress(transient=True) as progress:
-                task = progress.add_task(
-                    printable_line(f"importing {path.name}"), total=size or None
-                )
-                # Small files finish before a bar would be worth drawing.
-                if size < 2_000_000:
-                    progress.update(task, visible=False)
+            size = path.stat().st_size if name != STDIN_NAME and path.is_file() else 0
+            with contextlib.ExitStack() as shown:
+                advance = None
+                # Small files finish before a bar would be worth drawing; off a terminal (a log, a
+                # pipe) a bar is noise (and rich leaves a blank line behind).
+                if size >= 2_000_000 and not (quiet or as_json) and err_console.is_terminal:
+                    progress = shown.enter_context(make_progress(transient=True))
+                    task = progress.add_task(printable_line(f"importing {path.name}"), total=size)
+                    advance = partial(progress.advance, task)
                 try:
                     summary = import_file(
                         store,
-                        path,
+                        name,
                         fmt=fmt,
                         text_field=text_field,
                         annotator=annotator,
-                        progress=lambda n, task=task: progress.advance(task, n),
+                        progress=advance,
                     )
                 except ImportFault as fault:
                     failures += 1
-                    progress.stop()
+                    shown.close()
                     print_error(f"{fault} — nothing from this file was imported")
+                    results.append({"path": str(fault.path), "error": str(fault)})
                     continue
+            results.append(summary.as_json())
+            for label, reason in summary.labels_refused.items():
+                print_error(f"{summary.path}: label {label!r} not added to the labels: {reason}")
+            if quiet or as_json:
+                continue
             print_data(summary.line())
             for skip in summary.first_skips:
                 print_data(f"  skipped line {skip.line}: {skip.reason}", stderr=True, style="dim")
+    if as_json:
+        totals = {
+            key: sum(result.get(key, 0) for result in results)
+            for key in ("new_items", "merged", "answers", "answers_already_present")
+        }
+        click.echo(inert_json({"files": results, **totals, "failed_files": failures}))
     if failures:
         sys.exit(1)
 
@@ -164,17 +202,24 @@ def import_command(
 @cli.command("export")
 @db_option()
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File (default stdout)."
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    help="File; - or none: stdout.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
 )
+@quiet_option
 def export_command(db_path: str, output: str | None, fmt: str) -> None:
     """Write every answer in force (undone ones left out) as Prodigy JSONL or CSV.
 
     \b
-    JSONL fields: text, meta, label, spans [{start, end, label, text}], answer, _input_hash,
-    _task_hash, _view_id, _annotator_id, _timestamp — re-importable with `hnbooks import`.
+    JSONL fields: text, meta, label, spans [{start, end, token_start, token_end, label,
+    text}], answer, _input_hash, _task_hash, _view_id, _annotator_id, _timestamp, and
+    every other field an imported task had (tokens, options, accept, relations,
+    _is_binary, _session_id, ...); span answers carry tokens, as ner_manual tasks.
+    Re-importable with `hnbooks import`. NaN or infinity in meta is written as null.
 
     -o onto an existing file replaces it only once the export is complete; a symbolic link is
     followed (the link stays), a FIFO or a device is written to as a stream.
@@ -183,19 +228,38 @@ def export_command(db_path: str, output: str | None, fmt: str) -> None:
     Examples:
       hnbooks export -o answers.jsonl
       hnbooks export --format csv > answers.csv
+      hnbooks export -o - | jq -c 'select(.answer == "accept")'
     """
-    from hnbooks.exporting import ExportTargetError, export_to_path, write_csv, write_jsonl
+    from hnbooks.exporting import (
+        STDOUT_NAME,
+        ExportTargetError,
+        export_to_path,
+        write_csv,
+        write_jsonl,
+    )
 
     writer = write_csv if fmt == "csv" else write_jsonl
+    if output == STDOUT_NAME:
+        output = None
     with open_store(db_path, readonly=True) as store:
         if output is None:
-            count = writer(store, sys.stdout)
+            try:
+                count = writer(store, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # The reader stopped reading (`| head`): end quietly, as Unix tools do on SIGPIPE.
+                # stdout points at /dev/null so the interpreter's last flush cannot fail again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                sys.exit(141)
         else:
             try:
                 count = export_to_path(store, output, writer)
             except ExportTargetError as error:
                 fail(str(error))
-        print_data(f"exported {count} answers" + (f" to {output}" if output else ""), stderr=True)
+        if not is_quiet():
+            print_data(
+                f"exported {count} answers" + (f" to {output}" if output else ""), stderr=True
+            )
 
 
 @cli.command("backup")
@@ -390,6 +454,8 @@ def queue_command(db_path: str, as_json: bool, annotator: str | None) -> None:
     "--label", default=None, help="Label the batch asks about (default: the database's first)."
 )
 @encoder_options
+@json_option("One JSON object on stdout: batch_id, items, mode, query, label.")
+@quiet_option
 def seed_command(
     db_path: str,
     query: str,
@@ -399,6 +465,7 @@ def seed_command(
     models_dir: str | None,
     model: str,
     device: str,
+    as_json: bool,
 ) -> None:
     """Publish a batch of matches for QUERY: the cold-start channel for a rare label.
 
@@ -410,6 +477,7 @@ def seed_command(
       hnbooks seed --query "book"
       hnbooks seed --regex --query "by [A-Z][a-z]+ [A-Z][a-z]+"
       hnbooks seed --semantic --query "a novel I would recommend" --limit 100
+      hnbooks seed --query "book" --json --quiet | jq .batch_id
     """
     from hnbooks.scoring.job import seed_entries
 
@@ -429,7 +497,134 @@ def seed_command(
         batch_id = store.publish_batch(
             entries, source="seed", label=chosen_label, note=f"{mode}: {query}"
         )
-    print_data(f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})")
+    if as_json:
+        record = {
+            "batch_id": batch_id,
+            "items": len(entries),
+            "mode": mode,
+            "query": query,
+            "label": chosen_label,
+        }
+        click.echo(inert_json(record))
+    elif not is_quiet():
+        print_data(
+            f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})"
+        )
+
+
+@cli.group("labels", context_settings=CONTEXT_SETTINGS)
+def labels_group() -> None:
+    """The database's labels: what the TUI's keys 1-9 choose, in this order.
+
+    \b
+    Examples:
+      hnbooks labels list
+      hnbooks labels add MOVIE
+      hnbooks labels rename MOVE MOVIE
+      hnbooks labels remove MOVIE
+    """
+
+
+@labels_group.command("list")
+@db_option()
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {name, key, answers, ...}.")
+def labels_list_command(db_path: str, as_json: bool) -> None:
+    """Each label, the TUI key that chooses it, and the answers, spans and batches naming it.
+
+    \b
+    Examples:
+      hnbooks labels list
+      hnbooks labels list --json | jq -r '.[].name'
+    """
+    with open_store(db_path, readonly=True) as store:
+        usage = store.label_usage()
+    if as_json:
+        records = [
+            {
+                "name": u.name,
+                "key": str(n + 1) if n < 9 else None,
+                "answers": u.answers,
+                "spans": u.spans,
+                "batches": u.batches,
+            }
+            for n, u in enumerate(usage)
+        ]
+        click.echo(inert_json(records))
+        return
+    table = Table(title=f"{len(usage)} labels")
+    for column in ("key", "label", "answers", "spans", "batches"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for n, u in enumerate(usage):
+        table.add_row(
+            str(n + 1) if n < 9 else "",
+            data_text(u.name),
+            f"{u.answers:,}",
+            f"{u.spans:,}",
+            f"{u.batches:,}",
+        )
+    out_console.print(table)
+
+
+@labels_group.command("add")
+@click.argument("names", nargs=-1, required=True)
+@db_option(create=True)
+def labels_add_command(names: tuple[str, ...], db_path: str) -> None:
+    """Add NAMES at the end of the labels (one already there is left as it is).
+
+    \b
+    Examples:
+      hnbooks labels add MOVIE
+      hnbooks labels add MOVIE SONG --db books.db
+    """
+    with open_store(db_path, create=True) as store:
+        before = set(store.labels())
+        for name in names:
+            store.add_label(name)
+        labels = store.labels()
+    added = [name for name in names if name not in before]
+    keys = ", ".join(f"{labels.index(n) + 1} {n}" for n in added if labels.index(n) < 9)
+    print_data(f"added {len(added)} labels" + (f" (TUI keys: {keys})" if keys else ""), stderr=True)
+
+
+@labels_group.command("rename")
+@click.argument("old")
+@click.argument("new")
+@db_option()
+def labels_rename_command(old: str, new: str, db_path: str) -> None:
+    """Rename label OLD to NEW, everywhere: answers, spans, batches and rounds (one transaction).
+
+    A label is a name you chose, so fixing it carries over to every answer given about it;
+    export writes the new name. NEW must not be a label already.
+
+    \b
+    Examples:
+      hnbooks labels rename BOK BOOK
+    """
+    with open_store(db_path) as store:
+        changed = store.rename_label(old, new)
+    print_data(f"renamed {old} to {new} ({changed} answers updated)", stderr=True)
+
+
+@labels_group.command("remove")
+@click.argument("name")
+@db_option()
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove it although answers use it (they are kept as given; the TUI stops offering it).",
+)
+def labels_remove_command(name: str, db_path: str, force: bool) -> None:
+    """Remove label NAME; refused while answers, spans or batches use it, unless --force.
+
+    \b
+    Examples:
+      hnbooks labels remove MOVIE
+      hnbooks labels remove MOVIE --force
+    """
+    with open_store(db_path) as store:
+        usage = store.remove_label(name, force=force)
+    kept = f" ({usage.answers} answers naming it kept)" if usage.used else ""
+    print_data(f"removed label {name}{kept}", stderr=True)
 
 
 def main() -> None:

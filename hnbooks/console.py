@@ -24,8 +24,41 @@ from hnbooks.store.reports import EstimateReport
 F = TypeVar("F", bound=Callable[..., Any])
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+"""Progress, status and summary lines (silenced by `--quiet`)."""
+error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+"""Errors: shown even with `--quiet`."""
 out_console = Console(highlight=False, soft_wrap=True)
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+def quiet_option(func: F) -> F:
+    """`-q/--quiet`: no progress bars, status or summary lines; errors still go to stderr."""
+
+    def silence(ctx: click.Context, param: click.Parameter, quiet: bool) -> bool:
+        if quiet:
+            err_console.quiet = True
+            # The console outlives the command (CliRunner runs several in one process).
+            ctx.call_on_close(lambda: setattr(err_console, "quiet", False))
+        return quiet
+
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        callback=silence,
+        expose_value=False,
+        is_eager=True,
+        help="No progress bars or summary lines (errors still go to stderr).",
+    )(func)
+
+
+def is_quiet() -> bool:
+    """Whether `--quiet` was given to the command running."""
+    return bool(err_console.quiet)
+
+
+def json_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
 
 
 def db_option(create: bool = False) -> Callable[[F], F]:
@@ -52,7 +85,7 @@ def data_text(value: object, style: str = "") -> Text:
 def print_error(message: str) -> None:
     """Print an error whose text may hold brackets, escape sequences or newlines from user data:
     shown literally on one line, never read as Rich markup nor passed to the terminal."""
-    err_console.print(Text.assemble(("error: ", "red"), printable_line(message)), soft_wrap=True)
+    error_console.print(Text.assemble(("error: ", "red"), printable_line(message)), soft_wrap=True)
 
 
 def print_data(message: str, *, stderr: bool = False, style: str = "") -> None:

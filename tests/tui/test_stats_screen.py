@@ -80,8 +80,13 @@ def test_the_newest_estimates_and_calibration_fit_80x24(rounds_db: Path) -> None
     shown, yield_chart = shown_at(rounds_db, (80, 24))
     lines = shown.splitlines()
     assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
-    assert "found so far 60% (10–100) 90% intervals · recall 50% (20–80) · CV AP 0.60" in shown
+    # Every figure of the newest round, none cut at 80 columns.
+    assert "found so far 60% (10–100) · CV AP 0.60 · 90% intervals" in shown
+    assert "recall 50% (20–80) · prevalence 1/5k (2.5k–10k)" in shown
+    assert "3 rounds · 0 answers (0 yours) · session 0 answered, 0 positive" in shown
     assert "60% (10–100)" in shown and "30% (5–100)" in shown  # per round, in the table
+    table_rows = [line for line in lines if line.startswith((" 2  model", " 3  model"))]
+    assert len(table_rows) == 2 and all(row.endswith("1/5k (2.5k–10k)") for row in table_rows)
     assert "calibration (round 3)" in shown
     assert "1–10       6    1      4%  17% (0.9–58)" in shown
     assert "per round" in shown
@@ -107,7 +112,8 @@ def test_older_reports_show_dashes(db_path: Path, store: Store, item_ids: list[i
         )
     )
     shown, _ = shown_at(db_path, (120, 40))
-    assert "found so far – · recall – · CV AP – · prevalence 1/1k" in shown
+    assert "found so far – · CV AP –" in shown
+    assert "recall – · prevalence 1/1k" in shown
     assert "calibration: no scored random answer yet" in shown
 
 
