@@ -7,6 +7,7 @@ terminal; the same report is stored in the database for `hnbooks stats` and the 
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -22,9 +23,12 @@ from hnbooks.console import (
     encoder_options,
     fail,
     fmt_interval,
+    json_option,
     open_store,
+    quiet_option,
 )
 from hnbooks.console import err_console as console
+from hnbooks.printable import inert_json
 from hnbooks.scoring.select import STRATEGY_REGISTRY, Mix, parse_mix
 from hnbooks.store import Store
 from hnbooks.store.reports import RoundReport
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="hnbooks", prog_name="hnbooks-score")
 @db_option()
 @encoder_options
 @click.option(
@@ -80,6 +85,32 @@ if TYPE_CHECKING:
     default=0.0,
     help="Seconds to wait for another scorer holding this database to finish (default: say who and stop).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Who embeds the new texts: this process, or the workers of a Ray cluster (needs "
+    "`pip install 'hnbooks[ray]'`; GPU workers when the cluster has GPUs). Scoring stays here.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="--engine ray: the cluster to join, e.g. 10.0.0.5:6379 [default: $RAY_ADDRESS, a "
+    "cluster `ray start` began on this machine, else a new local one].",
+)
+@click.option(
+    "--ray-workers",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="--engine ray: encoders to run [default: one per GPU of the cluster, else one per CPU core].",
+)
+@json_option(
+    "The round as one JSON object on stdout: batch_id, items, mode, picked, report "
+    "(with --watch: one JSON line per round)."
+)
+@quiet_option
 def main(
     db_path: str,
     models_dir: str | None,
@@ -93,6 +124,10 @@ def main(
     watch: bool,
     low_water: int | None,
     wait_s: float,
+    engine: str,
+    ray_address: str | None,
+    ray_workers: int | None,
+    as_json: bool,
 ) -> None:
     """Score the whole pool and publish the next batch to annotate.
 
@@ -118,6 +153,9 @@ def main(
       hnbooks-score --db books.db --watch
       hnbooks-score --batch-size 100 --mix top=0.8,random=0.2
       hnbooks-score --seed-query "a novel I recommend" --device cpu
+      hnbooks-score --db books.db --engine ray --ray-address 10.0.0.5:6379
+      hnbooks-score --json --quiet | jq .batch_id
+      hnbooks-score --watch --json --quiet | jq -c '{batch_id, items}'
     """
     from hnbooks.scoring.job import RoundConfig
 
@@ -125,6 +163,8 @@ def main(
         parsed_mix = parse_mix(mix)
     except ValueError as error:
         fail(str(error))
+    if watch and engine != "local":
+        fail("--watch embeds in this process; run --engine ray without --watch")
     holder = LeaseHolder.this_process("watch" if watch else "once")
     with open_store(db_path) as store:
         if store.item_count() == 0 and not watch:
@@ -145,9 +185,22 @@ def main(
         take_lease(store, holder, wait_s)
         try:
             if watch:
-                watch_database(store, db_path, config, holder, model, models_dir, device, low_water)
+                watch_database(
+                    store, db_path, config, holder, model, models_dir, device, low_water, as_json
+                )
                 return
-            result = score_once(store, db_path, config, model, models_dir, device)
+            result = score_once(
+                store,
+                db_path,
+                config,
+                model,
+                models_dir,
+                device,
+                engine,
+                ray_address,
+                as_json,
+                ray_workers=ray_workers,
+            )
         finally:
             store.release_scorer_lease(holder)
     if result.batch_id is None:
@@ -188,13 +241,26 @@ def score_once(
     model: str | None,
     models_dir: str | None,
     device: str,
+    engine: str = "local",
+    ray_address: str | None = None,
+    as_json: bool = False,
+    ray_workers: int | None = None,
 ) -> RoundResult:
     from hnbooks.scoring.job import run_round
     from hnbooks.scoring.prepare import prepare_pool
 
     started_at = time.time()
     try:
-        prepared = prepare_pool(store, db_path, model, models_dir, device)
+        prepared = prepare_pool(
+            store,
+            db_path,
+            model,
+            models_dir,
+            device,
+            engine=engine,
+            ray_address=ray_address,
+            ray_workers=ray_workers,
+        )
     except OSError as error:
         cache_failure(db_path, error)
     with console.status("training the head and scoring the pool…"):
@@ -206,8 +272,24 @@ def score_once(
             embedding=prepared.embedding,
             started_at=started_at,
         )
-    print_round(result.report, len(result.entries))
+    if as_json:
+        click.echo(round_json(result))
+    else:
+        print_round(result.report, len(result.entries))
     return result
+
+
+def round_json(result: RoundResult) -> str:
+    """One round as one line of JSON: what it published and its whole report."""
+    return inert_json(
+        {
+            "batch_id": result.batch_id,
+            "items": len(result.entries),
+            "mode": result.mode,
+            "picked": result.report.picked_per_strategy,
+            "report": json.loads(result.report.to_json()),
+        }
+    )
 
 
 def watch_database(
@@ -219,10 +301,20 @@ def watch_database(
     models_dir: str | None,
     device: str,
     low_water: int | None,
+    as_json: bool = False,
 ) -> None:
     """Run the watching scorer until SIGINT or SIGTERM."""
     from hnbooks.scoring.prepare import load_encoder
     from hnbooks.scoring.watch import WatchConfig, Watcher
+
+    class JsonLinesWatcher(Watcher):
+        """Writes each round as one JSON line on stdout (`--watch --json`)."""
+
+        def run_one_round(self, largest_item_id: int) -> RoundResult:
+            result = super().run_one_round(largest_item_id)
+            click.echo(round_json(result))
+            sys.stdout.flush()
+            return result
 
     stop = threading.Event()
 
@@ -245,7 +337,8 @@ def watch_database(
     log(
         f"watching {db_path} as {holder.describe()} (batch {config.batch_size}, low water {watch_config.low_water})"
     )
-    Watcher(store, loaded, watch_config, holder, stop, log).run()
+    watcher_class = JsonLinesWatcher if as_json else Watcher
+    watcher_class(store, loaded, watch_config, holder, stop, log).run()
     log("stopped")
 
 
@@ -281,6 +374,8 @@ def print_round(report: RoundReport, size: int) -> None:
         table.add_row("estimated recall of the head", fmt_interval(report.recall))
     if report.embedding is not None and report.embedding.device:
         table.add_row("device", report.embedding.device)
+    if report.embedding is not None and report.embedding.engine == "ray":
+        table.add_row("engine", f"ray, {report.embedding.workers} workers")
     if report.seconds:
         table.add_row("seconds", ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()))
     console.print(table)

@@ -9,7 +9,8 @@ export, which needs the export extra, takes a minute and would hide behind a spi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,9 +26,10 @@ from hnbooks.store.reports import EmbeddingReport
 
 if TYPE_CHECKING:
     from hnbooks.scoring.cache import EmbeddingCache
-    from hnbooks.scoring.embed import EmbedProgress
+    from hnbooks.scoring.embed import EmbedProgress, EmbedReport
     from hnbooks.scoring.encoder import Encoder
     from hnbooks.scoring.pool import CachedPool
+    from hnbooks.scoring.ray_engine import RayCluster, ShardDone
 
 
 @dataclass
@@ -55,7 +57,7 @@ class PreparedPool:
 
 
 def load_encoder(
-    db_path: str, model: str | None, models_dir: str | None, device: str
+    db_path: str, model: str | None, models_dir: str | None, device: str, *, variant: str = "auto"
 ) -> LoadedEncoder:
     """Open the exported model and the database's embedding cache.
 
@@ -64,7 +66,7 @@ def load_encoder(
     with one error line.
     """
     from hnbooks.scoring.cache import EmbeddingCache
-    from hnbooks.scoring.encoder import Device, Encoder, ModelLoadError
+    from hnbooks.scoring.encoder import Device, Encoder, ModelLoadError, Variant
 
     model = model or DEFAULT_MODEL
     try:
@@ -74,7 +76,7 @@ def load_encoder(
     folder = model_dir(model, models_dir)
     try:
         # Encoder refuses a device it does not know (ValueError below).
-        encoder = Encoder(folder, device=cast(Device, device))
+        encoder = Encoder(folder, device=cast(Device, device), variant=cast(Variant, variant))
         with console.status(f"loading {model}…"):
             provider = encoder.provider
     except ModelFolderError as error:
@@ -93,13 +95,9 @@ def load_encoder(
     return LoadedEncoder(encoder, cache, model, provider)
 
 
-def embed_new_texts(
-    store: Store, loaded: LoadedEncoder, *, on_chunk: EmbedProgress | None = None, bar: bool = True
-) -> EmbeddingReport:
-    """Embed the texts the cache lacks (a progress bar on the terminal when `bar`); `on_chunk` is
-    called after each chunk too, and may raise to stop early (what was embedded stays cached)."""
-    from hnbooks.scoring.embed import embed_missing
-
+@contextmanager
+def embed_progress(bar: bool, on_chunk: EmbedProgress | None = None) -> Iterator[EmbedProgress]:
+    """A progress callback that moves a bar on the terminal (when `bar`), then calls `on_chunk`."""
     with Progress(
         TextColumn("embedding"),
         BarColumn(),
@@ -108,7 +106,8 @@ def embed_new_texts(
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not bar,
+        # Off a terminal rich would still print a newline when the bar stops: stderr stays clean.
+        disable=not (bar and console.is_terminal),
     ) as progress:
         task = progress.add_task("embed", total=None, rate="")
         started = time.perf_counter()
@@ -119,7 +118,31 @@ def embed_new_texts(
             if on_chunk is not None:
                 on_chunk(done, total)
 
+        yield advance
+
+
+def embed_new_texts(
+    store: Store, loaded: LoadedEncoder, *, on_chunk: EmbedProgress | None = None, bar: bool = True
+) -> EmbeddingReport:
+    """Embed the texts the cache lacks (a progress bar on the terminal when `bar`); `on_chunk` is
+    called after each chunk too, and may raise to stop early (what was embedded stays cached)."""
+    from hnbooks.scoring.embed import embed_missing
+
+    with embed_progress(bar, on_chunk) as advance:
         report = embed_missing(store, loaded.encoder, loaded.cache, progress=advance)
+    return describe_embedding(report, loaded, bar=bar)
+
+
+def describe_embedding(
+    report: EmbedReport,
+    loaded: LoadedEncoder,
+    *,
+    bar: bool = True,
+    engine: str = "local",
+    device: str | None = None,
+    workers: int | None = None,
+) -> EmbeddingReport:
+    """Say on the terminal what embedding did, and return it for the round's report."""
     if report.rebuilt:
         console.print(f"embedding cache rebuilt: {report.rebuilt}", style="yellow")
     if report.mismatched:
@@ -140,21 +163,74 @@ def embed_new_texts(
             style="yellow",
         )
     if report.embedded:
+        padding = f", padding waste {report.pad_waste:.1%}" if engine == "local" else ""
         console.print(
             f"embedded {report.embedded:,} new texts in {report.seconds:.1f} s "
-            f"({report.texts_per_s:.0f} texts/s, padding waste {report.pad_waste:.1%}); "
+            f"({report.texts_per_s:.0f} texts/s{padding}); "
             f"{report.already_cached:,} already cached"
         )
     elif bar:
         console.print(f"embedded nothing new: all {report.already_cached:,} texts already cached")
     return EmbeddingReport(
         model=loaded.model,
-        device=loaded.provider,
+        device=device or loaded.provider,
         embedded=report.embedded,
         already_cached=report.already_cached,
         texts_per_s=round(report.texts_per_s, 1) if report.embedded else None,
-        pad_waste=round(report.pad_waste, 4) if report.embedded else None,
+        pad_waste=round(report.pad_waste, 4) if report.embedded and engine == "local" else None,
+        engine=engine,
+        workers=workers,
     )
+
+
+def embed_new_texts_on_ray(
+    store: Store,
+    loaded: LoadedEncoder,
+    cluster: RayCluster,
+    *,
+    shard_size: int | None = None,
+    on_shard: ShardDone | None = None,
+    bar: bool = True,
+) -> EmbeddingReport:
+    """Embed the texts the cache lacks on the Ray cluster's workers (see `scoring.ray_engine`)."""
+    from hnbooks.scoring.ray_engine import DEFAULT_SHARD_SIZE, embed_missing_on_ray
+
+    workers = cluster.workers
+    device = f"{workers.describe()}, {loaded.encoder.variant}"
+    console.print(Text.assemble(("embedding on ", "bold"), device))
+    with embed_progress(bar) as advance:
+        report = embed_missing_on_ray(
+            store,
+            loaded.cache,
+            cluster,
+            model_dir=loaded.encoder.model_dir,
+            variant=loaded.encoder.variant,
+            model_hash=loaded.encoder.model_hash,
+            shard_size=shard_size or DEFAULT_SHARD_SIZE,
+            progress=advance,
+            on_shard=on_shard,
+        )
+    if report.shards and len(report.computed_shards) < report.shards:
+        console.print(
+            f"{report.shards - len(report.computed_shards)} of {report.shards} shards were "
+            "computed by an earlier run and reused"
+        )
+    return describe_embedding(
+        report, loaded, bar=bar, engine="ray", device=device, workers=workers.count
+    )
+
+
+def connect_ray(address: str | None, device: str, workers: int | None) -> RayCluster:
+    """Join (or start) the Ray cluster, or end the command with a line saying what to do."""
+    from hnbooks.scoring.ray_engine import RayUnavailable, connect
+
+    try:
+        with console.status("connecting to Ray…"):
+            return connect(address, device, workers)
+    except (RayUnavailable, ValueError) as error:
+        fail(str(error))
+    except ConnectionError as error:
+        fail(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: {error}")
 
 
 def prepared(store: Store, loaded: LoadedEncoder, embedding: EmbeddingReport) -> PreparedPool:
@@ -170,8 +246,30 @@ def prepared(store: Store, loaded: LoadedEncoder, embedding: EmbeddingReport) ->
 
 
 def prepare_pool(
-    store: Store, db_path: str, model: str | None, models_dir: str | None, device: str
+    store: Store,
+    db_path: str,
+    model: str | None,
+    models_dir: str | None,
+    device: str,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
 ) -> PreparedPool:
-    """Open the exported model, embed what is not cached yet, and return the pool's vectors."""
+    """Open the exported model, embed what is not cached yet, and return the pool's vectors.
+
+    `engine` "ray" embeds on a Ray cluster (`ray_address`; None: a local one) and scores here:
+    `device` then says where the workers encode, and this process encodes only the seed query.
+    """
+    if engine == "ray":
+        cluster = connect_ray(ray_address, device, ray_workers)
+        try:
+            loaded = load_encoder(
+                db_path, model, models_dir, "cpu", variant=cluster.workers.variant
+            )
+            embedding = embed_new_texts_on_ray(store, loaded, cluster)
+        finally:
+            cluster.close()
+        return prepared(store, loaded, embedding)
     loaded = load_encoder(db_path, model, models_dir, device)
     return prepared(store, loaded, embed_new_texts(store, loaded))

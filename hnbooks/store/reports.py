@@ -144,6 +144,11 @@ class EmbeddingReport:
     already_cached: int = 0
     texts_per_s: float | None = None
     pad_waste: float | None = None
+    engine: str | None = None
+    """What ran the encoder: "local" (this process) or "ray" (a Ray cluster's workers); None in
+    reports written before it was recorded (they all ran locally)."""
+    workers: int | None = None
+    """Ray workers that encoded (the "ray" engine only)."""
 
     @classmethod
     def from_json(cls, data: Any) -> EmbeddingReport | None:
@@ -156,6 +161,8 @@ class EmbeddingReport:
             already_cached=_integer(data.get("already_cached")),
             texts_per_s=_number(data.get("texts_per_s")),
             pad_waste=_number(data.get("pad_waste")),
+            engine=_text(data.get("engine")),
+            workers=_integer(data["workers"]) if _number(data.get("workers")) is not None else None,
         )
 
 
