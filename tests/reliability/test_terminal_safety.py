@@ -230,7 +230,7 @@ def test_no_escape_sequence_from_an_item_reaches_the_terminal(
         child.send("\x1b")
         child.expect_exact(b"Nothing left to annotate")
         child.send("r")
-        child.expect_exact(b"Mine/all")
+        child.expect_exact(b"model disagrees")  # the review screen's filter line
         child.send("\x1b")
         child.expect_exact(b"Nothing left to annotate")
         child.send("q")
