@@ -1,20 +1,23 @@
 """Scale benchmark: one scoring round (train + score + select + publish) from cached embeddings.
 
-Builds synthetic pools of random unit vectors (no encoding) at two sizes, 100k and 1M by default,
-with a few hundred answers (planted positives, rejects and stratified random answers), then times
+Builds synthetic pools of random unit vectors (no encoding) at two sizes, 100k and 1M by default
+(items written in bulk, see `synthetic_pool.py`), with a few hundred answers (planted positives, rejects and stratified random answers), then times
 `run_round` in a fresh process per size so each peak RSS is its own. The ratio of the two peaks shows
 whether memory stays flat as the pool grows.
 
     python bench/round.py                  # 100k and 1M
     python bench/round.py --sizes 20000,200000 --keep
+    python bench/round.py --sizes 1000000,10000000 --folder /tmp/bench10m   # built once, reused
 
-Last line: {"items": N, "round_s": .., "peak_rss_mb": .., "rss_ratio_1m_vs_100k": ..}
+Last line: {"items": N, "round_s": .., "round_s_smallest": .., "rss_ratio_vs_smallest": ..,
+"bytes_per_item": ..} for the largest size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -26,44 +29,22 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic_pool import disk_bytes  # noqa: E402
+
 DIM = 384
 POSITIVES = 400
-CHUNK = 100_000
 
 
 def build(folder: Path, items: int, seed: int = 0) -> Path:
     """A database of `items` short texts and a filled embedding cache beside it."""
-    from hnbooks.scoring.cache import EmbeddingCache
-    from hnbooks.store.db import Store
-    from hnbooks.store.records import IncomingItem
+    from synthetic_pool import bulk_items, fill_vectors
 
     db_path = folder / f"pool-{items}.db"
-    store = Store(db_path)
-    for first in range(1, items + 1, CHUNK):
-        last = min(first + CHUNK, items + 1)
-        store.add_items(
-            (
-                IncomingItem(line=n, text=f"synthetic comment {n}", meta={})
-                for n in range(first, last)
-            ),
-            "bench",
-        )
-    store.close()
-    rng = np.random.default_rng(seed)
-    direction = rng.normal(size=DIM).astype(np.float32)
-    direction /= np.linalg.norm(direction)
-    positive_ids = set(rng.choice(np.arange(1, items + 1), POSITIVES, replace=False).tolist())
-    cache = EmbeddingCache.open(db_path, "synthetic", DIM)
-    cache.reserve(items + 1)
-    for start in range(1, items + 1, CHUNK):
-        ids = np.arange(start, min(start + CHUNK, items + 1))
-        vectors = rng.normal(size=(len(ids), DIM)).astype(np.float32)
-        planted = np.isin(ids, list(positive_ids))
-        vectors[planted] += 4.0 * direction * np.sqrt(DIM) / 4
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        cache.write(ids, vectors)
-    cache.close()
-    (folder / f"pool-{items}.positives.json").write_text(json.dumps(sorted(positive_ids)))
+    bulk_items(db_path, items)
+    positive_ids = fill_vectors(db_path, items, "synthetic", POSITIVES, seed)
+    (folder / f"pool-{items}.positives.json").write_text(json.dumps(positive_ids))
     return db_path
 
 
@@ -181,6 +162,7 @@ def main() -> None:
                 check=True,
             ).stdout
             results[items] = json.loads(output.strip().splitlines()[-1])
+            results[items]["disk"] = disk_bytes(db_path)
     finally:
         if not args.keep and args.folder is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -194,14 +176,26 @@ def main() -> None:
         )
     small, large = sizes[0], sizes[-1]
     ratio = results[large]["peak_rss_mb"] / results[small]["peak_rss_mb"]
-    print(f"peak RSS {large:,} vs {small:,}: {ratio:.3f}x")
+    time_ratio = results[large]["round_s"] / results[small]["round_s"]
+    on_disk = results[large]["disk"]
+    print(f"peak RSS {large:,} vs {small:,}: {ratio:.3f}x; round time {time_ratio:.2f}x")
+    print(
+        f"on disk at {large:,}: database {on_disk['database'] / large:.0f} B/item,"
+        f" vectors {on_disk['vectors'] / large:.0f} B/item"
+    )
     print(
         json.dumps(
             {
                 "items": large,
                 "round_s": round(results[large]["round_s"], 3),
+                "round_s_smallest": round(results[small]["round_s"], 3),
+                "smallest_items": small,
+                "time_ratio_vs_smallest": round(time_ratio, 2),
                 "peak_rss_mb": round(results[large]["peak_rss_mb"], 1),
-                "rss_ratio_1m_vs_100k": round(ratio, 3),
+                "peak_rss_mb_smallest": round(results[small]["peak_rss_mb"], 1),
+                "rss_ratio_vs_smallest": round(ratio, 3),
+                "bytes_per_item": round(sum(on_disk.values()) / large),
+                "load_1min": round(os.getloadavg()[0], 1),
             }
         )
     )

@@ -2,6 +2,7 @@
 
     python bench/tui.py                 # 1,000,000 items (built once, then reused from --db)
     python bench/tui.py --items 20000   # a quick run
+    python bench/tui.py --items 10000000 --db /tmp/bench10m/pool-10000000.db   # reuse a pool
 
 Builds (or reuses) a database of short synthetic items with a published batch, starts `AnnotateApp`
 headless under Pilot, and for each of `--answers` answers sends one key event and waits for the
@@ -12,7 +13,8 @@ answer committed and the next item read (and claimed for the session) on the UI 
 is shown (commit, then show).
 
 Prints a table, then as the last line one JSON object:
-{"items": N, "next_item_p50_ms": .., "next_item_p99_ms": .., "startup_s": ..}
+{"items": N, "next_item_p50_ms": .., "next_item_p99_ms": .., "startup_s": .., "fts_search_ms": ..,
+"bytes_per_item": ..} (`fts_search_ms`: the slowest query's median; bytes: the database file).
 """
 
 from __future__ import annotations
@@ -30,15 +32,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-WORDS = (
-    "the a of and to in is it that for on with as was this but be have not are you they at by or"
-    " from one all would there their what so up out if about who get which go me when make can like"
-    " time no just him know take people into year your good some could them see other than then now"
-    " look only come its over think also back after use two how our work first well way even new want"
-    " because any these give day most us book read novel author chapter story series library kindle"
-    " rust python compiler database startup market sqlite postgres kernel linux browser server cloud"
-    " Hobbit Dune Neuromancer Foundation Hyperion Solaris Gödel Escher Bach Knuth Dijkstra Turing"
-).split()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic_pool import disk_bytes  # noqa: E402
+
 PREFETCH_MARGIN = 20
 # Time between two answering key presses: 20 per second, faster than anyone reads a comment. It
 # also keeps each press out of the frame just painted (Textual paints at most every 1/60 s).
@@ -46,38 +43,49 @@ KEY_INTERVAL_S = 0.05
 
 
 def build_database(path: Path, items: int, batch_size: int, seed: int = 7) -> None:
-    """`items` synthetic comments and one published batch of `batch_size` random ones."""
+    """`items` synthetic comments (written in bulk) and one published batch of random ones."""
+    from synthetic_pool import bulk_items
+
+    bulk_items(path, items, seed)
+    ensure_queue(path, batch_size, seed)
+
+
+def ensure_queue(path: Path, batch_size: int, seed: int = 7) -> None:
+    """Publish a batch of random items unless the published batches hold `batch_size` already (a
+    fresh annotator is served every published item, so a reused file needs no new batch)."""
     from hnbooks.store.db import Store
-    from hnbooks.store.records import BatchEntry, IncomingItem
+    from hnbooks.store.records import BatchEntry
 
     rng = random.Random(seed)
-    store = Store(path)
-    started = time.perf_counter()
-    chunk = 50_000
-    for first in range(0, items, chunk):
-        incoming = [
-            IncomingItem(
-                line=n + 1,
-                text=" ".join(rng.choices(WORDS, k=rng.randint(6, 40))) + f" #{n}",
-                meta={},
-                external_id=f"bench:{n}",
-            )
-            for n in range(first, min(items, first + chunk))
-        ]
-        store.add_items(incoming, "bench")
-        print(
-            f"  inserted {min(items, first + chunk):>9,} items ({time.perf_counter() - started:.0f} s)",
-            file=sys.stderr,
+    with Store(path, create=False) as store:
+        waiting = store.remaining_for(f"bench-fresh-{uuid.uuid4().hex[:8]}")
+        if waiting >= batch_size:
+            return
+        picked = rng.sample(range(1, store.max_item_id() + 1), batch_size)
+        store.publish_batch(
+            [
+                BatchEntry(item_id, "top", 1.0 - rank / batch_size, rank + 1)
+                for rank, item_id in enumerate(picked)
+            ],
+            source="bench",
         )
-    picked = rng.sample(range(1, items + 1), batch_size)
-    store.publish_batch(
-        [
-            BatchEntry(item_id, "top", 1.0 - rank / batch_size, rank + 1)
-            for rank, item_id in enumerate(picked)
-        ],
-        source="bench",
-    )
-    store.close()
+
+
+def fts_search_ms(db_path: Path, repeats: int = 5) -> dict[str, float]:
+    """Median time of a keyword search (first 50 hits) per query, on a warm connection."""
+    from hnbooks.store.db import Store
+
+    timings: dict[str, float] = {}
+    with Store(db_path, create=False) as store:
+        for query in ("Neuromancer", "book author", "rust compiler sqlite", "Gödel Escher Bach"):
+            store.search(query, limit=50)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                store.search(query, limit=50)
+                times.append((time.perf_counter() - started) * 1000)
+            timings[query] = statistics.median(times)
+    return timings
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -192,6 +200,8 @@ def main() -> None:
     if not db_path.exists():
         print(f"building {db_path} with {args.items:,} items…", file=sys.stderr)
         build_database(db_path, args.items, args.batch_size)
+    else:
+        ensure_queue(db_path, args.batch_size)
 
     run = uuid.uuid4().hex[:8]
     # A fresh annotator per run: the published batch is unanswered for it, so the file is reusable.
@@ -204,6 +214,8 @@ def main() -> None:
 
     with Store(db_path, create=False) as store:
         item_count = store.item_count()
+    searches = fts_search_ms(db_path)
+    on_disk = disk_bytes(db_path)
 
     latencies = result["latencies_ms"]
     p50, p90, p99 = (percentile(latencies, q) for q in (0.5, 0.9, 0.99))
@@ -249,6 +261,11 @@ def main() -> None:
         ),
         ("  of which importing the app", f"{result['import_s']:.3f} s", ""),
         ("  of which app start → first item", f"{result['app_start_s']:.3f} s", ""),
+        *(
+            (f"keyword search {query!r}, 50 hits", f"{ms:.1f} ms", "target ≤ 200 ms")
+            for query, ms in searches.items()
+        ),
+        ("database on disk per item", f"{on_disk['database'] / item_count:.0f} B", "with FTS"),
     ]
     width = max(len(name) for name, _, _ in rows)
     for name, value, note in rows:
@@ -260,6 +277,9 @@ def main() -> None:
                 "next_item_p50_ms": round(p50, 3),
                 "next_item_p99_ms": round(p99, 3),
                 "startup_s": round(result["startup_s"], 3),
+                "fts_search_ms": round(max(searches.values()), 1),
+                "bytes_per_item": round(on_disk["database"] / item_count),
+                "load_1min": round(load_1min, 1),
             }
         )
     )

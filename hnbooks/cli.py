@@ -108,6 +108,15 @@ def cli() -> None:
     help="Annotator for imported answers that name none (Prodigy's _annotator_id / _session_id win).",
 )
 @click.option(
+    "--types",
+    "item_types",
+    default=None,
+    metavar="TYPE,...",
+    callback=lambda _context, _param, value: hn_item_types(value),
+    help="Hacker News item types to keep, of comment, story, poll, pollopt, job"
+    " [default: comment,story].",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -120,6 +129,7 @@ def import_command(
     fmt: str,
     text_field: str,
     annotator: str | None,
+    item_types: frozenset[str] | None,
     as_json: bool,
 ) -> None:
     """Import texts (and any answers they carry) from FILES; `-` reads stdin.
@@ -134,6 +144,8 @@ def import_command(
       parquet  a text column (--text-field)
       hn       Hacker News items: API or Algolia JSON lines, or CSV/Parquet dumps with
                id,by,time,text,parent,title,type,dead,deleted; HTML cleaned, dead/deleted skipped
+               (JSON lines, a JSON array or pretty-printed objects; Algolia /items/:id trees
+               with all their comments; BigQuery hacker_news.full and comments tables)
       text     one item per line
 
     Texts equal up to whitespace merge into one item; importing a file twice adds nothing.
@@ -146,6 +158,7 @@ def import_command(
     Examples:
       hnbooks import ../shared/data/bookfinder/*.jsonl --db books.db
       hnbooks import hn_comments.parquet --format hn
+      hnbooks import hn_full.csv --types comment,story,job
       hnbooks import notes.csv --text-field body --annotator alice
       prodigy db-out my_set | hnbooks import - --json
     """
@@ -174,6 +187,7 @@ def import_command(
                         text_field=text_field,
                         annotator=annotator,
                         progress=advance,
+                        types=item_types,
                     )
                 except ImportFault as fault:
                     failures += 1
@@ -197,6 +211,18 @@ def import_command(
         click.echo(inert_json({"files": results, **totals, "failed_files": failures}))
     if failures:
         sys.exit(1)
+
+
+def hn_item_types(value: str | None) -> frozenset[str] | None:
+    """`--types` read into the set of item types (None: the default)."""
+    from hnbooks.hn_dumps import parse_types
+
+    if value is None:
+        return None
+    try:
+        return parse_types(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--types") from None
 
 
 @cli.command("export")

@@ -56,13 +56,59 @@ class CommentTextParser(HTMLParser):
             self._emit(data)
 
 
+SIMPLE_TAG = re.compile(r'<(?:(p|br|i|em|/i|/em|/a|/p)|a href="([^"<>]+)"(?: rel="nofollow")?)>')
+"""The tags of nearly every HN comment, written as HN writes them."""
+BLANK_LINES = re.compile(r"\n{3,}")
+SIMPLE_EMITS = {"p": "\n\n", "br": "\n", "i": "*", "em": "*", "/i": "*", "/em": "*"}
+
+
+def simple_comment_parts(html: str) -> list[str] | None:
+    """The parts `CommentTextParser` would emit for a comment made only of `SIMPLE_TAG` tags
+    outside links, or None when it holds anything else (`<pre>`, other tags, a stray `<`).
+
+    A regular-expression pass is ~10x faster than `HTMLParser`, which dominates an import's
+    parsing; anything out of the ordinary goes to the parser, so both give the same text."""
+    parts: list[str] = []
+    in_link = False
+    position = 0
+    for match in SIMPLE_TAG.finditer(html):
+        data = html[position : match.start()]
+        if "<" in data:
+            return None
+        if not in_link and data:
+            parts.append(unescape(data) if "&" in data else data)
+        position = match.end()
+        tag, href = match.group(1, 2)
+        if href is not None:
+            if in_link:
+                return None
+            # The parser unescapes attribute values, and `handle_starttag` unescapes again.
+            parts.append(unescape(unescape(href)))
+            in_link = True
+        elif tag == "/a":
+            in_link = False
+        elif tag != "/p":
+            if in_link:
+                return None
+            parts.append(SIMPLE_EMITS[tag])
+    tail = html[position:]
+    if "<" in tail or in_link:
+        return None
+    if tail:
+        parts.append(unescape(tail) if "&" in tail else tail)
+    return parts
+
+
 def clean_comment_html(html: str) -> str:
     """Convert HN comment HTML to text: paragraphs, URLs, *italics* and indented code kept."""
-    parser = CommentTextParser()
-    parser.feed(html)
-    parser.close()
-    if parser.in_code:
-        parser.handle_endtag("pre")
-    text = "".join(parser.parts)
+    parts = simple_comment_parts(html)
+    if parts is None:
+        parser = CommentTextParser()
+        parser.feed(html)
+        parser.close()
+        if parser.in_code:
+            parser.handle_endtag("pre")
+        parts = parser.parts
+    text = "".join(parts)
     text = "\n".join(line.rstrip() for line in text.split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", text).strip("\n").rstrip()
+    return BLANK_LINES.sub("\n\n", text).strip("\n").rstrip()

@@ -1,7 +1,8 @@
 """Importers: Prodigy JSONL, plain JSONL, CSV/TSV, Parquet, Hacker News items and plain text lines.
 
-Each file is read into `ParsedRecord`s, then written in one transaction: a fault anywhere in a file
-(`ImportFault`, naming the file and line) rolls the whole file back, so nothing is half imported.
+Each file is read into `ParsedRecord`s, written a chunk per short write transaction (annotators'
+answers get in between) and hidden from every reader until the last chunk is in: a fault anywhere
+in a file (`ImportFault`, naming the file and line) or a kill leaves nothing of it visible.
 Texts are merged on their whitespace-normalised form; answers already stored are not added again.
 In JSON lines each line is read for what it is (a Prodigy task, an HN item, a plain text), never
 by what the first line was. A Prodigy task's fields that hnbooks does not model (tokens, options,
@@ -14,7 +15,6 @@ read ahead to tell the format, then read again from that buffer, so nothing of i
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -23,16 +23,32 @@ import stat
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from hnbooks.hn_dumps import (
+    DEFAULT_TYPES,
+    JsonDocumentReader,
+    ShapeError,
+    flag_set,
+    hn_int,
+    hn_items_in,
+    is_hn_table,
+    item_type,
+    json_layout,
+    present,
+    read_chunks,
+)
 from hnbooks.hn_html import clean_comment_html
 from hnbooks.store.db import Store, StoreError
-from hnbooks.store.ingest import ItemConflict
+from hnbooks.store.ingest import ItemConflict, UnstorableRecord
 from hnbooks.store.ingest import remap_spans as remap_spans  # re-exported for parsers' users
 from hnbooks.store.ingest import text_key as text_key
+from hnbooks.store.items import StagedImport
 from hnbooks.store.records import ANSWER_VALUES, IncomingItem, NewAnswer, Span
 
 # Names the parsers have always used for what they yield.
@@ -66,9 +82,12 @@ STREAM_PREFIXES = ("/dev/", "/proc/")
 """Names of streams (`/dev/stdin`, `/dev/fd/63` from `<(cmd)`): their format is read from their
 content, never from the name."""
 HN_KEYS = ("by", "objectID", "comment_text", "parent_id", "story_id", "author")
-HN_COLUMNS = {"id", "by", "time", "text", "type"}
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jl")
-INTEGER_TEXT = re.compile(r"-?[0-9]{1,30}")
+
+PROGRESS_STEP_BYTES = 1 << 20
+IMPORT_CHUNK_RECORDS = 5000
+"""Records per write transaction: a fraction of a second of writing, the longest an annotator's
+answer waits behind an import."""
 
 Progress = Callable[[int], None]
 
@@ -149,13 +168,15 @@ class Source:
     head: list[bytes] = field(default_factory=list)
 
     def raw_lines(self) -> Iterator[bytes]:
+        """The lines as bytes; one over `MAX_LINE_BYTES` is cut there (and refused by the reader),
+        so a huge line never has to fit in memory."""
         if self.stream is None:
             with self.path.open("rb") as handle:
-                yield from handle
+                yield from iter(partial(handle.readline, MAX_LINE_BYTES + 1), b"")
             return
         while self.head:
             yield self.head.pop(0)
-        yield from self.stream
+        yield from iter(partial(self.stream.readline, MAX_LINE_BYTES + 1), b"")
 
     def read_bytes(self) -> bytes:
         if self.stream is None:
@@ -213,7 +234,7 @@ def sniff_format(first_line: bytes) -> str:
     head = first_line.lstrip(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"PAR1"):
         return "parquet"
-    if head.startswith(b"{"):
+    if head.startswith((b"{", b"[")):
         return "json"
     return "text"
 
@@ -222,28 +243,38 @@ def sniff_format(first_line: bytes) -> str:
 
 
 def read_lines(path: Path | Source, progress: Progress | None) -> Iterator[tuple[int, str]]:
-    """(line number, decoded line) for each non-blank line; bad bytes and huge lines are faults."""
+    """(line number, decoded line) for each non-blank line; bad bytes and huge lines are faults.
+
+    Progress is reported every `PROGRESS_STEP_BYTES` (and at the end), not per line: a progress
+    bar's update costs more than reading a short line."""
     source = as_source(path)
     path = source.path
-    for number, raw in enumerate(source.raw_lines(), start=1):
-        if progress:
-            progress(len(raw))
-        if len(raw) > MAX_LINE_BYTES:
-            raise ImportFault(
-                str(path),
-                number,
-                f"line is {len(raw) / 1e6:.1f} MB, over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
-            )
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ImportFault(
-                str(path), number, f"not valid UTF-8 (byte {error.start} of the line)"
-            ) from None
-        if number == 1:
-            line = line.lstrip("\ufeff")
-        if line.strip():
-            yield number, line.rstrip("\r\n")
+    unreported = 0
+    try:
+        for number, raw in enumerate(source.raw_lines(), start=1):
+            unreported += len(raw)
+            if progress and unreported >= PROGRESS_STEP_BYTES:
+                progress(unreported)
+                unreported = 0
+            if len(raw) > MAX_LINE_BYTES:
+                raise ImportFault(
+                    str(path),
+                    number,
+                    f"line is {len(raw) / 1e6:.1f} MB, over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
+                )
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ImportFault(
+                    str(path), number, f"not valid UTF-8 (byte {error.start} of the line)"
+                ) from None
+            if number == 1:
+                line = line.lstrip("\ufeff")
+            if line and not line.isspace():
+                yield number, line.rstrip("\r\n")
+    finally:
+        if progress and unreported:
+            progress(unreported)
 
 
 def parse_json_line(path: Path, number: int, line: str) -> dict[str, Any]:
@@ -433,21 +464,44 @@ def is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
-def hn_record(path: Path, number: int, raw: dict[str, Any]) -> ParsedRecord | Skipped:
-    """One Hacker News item (API or Algolia field names) as a record, or why it is skipped."""
+HN_META_FIELDS = (
+    ("by", "by"),
+    ("author", "by"),
+    ("time", "time"),
+    ("created_at_i", "time"),
+    ("parent", "parent"),
+    ("parent_id", "parent"),
+    ("story_id", "story_id"),
+    ("story_title", "story_title"),
+    ("url", "url"),
+    ("score", "score"),
+    ("points", "score"),
+)
+"""(field in the dump, key in meta): the first present value wins."""
+HN_INT_META = frozenset({"parent", "story_id", "time", "score"})
+
+
+def hn_record(
+    path: Path, number: int, raw: dict[str, Any], types: frozenset[str] | None = None
+) -> ParsedRecord | Skipped:
+    """One Hacker News item (API, Algolia, BigQuery or dataframe field names) as a record, or
+    why it is skipped: deleted, dead, a type not in `types` (default `DEFAULT_TYPES`), no text."""
     if truthy(raw.get("deleted")):
         return Skipped(number, "deleted")
     if truthy(raw.get("dead")):
         return Skipped(number, "dead")
+    kind = item_type(raw)
+    if kind not in (DEFAULT_TYPES if types is None else types):
+        return Skipped(number, f"{kind[:20]} not in --types")
     item_id = raw.get("id", raw.get("objectID"))
-    if item_id is None or str(item_id).strip() == "":
+    if present(item_id) is None:
         raise ImportFault(str(path), number, "Hacker News item without an id")
-    html = raw.get("text")
+    html = present(raw.get("text"))
     if html is None:
-        html = raw.get("comment_text") or raw.get("story_text")
+        html = present(raw.get("comment_text")) or present(raw.get("story_text"))
     if html is not None and not isinstance(html, str):
         raise ImportFault(str(path), number, f'"text" must be a string, got {type(html).__name__}')
-    title = raw.get("title") or ""
+    title = present(raw.get("title")) or ""
     if not isinstance(title, str):
         title = str(title)
     body = clean_comment_html(html) if html else ""
@@ -456,63 +510,92 @@ def hn_record(path: Path, number: int, raw: dict[str, Any]) -> ParsedRecord | Sk
     if not text.strip():
         return Skipped(number, "empty text")
     meta: dict[str, Any] = {"id": to_int_or_str(item_id)}
-    for source_key, meta_key in (
-        ("by", "by"),
-        ("author", "by"),
-        ("time", "time"),
-        ("created_at_i", "time"),
-        ("parent", "parent"),
-        ("parent_id", "parent"),
-        ("story_id", "story_id"),
-        ("story_title", "story_title"),
-        ("type", "type"),
-    ):
+    for source_key, meta_key in HN_META_FIELDS:
         value = raw.get(source_key)
-        if value not in (None, "") and meta_key not in meta:
-            meta[meta_key] = (
-                to_int_or_str(value) if meta_key in ("parent", "story_id", "time") else value
-            )
+        if value is None or meta_key in meta or (value := present(value)) is None:
+            continue
+        meta[meta_key] = hn_int(value) if meta_key in HN_INT_META else json_safe(value)
+    # Algolia gives a story's own id as its parent and story: the story has no parent.
+    if meta.get("parent") == meta["id"]:
+        del meta["parent"]
+    meta["type"] = kind
     if title:
         meta["title"] = title
     return ParsedRecord(line=number, text=text, meta=meta, external_id=f"hn:{meta['id']}")
 
 
 def truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "t", "yes")
-    return bool(value) and value == value  # NaN from a dataframe-written file is not True
+    """A dump's `dead`/`deleted` flag: see `hn_dumps.flag_set`."""
+    return flag_set(value)
 
 
 def to_int_or_str(value: Any) -> int | str:
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    text = str(value).strip()
-    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses, and "١٢", which
-    # would silently become another id. Longer numbers than any HN id stay text (int() refuses
-    # over 4300 digits).
-    return int(text) if INTEGER_TEXT.fullmatch(text) else text
+    """An HN id as an int where it is one (123, 123.0, "123", "123.0"), else as text."""
+    number = hn_int(value)
+    return str(value) if number is None else number
 
 
 def parse_hn_jsonl(
-    path: Path | Source, progress: Progress | None
+    path: Path | Source, progress: Progress | None, types: frozenset[str] | None = None
 ) -> Iterator[ParsedRecord | Skipped]:
     source = as_source(path)
-    for number, line in read_lines(source, progress):
-        yield from hn_lines(source.path, number, parse_json_line(source.path, number, line))
+    for number, record in json_records(source, progress):
+        yield from hn_lines(source.path, number, record, types)
 
 
-def hn_lines(path: Path, number: int, record: dict[str, Any]) -> Iterator[ParsedRecord | Skipped]:
-    if "hits" in record and isinstance(record["hits"], list):
-        # An Algolia search response saved whole: one line, many items.
-        for hit in record["hits"]:
-            if isinstance(hit, dict):
-                yield hn_record(path, number, hit)
+def hn_lines(
+    path: Path, number: int, record: dict[str, Any], types: frozenset[str] | None = None
+) -> Iterator[ParsedRecord | Skipped]:
+    """The items of one JSON record: itself, an Algolia response's hits, or every node of an
+    Algolia `/items/:id` tree."""
+    for item in hn_items_in(record):
+        yield hn_record(path, number, item, types)
+
+
+def json_records(source: Source, progress: Progress | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) for each JSON object of a file: JSON lines, or, where the first line opens
+    an array or a pretty-printed object, a JSON document read in chunks (`hn_dumps`)."""
+    if json_layout(first_json_line(source)) == "lines":
+        for number, line in read_lines(source, progress):
+            yield number, parse_json_line(source.path, number, line)
         return
-    yield hn_record(path, number, record)
+    if source.stream is not None:
+        chunks = read_chunks(source.stream, source.head)
+        yield from json_document_records(source.path, chunks, progress)
+        return
+    with source.path.open("rb") as handle:
+        yield from json_document_records(source.path, read_chunks(handle, []), progress)
+
+
+def json_document_records(
+    path: Path, chunks: Iterator[bytes], progress: Progress | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    def counted() -> Iterator[bytes]:
+        for chunk in chunks:
+            if progress:
+                progress(len(chunk))
+            yield chunk
+
+    try:
+        yield from JsonDocumentReader(counted()).records()
+    except ShapeError as error:
+        raise ImportFault(str(path), error.line, error.message) from None
+
+
+def first_json_line(source: Source) -> bytes:
+    """The first non-blank line, read ahead (a stream keeps it in `head` to be read again)."""
+    if source.stream is not None:
+        if not any(line.strip() for line in source.head):
+            source.first_line()
+        return next((line for line in source.head if line.strip()), b"")
+    try:
+        with source.path.open("rb") as handle:
+            while raw := handle.readline(MAX_LINE_BYTES + 1):
+                if raw.strip():
+                    return raw
+    except OSError:
+        pass  # the reader that follows names the fault
+    return b""
 
 
 def parse_json_lines(
@@ -521,18 +604,19 @@ def parse_json_lines(
     annotator: str | None,
     progress: Progress | None,
     flavours: dict[str, None],
+    types: frozenset[str] | None = None,
 ) -> Iterator[ParsedRecord | Skipped]:
     """JSON lines of any flavour, each line read as what it is: files get concatenated, exports
     mixed with plain texts, so the first line cannot speak for the rest. A line that carries
     Prodigy's fields is a Prodigy task (its answer imported as an answer), one with Hacker News
     fields an HN item; any other line is a plain text, or, in a file that began with HN items, an
-    HN item too (a deleted one has only id, type and time). The flavours met are added to
-    `flavours` in order."""
+    HN item too (a deleted one has only id, type and time). A JSON array or pretty-printed
+    objects are read the same way, record by record. The flavours met are added to `flavours`
+    in order."""
     source = as_source(path)
     path = source.path
     base: str | None = None
-    for number, line in read_lines(source, progress):
-        record = parse_json_line(path, number, line)
+    for number, record in json_records(source, progress):
         flavour = json_flavour(record)
         if base is None:
             base = flavour
@@ -542,7 +626,7 @@ def parse_json_lines(
         if flavour == "prodigy":
             yield prodigy_line(path, number, record, annotator)
         elif flavour == "hn":
-            yield from hn_lines(path, number, record)
+            yield from hn_lines(path, number, record, types)
         else:
             yield plain_line(path, number, record, text_field)
 
@@ -559,21 +643,12 @@ def json_flavour(record: dict[str, Any]) -> str:
 def read_table_rows(
     path: Path | Source, delimiter: str, progress: Progress | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a CSV/TSV file, read a line at a time, so memory stays flat whatever
+    the file's size; a line over `MAX_LINE_BYTES` (a whole file on one line) is refused naming it."""
     source = as_source(path)
     path = source.path
-    try:
-        raw = source.read_bytes()
-    except OSError as error:
-        raise ImportFault(str(path), None, f"cannot read: {error.strerror}") from None
-    if progress:
-        progress(len(raw))
-    try:
-        decoded = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise ImportFault(str(path), line, "not valid UTF-8") from None
     csv.field_size_limit(MAX_LINE_BYTES)
-    reader = csv.DictReader(io.StringIO(decoded, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.DictReader(table_text_lines(source, progress), delimiter=delimiter, strict=True)
     try:
         for row in reader:
             if None in row:
@@ -581,6 +656,41 @@ def read_table_rows(
             yield reader.line_num, row
     except csv.Error as error:
         raise ImportFault(str(path), reader.line_num, f"malformed CSV: {error}") from None
+
+
+LONE_CARRIAGE_RETURN = re.compile(r"(?<=\r)(?!\n)")
+
+
+def table_text_lines(source: Source, progress: Progress | None) -> Iterator[str]:
+    """The file's text as the csv module reads it (`newline=""`: lines end at "\n", "\r\n" or a
+    lone "\r", endings kept), decoded line by line; bad bytes are a fault naming their line."""
+    path = source.path
+    unreported = 0
+    try:
+        for number, raw in enumerate(source.raw_lines(), start=1):
+            unreported += len(raw)
+            if progress and unreported >= PROGRESS_STEP_BYTES:
+                progress(unreported)
+                unreported = 0
+            if len(raw) > MAX_LINE_BYTES:
+                raise ImportFault(
+                    str(path),
+                    number,
+                    f"line is over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
+                )
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise ImportFault(str(path), number, "not valid UTF-8") from None
+            if "\r" in line:
+                yield from (part for part in LONE_CARRIAGE_RETURN.split(line) if part)
+            else:
+                yield line
+    except OSError as error:
+        raise ImportFault(str(path), None, f"cannot read: {error.strerror}") from None
+    finally:
+        if progress and unreported:
+            progress(unreported)
 
 
 def read_parquet_rows(
@@ -627,7 +737,12 @@ def table_columns(path: Path, fmt: str) -> set[str]:
 
 
 def parse_table(
-    path: Path | Source, fmt: str, text_field: str, hn: bool, progress: Progress | None
+    path: Path | Source,
+    fmt: str,
+    text_field: str,
+    hn: bool,
+    progress: Progress | None,
+    types: frozenset[str] | None = None,
 ) -> Iterator[ParsedRecord | Skipped]:
     source = as_source(path)
     path = source.path
@@ -646,7 +761,7 @@ def parse_table(
             )
         first = False
         if hn:
-            yield hn_record(path, number, row)
+            yield hn_record(path, number, row, types)
             continue
         value = row.get(text_field)
         text = require_text(path, number, "" if value is None else value, text_field)
@@ -678,10 +793,10 @@ def detect_format(path: Path) -> str:
     each line's flavour is decided on that line (`json_flavour`)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return "hn" if HN_COLUMNS <= table_columns(path, "parquet") else "parquet"
+        return "hn" if is_hn_table(table_columns(path, "parquet")) else "parquet"
     if suffix in (".csv", ".tsv"):
         fmt = suffix[1:]
-        return "hn" if HN_COLUMNS <= table_columns(path, fmt) else fmt
+        return "hn" if is_hn_table(table_columns(path, fmt)) else fmt
     if suffix in JSON_SUFFIXES:
         return "json"
     return "text"
@@ -698,9 +813,17 @@ def import_file(
     text_field: str = "text",
     annotator: str | None = None,
     progress: Progress | None = None,
+    types: frozenset[str] | None = None,
+    chunk_records: int = 0,
 ) -> ImportSummary:
-    """Import one file (`-`: stdin) in one transaction; raise ImportFault (and store nothing) on
-    bad input. Labels its answers name (a task's label, span labels) are registered too."""
+    """Import one file (`-`: stdin), all or nothing; raise ImportFault (and show nothing) on bad
+    input. Labels its answers name (a task's label, span labels) are registered too.
+    `types`: the Hacker News item types kept (default `hn_dumps.DEFAULT_TYPES`).
+
+    The file is written `chunk_records` records (default `IMPORT_CHUNK_RECORDS`) per write
+    transaction, so an annotator's answer meanwhile waits for one chunk at most; the items stay
+    hidden from every reader until the last chunk is in, then show at once
+    (`Store.staging_import`)."""
     name = os.fspath(path)
     with ExitStack() as stack:
         source = open_source(name, stack)
@@ -714,7 +837,9 @@ def import_file(
             resolved = sniff_format(source.first_line())
         else:
             resolved = detect_format(source.path)
-        return import_source(store, source, resolved, text_field, annotator, progress)
+        return import_source(
+            store, source, resolved, text_field, annotator, progress, types, chunk_records
+        )
     raise AssertionError("unreachable")  # ExitStack swallows no exception
 
 
@@ -725,19 +850,22 @@ def import_source(
     text_field: str,
     annotator: str | None,
     progress: Progress | None,
+    types: frozenset[str] | None = None,
+    chunk_records: int = 0,
 ) -> ImportSummary:
+    chunk_records = chunk_records or IMPORT_CHUNK_RECORDS
     path = source.path
     suffix = path.suffix.lower() if source.stream is None else ""
     flavours: dict[str, None] = {}
     if resolved == "hn" and suffix in (".csv", ".tsv", ".parquet"):
         table_fmt = "parquet" if suffix == ".parquet" else suffix[1:]
         records: Iterator[ParsedRecord | Skipped] = parse_table(
-            source, table_fmt, text_field, True, progress
+            source, table_fmt, text_field, True, progress, types
         )
     elif resolved == "json":
-        records = parse_json_lines(source, text_field, annotator, progress, flavours)
+        records = parse_json_lines(source, text_field, annotator, progress, flavours, types)
     elif resolved == "hn":
-        records = parse_hn_jsonl(source, progress)
+        records = parse_hn_jsonl(source, progress, types)
     elif resolved == "prodigy":
         records = parse_prodigy(source, annotator, progress)
     elif resolved == "jsonl":
@@ -749,43 +877,100 @@ def import_source(
     summary = ImportSummary(path=str(path), format=resolved)
     labels_met: dict[str, None] = {}
     try:
-        with store.writing_items(path.name) as writer:
-            for record in records:
-                if isinstance(record, Skipped):
-                    summary.skipped[record.reason.split(" (")[0]] += 1
-                    if len(summary.first_skips) < 5:
-                        summary.first_skips.append(record)
-                    continue
-                try:
-                    outcome = writer.add(record)
-                except ItemConflict as conflict:
-                    raise ImportFault(str(path), record.line, str(conflict)) from None
-                except (UnicodeEncodeError, OverflowError) as error:
-                    # A value SQLite cannot store: a lone surrogate, an integer beyond 64 bits.
-                    raise ImportFault(
-                        str(path), record.line, f"cannot store this record ({error})"
-                    ) from None
-                summary.new_items += outcome.new_item
-                summary.merged += not outcome.new_item
-                summary.answers += outcome.answers_added
-                summary.answers_already_present += outcome.answers_present
-                for answer in record.answers:
-                    labels_met.update(dict.fromkeys(answer_labels(answer)))
-            for label in labels_met:
-                try:
-                    if writer.add_label(label):
-                        summary.labels_added.append(label)
-                except StoreError as refused:
-                    summary.labels_refused[label] = str(refused)
+        with store.staging_import(path.name) as staged:
+            with ChunkWriter(staged, path, summary) as writer:
+                chunk: list[ParsedRecord] = []
+                for record in records:
+                    if isinstance(record, Skipped):
+                        summary.skipped[record.reason.split(" (")[0]] += 1
+                        if len(summary.first_skips) < 5:
+                            summary.first_skips.append(record)
+                        continue
+                    chunk.append(record)
+                    for answer in record.answers:
+                        labels_met.update(dict.fromkeys(answer_labels(answer)))
+                    if len(chunk) >= chunk_records:
+                        writer.write(chunk)
+                        chunk = []
+                writer.write(chunk)
+            try:
+                published = staged.publish(labels_met)
+            except UnstorableRecord as unstorable:
+                raise ImportFault(str(path), unstorable.line, str(unstorable)) from None
     except UnicodeError as error:
         raise ImportFault(str(path), None, f"cannot decode: {error}") from None
     except OSError as error:
         raise ImportFault(str(path), None, f"cannot read: {error.strerror or error}") from None
     except StoreError as error:
         raise ImportFault(str(path), None, str(error)) from None
+    summary.answers = published.answers_added
+    summary.answers_already_present = published.answers_present
+    summary.labels_added = published.labels_added
+    summary.labels_refused = published.labels_refused
     if resolved == "json":
         summary.format = "+".join(flavours) or "jsonl"
     return summary
+
+
+def write_chunk(staged: StagedImport, chunk: list[ParsedRecord], path: Path) -> tuple[int, int]:
+    """Write one chunk of a file's records (one short write transaction); (new, merged)."""
+    try:
+        outcomes = staged.write(chunk)
+    except ItemConflict as conflict:
+        raise ImportFault(str(path), conflict.line, str(conflict)) from None
+    except UnstorableRecord as unstorable:
+        raise ImportFault(str(path), unstorable.line, str(unstorable)) from None
+    new_items = sum(outcome.new_item for outcome in outcomes)
+    return new_items, len(outcomes) - new_items
+
+
+class ChunkWriter:
+    """Writes a file's chunks on a second thread while the caller parses the next one.
+
+    SQLite releases the GIL while it inserts, maintains the FTS index and syncs the commit, so
+    on two cores the writing overlaps the parsing (JSON, HTML) instead of following it. A thread
+    rather than a process: parsing in another process would need each parser's state (a file's
+    first flavour, multi-line JSON documents) split across processes and every record pickled
+    back, while the writer is a plain function of a chunk. One chunk is in flight at most, so
+    memory stays flat; leaving waits for it, so a fault or an interrupt never leaves a write
+    running. A fault the writer met is raised before one the parser met later in the file."""
+
+    def __init__(self, staged: StagedImport, path: Path, summary: ImportSummary) -> None:
+        self._staged = staged
+        self._path = path
+        self._summary = summary
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
+        self._in_flight: Future[tuple[int, int]] | None = None
+
+    def write(self, chunk: list[ParsedRecord]) -> None:
+        """Hand `chunk` over once the one before it is written (raising that one's fault)."""
+        self._collect()
+        if chunk:
+            self._in_flight = self._executor.submit(write_chunk, self._staged, chunk, self._path)
+
+    def _collect(self) -> None:
+        if self._in_flight is None:
+            return
+        in_flight, self._in_flight = self._in_flight, None
+        new_items, merged = in_flight.result()
+        self._summary.new_items += new_items
+        self._summary.merged += merged
+
+    def __enter__(self) -> ChunkWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
+    ) -> None:
+        try:
+            if kind is None:
+                self._collect()
+            elif self._in_flight is not None:
+                written = self._in_flight.exception()  # waits for the chunk in flight
+                if isinstance(written, ImportFault) and isinstance(error, ImportFault):
+                    raise written from None
+        finally:
+            self._executor.shutdown(wait=True)
 
 
 def answer_labels(answer: ParsedAnswer) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +374,18 @@ class EmbeddingCache:
                 zero = ~((bits & 0x7FFF) != 0).any(axis=1)
                 result[first - start : first - start + rows] = non_finite | zero
         return result
+
+    def filled_blocks(self, rows: int = COPY_CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+        """(first id, bool mask of filled rows) for the whole cache, `rows` ids at a time, read
+        with plain file reads: scanning a 10M mask leaves no mapped pages behind."""
+        self.flush()
+        _, _, offset = npy_header(self.filled_path)
+        capacity = self.capacity
+        with self.filled_path.open("rb", buffering=0) as handle:
+            handle.seek(offset)
+            for start in range(0, capacity, rows):
+                data = handle.read(min(rows, capacity - start))
+                yield start, np.frombuffer(data, dtype=np.uint8) != 0
 
     def filled_ids(self) -> np.ndarray:
         """Every id with a cached vector, ascending (int64)."""

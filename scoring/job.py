@@ -27,8 +27,9 @@ from hnbooks.scoring.estimate import (
     recall_estimate,
 )
 from hnbooks.scoring.head import Head, HeadConfig, train_head
-from hnbooks.scoring.pool import PoolVectors, top_by_cosine
+from hnbooks.scoring.pool import PoolVectors, pool_size, presence_mask, top_by_cosine
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
+from hnbooks.scoring.streamed import ScoreFile, StreamedRanking, nth_true
 from hnbooks.store import Store
 from hnbooks.store.queue import NothingLeftToPublish
 from hnbooks.store.records import Answer, BatchEntry, Round
@@ -121,43 +122,65 @@ class TrainedSelection:
     """What one round computes from arrays alone: the head, every pool score and the picks."""
 
     head: Head
-    scores: NDArray[np.floating[Any]]
-    """Calibrated probability indexed by pool id (NaN for ids without a vector)."""
+    scores: NDArray[np.floating[Any]] | None
+    """Calibrated probability indexed by pool id (NaN for ids without a vector); None when streamed."""
     picks: list[Pick]
     prevalence: Estimate
     seconds: dict[str, float]
+    score_file: ScoreFile | None = None
+    """The scores of a streamed round, on disk."""
+
+    def scores_of(self, item_ids: NDArray[np.int64]) -> NDArray[np.floating[Any]]:
+        """Calibrated probability of each id (NaN for ids without a vector or out of the pool)."""
+        if self.score_file is not None:
+            return self.score_file.values_of(item_ids)
+        assert self.scores is not None
+        out = np.full(item_ids.size, np.nan)
+        inside = (item_ids >= 0) & (item_ids < self.scores.size)
+        out[inside] = self.scores[item_ids[inside]]
+        return out
 
 
 def train_round_head(
     pool: PoolVectors,
     labelled_ids: NDArray[np.int64],
     labels: NDArray[np.bool_],
-    eligible_ids: NDArray[np.int64],
+    eligible_ids: NDArray[np.int64] | None,
     *,
     random_positive: NDArray[np.bool_],
     random_probability: NDArray[np.float64],
     config: RoundConfig,
     rng: np.random.Generator,
+    eligible: NDArray[np.bool_] | None = None,
 ) -> tuple[Head, Estimate]:
     """The round's head: answers plus random eligible items as pseudo-negatives while true
     negatives number fewer than `config.head.pseudo_negatives`, calibrated to the IPW prior
-    (no prior without random answers)."""
+    (no prior without random answers). The eligible items are `eligible_ids` or, when that is
+    None, the ids where the mask `eligible` is set (the same draws either way)."""
     positives = int(labels.sum())
     true_negatives = int((~labels).sum())
-    pseudo_count = max(
-        0, min(config.head.pseudo_negatives - true_negatives, eligible_ids.size // 2)
-    )
-    pseudo_ids = (
-        np.sort(rng.choice(eligible_ids, pseudo_count, replace=False))
-        if pseudo_count
-        else eligible_ids[:0]
-    )
+    if eligible_ids is not None:
+        eligible_count = int(eligible_ids.size)
+    elif eligible is not None:
+        eligible_count = int(np.count_nonzero(eligible))
+    else:
+        raise ValueError("train_round_head needs eligible_ids or an eligible mask")
+    pseudo_count = max(0, min(config.head.pseudo_negatives - true_negatives, eligible_count // 2))
+    pseudo_ids = np.empty(0, dtype=np.int64)
+    if pseudo_count:
+        # Positions first, then ids: `rng.choice(ids, k)` draws exactly `rng.choice(len(ids), k)`.
+        positions = rng.choice(eligible_count, pseudo_count, replace=False)
+        if eligible_ids is not None:
+            pseudo_ids = np.sort(eligible_ids[positions])
+        else:
+            assert eligible is not None
+            pseudo_ids = np.sort(nth_true(eligible, positions).astype(np.int64))
     prevalence = prevalence_estimate(
         random_positive,
         random_probability,
         known_positives=positives,
-        unlabelled_count=int(eligible_ids.size),
-        pool_count=int(len(pool.item_ids())),
+        unlabelled_count=eligible_count,
+        pool_count=pool_size(pool)[0],
     )
     head = train_head(
         pool.rows(labelled_ids),
@@ -174,7 +197,7 @@ def train_and_select(
     pool: PoolVectors,
     labelled_ids: NDArray[np.int64],
     labels: NDArray[np.bool_],
-    eligible_ids: NDArray[np.int64],
+    eligible_ids: NDArray[np.int64] | None,
     blocked_ids: NDArray[np.int64],
     *,
     random_positive: NDArray[np.bool_],
@@ -182,17 +205,20 @@ def train_and_select(
     config: RoundConfig,
     rng: np.random.Generator,
     vectors: RowVectors | None = None,
+    streamed: bool = False,
+    eligible: NDArray[np.bool_] | None = None,
 ) -> TrainedSelection:
     """Train the head on the labelled ids, score the whole pool and choose the next batch.
 
     No store: `run_round` and the discovery simulation both call this. Random pool items stand in
     as pseudo-negatives while true negatives number fewer than `config.head.pseudo_negatives`; the
     prior comes from the stratified random answers (IPW). `vectors` gives the unit vectors that
-    selection measures distance with (default: the pool's own rows).
+    selection measures distance with (default: the pool's own rows). `streamed` keeps the scores in
+    a temporary file instead of memory (same picks); `eligible`, a mask over ids, may stand for
+    `eligible_ids`.
     """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
-    pool_ids = pool.item_ids()
     head, prevalence = train_round_head(
         pool,
         labelled_ids,
@@ -202,19 +228,36 @@ def train_and_select(
         random_probability=random_probability,
         config=config,
         rng=rng,
+        eligible=eligible,
     )
     seconds["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    # float32: four bytes an item is what the pool's size costs in memory here.
-    scores = np.full(int(pool_ids.max()) + 1, np.nan, dtype=np.float32)
-    for ids, features in pool.chunks():
-        scores[ids] = head.probability(features)
+    largest_id = pool_size(pool)[1]
+    ranking: StreamedRanking | None = None
+    score_file: ScoreFile | None = None
+    scores: NDArray[np.floating[Any]] | None = None
+    if streamed:
+        # Scores go to a temporary file, the ranking is read from it: memory does not grow with
+        # the pool (see `hnbooks.scoring.streamed`).
+        score_file = ScoreFile(largest_id + 1)
+        for ids, features in pool.chunks():
+            score_file.append(ids, head.probability(features))
+        score_file.finish()
+    else:
+        # float32: four bytes an item is what the pool's size costs in memory here.
+        scores = np.full(largest_id + 1, np.nan, dtype=np.float32)
+        for ids, features in pool.chunks():
+            scores[ids] = head.probability(features)
     seconds["score"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    eligible = np.zeros(scores.size, dtype=bool)
-    eligible[eligible_ids] = True
+    if eligible is None:
+        assert eligible_ids is not None
+        eligible = np.zeros(largest_id + 1, dtype=bool)
+        eligible[eligible_ids] = True
+    if score_file is not None:
+        ranking = StreamedRanking(score_file, eligible)
     context = SelectionContext(
         scores=scores,
         eligible=eligible,
@@ -228,9 +271,9 @@ def train_and_select(
         ),
         threshold=config.threshold,
     )
-    picks = select_batch(context, config.batch_size, config.mix, rng)
+    picks = select_batch(context, config.batch_size, config.mix, rng, ranking)
     seconds["select"] = time.perf_counter() - clock
-    return TrainedSelection(head, scores, picks, prevalence, seconds)
+    return TrainedSelection(head, scores, picks, prevalence, seconds, score_file)
 
 
 def blocked_ids_except_positives(
@@ -264,12 +307,12 @@ def run_round(
     answers = store.current_answers()
     verdicts = verdicts_of(answers, config.label)
     excluded = store.excluded_item_ids()
-    pool_ids = pool.item_ids()
+    pool_count, largest_pool_id = pool_size(pool)
     positives = sum(verdicts.values())
     report = RoundReport(
         mode="model",
         label=config.label,
-        pool=int(len(pool_ids)),
+        pool=pool_count,
         answers=store.answer_count(),
         labelled_items=len(verdicts),
         positives=positives,
@@ -282,19 +325,18 @@ def run_round(
     if positives == 0:
         return seed_round(store, pool, config, excluded, report, encode_query, started_at)
 
-    # Boolean masks over ids, not set operations on the pool: memory stays ~1 byte per item.
-    in_pool = np.zeros(int(pool_ids.max()) + 1, dtype=bool)
-    in_pool[pool_ids] = True
+    # Boolean masks over ids, not id arrays or set operations on the pool: memory stays ~1 byte
+    # per item.
+    eligible = presence_mask(pool)
     labelled_ids = np.array(
-        [i for i in sorted(verdicts) if i < in_pool.size and in_pool[i]], dtype=np.int64
+        [i for i in sorted(verdicts) if i < eligible.size and eligible[i]], dtype=np.int64
     )
     labels = np.array([verdicts[int(i)] for i in labelled_ids], dtype=bool)
     for item_id in excluded:
-        if item_id < in_pool.size:
-            in_pool[item_id] = False
-    eligible_ids = np.flatnonzero(in_pool)
-    del in_pool
-    if eligible_ids.size == 0:
+        if item_id < eligible.size:
+            eligible[item_id] = False
+    eligible_count = int(np.count_nonzero(eligible))
+    if eligible_count == 0:
         report = replace(report, mode="empty", note="every item is answered or queued")
         store.record_round(report)
         return RoundResult(None, [], report)
@@ -305,38 +347,39 @@ def run_round(
         answers,
         verdicts,
         positive_ids=labelled_ids[labels],
-        eligible_now=int(eligible_ids.size),
+        eligible_now=eligible_count,
     )
     random_positive = draws.answers.positive
     random_probability = draws.answers.inclusion_probability
-    largest_pool_id = int(pool_ids.max())
     blocked = np.fromiter((i for i in excluded if i <= largest_pool_id), dtype=np.int64)
     trained = train_and_select(
         pool,
         labelled_ids,
         labels,
-        eligible_ids,
+        None,
         np.sort(blocked),
         random_positive=random_positive,
         random_probability=random_probability,
         config=config,
         rng=rng,
+        streamed=True,
+        eligible=eligible,
     )
-    head, scores, picks = trained.head, trained.scores, trained.picks
+    head, picks = trained.head, trained.picks
     timings.update(trained.seconds)
     timings["train"] = (
         time.perf_counter() - clock - trained.seconds["score"] - trained.seconds["select"]
     )
 
-    random_scores = np.full(draws.item_ids.size, np.nan)
-    scored = draws.item_ids < scores.size
-    random_scores[scored] = scores[draws.item_ids[scored]]
+    random_scores = np.asarray(trained.scores_of(draws.item_ids), dtype=np.float64)
+    if trained.score_file is not None:
+        trained.score_file.close()
     recall = recall_estimate(random_positive, random_probability, random_scores, config.threshold)
     estimates = pool_estimates(
         draws.answers,
         known_positives=int(labels.sum()),
-        pool_count=int(pool_ids.size),
-        unlabelled_count=int(eligible_ids.size),
+        pool_count=pool_count,
+        unlabelled_count=eligible_count,
         known_negatives=int((~labels).sum()),
     )
     entries = [
@@ -349,7 +392,7 @@ def run_round(
         prevalence=estimate_report(estimates.prevalence),
         recall=estimate_report(recall),
         found_so_far=estimate_report(estimates.found_so_far),
-        eligible=int(eligible_ids.size),
+        eligible=eligible_count,
         calibration=calibration_report(
             calibration_bins(draws.served_scores, draws.answers.positive)
         ),

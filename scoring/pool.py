@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 IdArray = NDArray[np.int64]
 Matrix = NDArray[np.float32]
 SCORE_CHUNK_ROWS = 32_768
+PRESENCE_BLOCK = 1 << 20
+CONVERT_ROWS = 1024
+"""Rows converted from float16 at a time: 1.5 MB of float32 at 384 dimensions stays in the CPU
+cache while the head scores it, about twice as fast as converting a whole read chunk at once."""
 
 
 class ItemCounter(Protocol):
@@ -110,13 +114,46 @@ class CachedPool:
     def __init__(self, cache: EmbeddingCache, store: ItemCounter | None = None) -> None:
         self.cache = cache
         self.dim = cache.dim
-        ids = cache.filled_ids()
-        if store is not None:
-            ids = ids[ids <= store.max_item_id()]
-        self._ids = ids
+        limit = store.max_item_id() if store is not None else None
+        # One bit per id: 1.25 MB for 10M items, where an id array would take 80 MB.
+        parts = []
+        for start, filled in cache.filled_blocks(PRESENCE_BLOCK):
+            if limit is not None and start + filled.size > limit + 1:
+                filled = filled[: max(0, limit + 1 - start)]
+            parts.append(np.packbits(filled))
+            if limit is not None and start + filled.size > limit:
+                break
+        self._present = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+        self._count = int(sum(int(np.unpackbits(p).sum()) for p in parts))
+        self._largest = -1
+        for byte in range(self._present.size - 1, -1, -1):
+            if self._present[byte]:
+                bits = np.unpackbits(self._present[byte : byte + 1])
+                self._largest = byte * 8 + int(np.flatnonzero(bits)[-1])
+                break
 
     def item_ids(self) -> IdArray:
-        return self._ids
+        return np.flatnonzero(np.unpackbits(self._present)).astype(np.int64)
+
+    def item_count(self) -> int:
+        return self._count
+
+    def largest_id(self) -> int:
+        """The largest id with a vector (-1 when none)."""
+        return self._largest
+
+    def presence_mask(self) -> NDArray[np.bool_]:
+        """bool (largest id + 1,): True where the id has a vector."""
+        mask: NDArray[np.bool_] = np.unpackbits(self._present, count=self._largest + 1).view(bool)
+        return mask
+
+    def _ids_between(self, start: int, stop: int) -> IdArray:
+        """The ids with a vector in [start, stop); `start` a multiple of 8."""
+        stop = min(stop, self._largest + 1)
+        if stop <= start:
+            return np.empty(0, dtype=np.int64)
+        bits = np.unpackbits(self._present[start // 8 : (stop + 7) // 8], count=stop - start)
+        return np.flatnonzero(bits).astype(np.int64) + start
 
     def rows(self, item_ids: NDArray[np.integer]) -> Matrix:
         """Rows read one by one with pread: faulting them in through the memory map would pull in
@@ -144,24 +181,48 @@ class CachedPool:
         return out.astype(np.float32)
 
     def chunks(self, rows: int = SCORE_CHUNK_ROWS) -> Iterator[tuple[IdArray, Matrix]]:
-        """Chunks share one pair of buffers: each yielded matrix is valid until the next is read."""
+        """(ids, float32 vectors), read `rows` float16 rows at a time and converted and yielded
+        `CONVERT_ROWS` at a time. Chunks share one pair of buffers: each yielded matrix is valid
+        until the next is read."""
         _, dtype, offset = npy_header(self.cache.vectors_path)
         row_bytes = self.dim * dtype.itemsize
         stored = np.empty((rows, self.dim), dtype=dtype)
-        converted = np.empty((rows, self.dim), dtype=np.float32)
+        converted = np.empty((min(rows, CONVERT_ROWS), self.dim), dtype=np.float32)
+        rows -= rows % 8
         with self.cache.vectors_path.open("rb", buffering=0) as handle:
-            start = 0
-            while start < len(self._ids):
-                first = int(self._ids[start])
-                # The ids in [first, first + rows) that exist: one contiguous read covers them.
-                stop = start + int(np.searchsorted(self._ids[start : start + rows], first + rows))
-                ids = self._ids[start:stop]
+            for first_of_block in range(0, self._largest + 1, rows):
+                ids = self._ids_between(first_of_block, first_of_block + rows)
+                if ids.size == 0:
+                    continue
+                first = int(ids[0])
                 span = int(ids[-1]) - first + 1
                 handle.seek(offset + first * row_bytes)
                 handle.readinto(memoryview(stored[:span].data).cast("B"))
-                if span == len(ids):
-                    np.copyto(converted[:span], stored[:span])
-                else:
-                    np.copyto(converted[: len(ids)], stored[ids - first])
-                yield ids, converted[: len(ids)]
-                start = stop
+                dense = span == len(ids)
+                for part in range(0, len(ids), converted.shape[0]):
+                    part_ids = ids[part : part + converted.shape[0]]
+                    block = converted[: len(part_ids)]
+                    if dense:
+                        np.copyto(block, stored[part : part + len(part_ids)])
+                    else:
+                        np.copyto(block, stored[part_ids - first])
+                    yield part_ids, block
+
+
+def pool_size(pool: PoolVectors) -> tuple[int, int]:
+    """(items with a vector, largest such id; -1 when none) without listing every id where the
+    pool can say so."""
+    if isinstance(pool, CachedPool):
+        return pool.item_count(), pool.largest_id()
+    ids = pool.item_ids()
+    return int(ids.size), int(ids.max()) if ids.size else -1
+
+
+def presence_mask(pool: PoolVectors) -> NDArray[np.bool_]:
+    """bool (largest id + 1,): True where the id has a vector."""
+    if isinstance(pool, CachedPool):
+        return pool.presence_mask()
+    ids = pool.item_ids()
+    mask = np.zeros(int(ids.max()) + 1 if ids.size else 0, dtype=bool)
+    mask[ids] = True
+    return mask

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,8 +38,9 @@ class Pick:
 class SelectionContext:
     """What selection needs to know about the pool."""
 
-    scores: NDArray[np.floating[Any]]
-    """Calibrated probability per pool row (NaN for rows that cannot be chosen)."""
+    scores: NDArray[np.floating[Any]] | None
+    """Calibrated probability per pool row (NaN for rows that cannot be chosen); None when a
+    `ranking` is given to `select_batch` instead (a pool too large to hold its scores)."""
     eligible: NDArray[np.bool_]
     """Rows that may be chosen: not answered, not waiting in a batch."""
     vectors: RowVectors
@@ -93,35 +94,101 @@ class DiversityGuard:
         return True
 
 
+class Ranking(Protocol):
+    """The eligible rows ordered by score (descending), ties by row (ascending)."""
+
+    size: int
+
+    def best(self) -> Iterator[int]:
+        """Rows best first; the whole ranking if read to the end."""
+        ...
+
+    def window_around(self, threshold: float, reach: int) -> NDArray[np.intp]:
+        """The rows from `reach` before the first row scored below `threshold` to `reach` after."""
+        ...
+
+    def rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:
+        """The rows at these positions of the ranking."""
+        ...
+
+    def positions_of(self, rows: list[int]) -> list[int]:
+        """The position of each row in the ranking."""
+        ...
+
+    def eligible_rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:
+        """The rows at these positions among the ranked rows taken in row order."""
+        ...
+
+    def scores_of(self, rows: NDArray[np.integer]) -> NDArray[np.floating[Any]]: ...
+
+
+class SortedRanking:
+    """The ranking sorted in memory (8 bytes an eligible row): pools that fit in memory."""
+
+    def __init__(self, scores: NDArray[np.floating[Any]], eligible: NDArray[np.bool_]) -> None:
+        self.scores = scores
+        self.in_row_order = np.flatnonzero(eligible & ~np.isnan(scores))
+        self.rows = self.in_row_order[np.argsort(-scores[self.in_row_order], kind="stable")]
+        self.size = int(self.rows.size)
+        self._position_of: dict[int, int] | None = None
+
+    def best(self) -> Iterator[int]:
+        for row in self.rows:
+            yield int(row)
+
+    def window_around(self, threshold: float, reach: int) -> NDArray[np.intp]:
+        position = bisect_descending(
+            self.size, lambda n: float(self.scores[self.rows[n]]), threshold
+        )
+        window: NDArray[np.intp] = self.rows[max(0, position - reach) : position + reach]
+        return window
+
+    def rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:
+        rows: NDArray[np.intp] = self.rows[np.asarray(positions, dtype=np.intp)]
+        return rows
+
+    def positions_of(self, rows: list[int]) -> list[int]:
+        if self._position_of is None:
+            self._position_of = {}
+        found = self._position_of
+        for row in rows:
+            if row not in found:
+                found[row] = int(np.flatnonzero(self.rows == row)[0])
+        return [found[row] for row in rows]
+
+    def eligible_rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:
+        rows: NDArray[np.intp] = self.in_row_order[np.asarray(positions, dtype=np.intp)]
+        return rows
+
+    def scores_of(self, rows: NDArray[np.integer]) -> NDArray[np.floating[Any]]:
+        values: NDArray[np.floating[Any]] = self.scores[np.asarray(rows, dtype=np.intp)]
+        return values
+
+
 class BatchInProgress:
     """The batch being chosen: what each strategy sees of the ranking, and `take` to add a row."""
 
     def __init__(
-        self, context: SelectionContext, counts: dict[str, int], rng: np.random.Generator
+        self,
+        context: SelectionContext,
+        counts: dict[str, int],
+        rng: np.random.Generator,
+        ranking: Ranking | None = None,
     ) -> None:
         self.context = context
         self.counts = counts
         self.rng = rng
-        scores = context.scores
-        ranking = np.flatnonzero(context.eligible & ~np.isnan(scores))
-        self.ranking: NDArray[np.intp] = ranking[np.argsort(-scores[ranking], kind="stable")]
+        if ranking is None:
+            if context.scores is None:
+                raise ValueError("selection needs the pool's scores or a ranking of them")
+            ranking = SortedRanking(context.scores, context.eligible)
+        self.ranking: Ranking = ranking
         """Eligible rows, best score first."""
-        batch_size = sum(counts.values())
-        self.rank_of = {
-            int(row): rank for rank, row in enumerate(self.ranking[: max(batch_size * 50, 1000)])
-        }
+        self.known_position: dict[int, int] = {}
         cluster_cap = context.cluster_cap or max(2, math.ceil(0.2 * max(counts.get("top", 0), 1)))
         self.guard = DiversityGuard(context, cluster_cap)
         self.taken: set[int] = set()
         self.picks: list[Pick] = []
-
-    def rank(self, row: int) -> int:
-        if row not in self.rank_of:
-            self.rank_of[row] = int(np.flatnonzero(self.ranking == row)[0])
-        return self.rank_of[row]
-
-    def score_at(self, position: int) -> float:
-        return float(self.context.scores[self.ranking[position]])
 
     def take(
         self, row: int, strategy: str, probability: float | None = None, capped: bool = True
@@ -130,10 +197,19 @@ class BatchInProgress:
         if row in self.taken or not self.guard.admit(row, capped):
             return False
         self.taken.add(row)
-        self.picks.append(
-            Pick(row, strategy, float(self.context.scores[row]), self.rank(row), probability)
-        )
+        self.picks.append(Pick(row, strategy, math.nan, -1, probability))
         return True
+
+    def finished_picks(self) -> list[Pick]:
+        """The picks with their scores and ranking positions, read once for all of them."""
+        rows = [pick.row for pick in self.picks]
+        unknown = [row for row in rows if row not in self.known_position]
+        self.known_position.update(zip(unknown, self.ranking.positions_of(unknown), strict=True))
+        scores = self.ranking.scores_of(np.array(rows, dtype=np.intp))
+        return [
+            replace(pick, score=float(score), rank=self.known_position[pick.row])
+            for pick, score in zip(self.picks, scores, strict=True)
+        ]
 
 
 ChooseRows = Callable[[BatchInProgress, int], None]
@@ -143,12 +219,13 @@ ChooseRows = Callable[[BatchInProgress, int], None]
 def choose_random(batch: BatchInProgress, wanted: int) -> None:
     """Stratified by score rank, each pick recording its inclusion probability. Never refused by the
     diversity guard: the estimates need exactly these probabilities."""
-    for row, probability, position in stratified_random(batch.ranking, wanted, batch.rng):
-        batch.rank_of[row] = position
+    drawn = stratified_positions(batch.ranking.size, wanted, batch.rng)
+    rows = batch.ranking.rows_at(np.array([position for position, _ in drawn], dtype=np.intp))
+    for row_value, (position, probability) in zip(rows.tolist(), drawn, strict=True):
+        row = int(row_value)
+        batch.known_position[row] = position
         batch.taken.add(row)
-        batch.picks.append(
-            Pick(row, "random", float(batch.context.scores[row]), batch.rank(row), probability)
-        )
+        batch.picks.append(Pick(row, "random", math.nan, position, probability))
         batch.guard.picked_vectors.append(batch.context.vectors(np.array([row]))[0])
         batch.guard.picked_leader.append(len(batch.guard.leader_sizes))
         batch.guard.leader_sizes.append(1)
@@ -157,10 +234,10 @@ def choose_random(batch: BatchInProgress, wanted: int) -> None:
 def choose_top(batch: BatchInProgress, wanted: int) -> None:
     """The highest scores, a few per cluster of near-identical texts."""
     taken = 0
-    for row in batch.ranking:
+    for row in batch.ranking.best():
         if taken >= wanted:
             break
-        taken += batch.take(int(row), "top")
+        taken += batch.take(row, "top")
 
 
 def choose_uncertain(batch: BatchInProgress, wanted: int) -> None:
@@ -168,11 +245,12 @@ def choose_uncertain(batch: BatchInProgress, wanted: int) -> None:
     context = batch.context
     # The ranking is sorted by score, so the rows closest to the threshold sit around one
     # position in it: only a window there is examined, whatever the pool's size.
-    threshold_position = bisect_descending(batch.ranking.size, batch.score_at, context.threshold)
     reach = wanted * 2 + len(batch.taken)
-    window = batch.ranking[max(0, threshold_position - reach) : threshold_position + reach]
+    window = batch.ranking.window_around(context.threshold, reach)
     remaining = without(window, batch.taken)
-    distance = np.abs(logits(context.scores[remaining]) - logits(np.array([context.threshold]))[0])
+    distance = np.abs(
+        logits(batch.ranking.scores_of(remaining)) - logits(np.array([context.threshold]))[0]
+    )
     band = remaining[np.argsort(distance, kind="stable")[: wanted * 2]]
     for row in batch.rng.permutation(band):
         if wanted == 0:
@@ -303,19 +381,26 @@ def parse_mix(text: str) -> Mix:
 
 
 def select_batch(
-    context: SelectionContext, batch_size: int, mix: Mix, rng: np.random.Generator
+    context: SelectionContext,
+    batch_size: int,
+    mix: Mix,
+    rng: np.random.Generator,
+    ranking: Ranking | None = None,
 ) -> list[Pick]:
-    """Choose up to `batch_size` eligible rows, each strategy of the registry its share of them."""
+    """Choose up to `batch_size` eligible rows, each strategy of the registry its share of them.
+
+    `ranking` orders the eligible rows (default: `context.scores` sorted in memory)."""
     counts = mix.counts(batch_size)
-    batch = BatchInProgress(context, counts, rng)
+    batch = BatchInProgress(context, counts, rng, ranking)
     for strategy in sorted(STRATEGY_REGISTRY.values(), key=lambda strategy: strategy.turn):
         if counts[strategy.name]:
             strategy.choose(batch, counts[strategy.name])
-    for row in batch.ranking:
-        if len(batch.picks) >= batch_size:
-            break
-        batch.take(int(row), FILL_STRATEGY)
-    return batch.picks
+    if len(batch.picks) < batch_size:
+        for row in batch.ranking.best():
+            if len(batch.picks) >= batch_size:
+                break
+            batch.take(row, FILL_STRATEGY)
+    return batch.finished_picks()
 
 
 def without(rows: NDArray[np.intp], taken: set[int]) -> NDArray[np.intp]:
@@ -342,26 +427,36 @@ def logits(p: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     return np.log(clipped / (1 - clipped))
 
 
+def stratified_positions(
+    size: int, count: int, rng: np.random.Generator
+) -> list[tuple[int, float]]:
+    """One uniform position from each of `count` equal strata of a ranking of `size` rows:
+    (position, inclusion probability = 1/stratum size)."""
+    if count <= 0 or size == 0:
+        return []
+    count = min(count, size)
+    bounds = np.linspace(0, size, count + 1).round().astype(int)
+    picks = []
+    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
+        if high > low:
+            picks.append((int(rng.integers(low, high)), 1.0 / (high - low)))
+    return picks
+
+
 def stratified_random(
     ranking: NDArray[np.intp], count: int, rng: np.random.Generator
 ) -> list[tuple[int, float, int]]:
     """One uniform pick from each of `count` equal strata of the score ranking:
     (row, inclusion probability = 1/stratum size, position in the ranking)."""
-    if count <= 0 or ranking.size == 0:
-        return []
-    count = min(count, ranking.size)
-    bounds = np.linspace(0, ranking.size, count + 1).round().astype(int)
-    picks = []
-    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
-        if high > low:
-            position = int(rng.integers(low, high))
-            picks.append((int(ranking[position]), 1.0 / (high - low), position))
-    return picks
+    return [
+        (int(ranking[position]), probability, position)
+        for position, probability in stratified_positions(ranking.size, count, rng)
+    ]
 
 
 def k_center(
     context: SelectionContext,
-    ranking: NDArray[np.intp],
+    ranking: Ranking,
     taken: set[int],
     count: int,
     rng: np.random.Generator,
@@ -369,11 +464,13 @@ def k_center(
     """Greedy k-center on a sample of eligible rows: each pick is the farthest (cosine) from all
     labelled rows, the rows already taken, and the earlier picks."""
     if ranking.size > context.novelty_sample + len(taken):
-        # Sampling positions (not copying the ranking) keeps memory independent of the pool size.
+        # Sampling positions (not copying the rows) keeps memory independent of the pool size.
         positions = rng.choice(ranking.size, context.novelty_sample + len(taken), replace=False)
-        candidates = without(ranking[np.sort(positions)], taken)[: context.novelty_sample]
+        candidates = without(ranking.eligible_rows_at(np.sort(positions)), taken)[
+            : context.novelty_sample
+        ]
     else:
-        candidates = without(ranking, taken)
+        candidates = without(ranking.eligible_rows_at(np.arange(ranking.size)), taken)
     if candidates.size == 0:
         return []
     candidate_vectors = context.vectors(candidates)

@@ -465,7 +465,12 @@ class AnnotateScreen(SessionScreen):
             return
         panel = Text(overflow="ellipsis")
         panel.append("parent / story: ", "bold")
-        panel.append(one_line(self.shown.context, 400) if self.shown.context else "none stored")
+        # The store gives one line per ancestor, nearest first: each the parent of the one above.
+        ancestors = self.shown.context.splitlines() if self.shown.context else ["none stored"]
+        for depth, ancestor in enumerate(ancestors):
+            if depth:
+                panel.append("\n" + "  " * depth + "↑ ", "dim")
+            panel.append(one_line(ancestor, 400 if len(ancestors) == 1 else 150))
         context.update(panel)
 
     def render_marking(self) -> None:

@@ -74,7 +74,10 @@ class Store(ItemQueries, AnswerQueries, ProgressQueries, RoundQueries, ScorerQue
         last = after_id
         while True:
             rows = self._query(
-                "SELECT id, text_key FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+                "SELECT id, text_key FROM items WHERE id > ? AND"
+                " (import_id IS NULL OR import_id NOT IN (SELECT id FROM imports_in_progress))"
+                " ORDER BY id LIMIT ?",
+                (last, chunk),
             )
             if not rows:
                 return

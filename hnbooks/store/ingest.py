@@ -1,25 +1,33 @@
 """Writing imported texts and answers: duplicate texts merge, answers already stored are not added.
 
-Runs inside the caller's transaction (one per imported file), so a fault anywhere rolls back the
-whole file.
+Runs inside the caller's transaction: one item at a time (`write_incoming`), or a chunk at a time
+(`write_chunk`, what `hnbooks import` uses, with the answers written apart by `write_answers`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from json.encoder import encode_basestring_ascii
 from typing import Any
+
+import mmh3
 
 from hnbooks.prodigy import input_hash as prodigy_input_hash
 from hnbooks.store.answers import insert_answer
-from hnbooks.store.records import IncomingItem, Span, finite_json, spans_to_json
+from hnbooks.store.records import IncomingItem, NewAnswer, Span, finite_json, spans_to_json
 
 
 class ItemConflict(Exception):
     """An incoming item clashes with a stored one (same external id, different text)."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass(frozen=True)
@@ -108,13 +116,31 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
         )
         item_id, stored_text = int(cursor.lastrowid or 0), incoming.text
         new_item = True
-    added = present = 0
-    for answer in incoming.answers:
-        answer = replace(
+    added, present = write_answers(
+        conn, item_id, remapped_answers(incoming.answers, incoming.text, stored_text)
+    )
+    return IngestOutcome(item_id, new_item, added, present)
+
+
+def remapped_answers(answers: Sequence[NewAnswer], from_text: str, to_text: str) -> list[NewAnswer]:
+    """`answers` given on `from_text`, moved onto the stored text `to_text` it merged into."""
+    return [
+        replace(
             answer,
-            spans=remap_spans(answer.spans, incoming.text, stored_text),
-            passthrough=remap_passthrough(answer.passthrough, incoming.text, stored_text),
+            spans=remap_spans(answer.spans, from_text, to_text),
+            passthrough=remap_passthrough(answer.passthrough, from_text, to_text),
         )
+        for answer in answers
+    ]
+
+
+def write_answers(
+    conn: sqlite3.Connection, item_id: int, answers: Sequence[NewAnswer]
+) -> tuple[int, int]:
+    """Add the answers (spans on the stored text) not stored yet to item `item_id`; return
+    (added, already present)."""
+    added = present = 0
+    for answer in answers:
         # Same item, person, verdict, label and spans, and the same second when the answer says
         # when it was given: the same answer, imported before. An answer without a time matches
         # one given at any time, so re-importing a file without timestamps adds nothing.
@@ -141,4 +167,171 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
         # Imported answers keep the label they carry (None stays None: no question is guessed).
         insert_answer(conn, item_id, answer, default_label=None)
         added += 1
-    return IngestOutcome(item_id, new_item, added, present)
+    return added, present
+
+
+def text_input_hash(text: str) -> int:
+    """`prodigy.input_hash({"text": text})` in one step: Prodigy hashes `text=` and the text as
+    compact JSON, which for a string is `encode_basestring_ascii` (tested to agree)."""
+    return int(mmh3.hash(("text=" + encode_basestring_ascii(text)).encode("utf-8"), 0, signed=True))
+
+
+META_ENCODER = json.JSONEncoder(allow_nan=False)
+"""One encoder for every row: `json.dumps` with an option builds a new one per call."""
+
+
+def meta_json(meta: Mapping[str, Any]) -> str:
+    """`finite_json(meta)`, a few µs sooner."""
+    try:
+        return META_ENCODER.encode(meta)
+    except ValueError:
+        return finite_json(meta)
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """Where one incoming item of a chunk went: its item id, whether the text was new, and the
+    stored text (its answers' spans are moved onto it)."""
+
+    item_id: int
+    new_item: bool
+    stored_text: str
+
+
+ITEM_COLUMNS = "id, external_id, text, meta, input_hash, text_key, source, created_at, import_id"
+ROWS_PER_INSERT = 2000
+
+
+def insert_item_rows(
+    conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], import_id: int | None
+) -> None:
+    """INSERT the rows: with `executemany` for an import's rows (no trigger indexes them, schema
+    m007), else `ROWS_PER_INSERT` rows per statement.
+
+    Not `executemany` where the insert trigger indexes a row: FTS5 flushes its pending terms into
+    a new segment at every statement (each runs the trigger in a savepoint), so one statement per
+    row cost ~35 µs a row; a statement of many rows flushes once."""
+    if not rows:
+        return
+    width = len(rows[0])
+    if import_id is not None:
+        conn.executemany(
+            f"INSERT INTO items ({ITEM_COLUMNS}) VALUES (" + ", ".join("?" * width) + ")", rows
+        )
+        return
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
+    step = max(1, min(ROWS_PER_INSERT, limit))
+    row_marks = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), step):
+        part = rows[start : start + step]
+        conn.execute(
+            f"INSERT INTO items ({ITEM_COLUMNS}) VALUES " + ", ".join([row_marks] * len(part)),
+            [value for row in part for value in row],
+        )
+
+
+def write_chunk(
+    conn: sqlite3.Connection,
+    records: Sequence[IncomingItem],
+    source: str,
+    import_id: int | None,
+) -> list[ChunkOutcome]:
+    """Store a chunk of incoming items, merging duplicates as `write_incoming` does one by one;
+    answers are left to the caller (`write_answers`). Rows of an import (`import_id`) are
+    written with their import's id and indexed for search here, a chunk per statement.
+
+    Duplicates are found with one query for the chunk's text keys and one for its new external
+    ids, and within the chunk in Python; ids are given in order from the largest stored (the
+    caller's write transaction holds the lock). A conflict raises `ItemConflict`, a value SQLite
+    cannot store `UnstorableRecord`, each naming the record's line (the caller rolls back)."""
+    keys = []
+    for record in records:
+        try:
+            keys.append(text_key(record.text))
+        except UnicodeEncodeError as error:  # a lone surrogate
+            raise UnstorableRecord(record.line, error) from None
+    stored: dict[str, tuple[int, str]] = {
+        str(row[0]): (int(row[1]), str(row[2]))
+        for row in conn.execute(
+            "SELECT text_key, id, text FROM items WHERE text_key IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(dict.fromkeys(keys))),),
+        )
+    }
+    candidates = {
+        record.external_id or f"t:{key[:20]}": None
+        for record, key in zip(records, keys)
+        if key not in stored
+    }
+    taken_external_ids = {
+        str(row[0])
+        for row in conn.execute(
+            "SELECT external_id FROM items WHERE external_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(candidates)),),
+        )
+    }
+    next_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0])
+    now = time.time()
+    rows: list[tuple[Any, ...]] = []
+    outcomes: list[ChunkOutcome] = []
+    for record, key in zip(records, keys):
+        found = stored.get(key)
+        if found is not None:
+            outcomes.append(ChunkOutcome(found[0], False, found[1]))
+            continue
+        external_id = record.external_id or f"t:{key[:20]}"
+        if external_id in taken_external_ids:
+            raise ItemConflict(
+                f"id {external_id} is already stored with a different text", line=record.line
+            )
+        try:
+            input_hash = (
+                record.input_hash if record.input_hash is not None else text_input_hash(record.text)
+            )
+        except (UnicodeEncodeError, OverflowError) as error:
+            raise UnstorableRecord(record.line, error) from None
+        rows.append(
+            (
+                next_id,
+                external_id,
+                record.text,
+                meta_json(record.meta),
+                input_hash,
+                key,
+                source,
+                now,
+                import_id,
+            )
+        )
+        stored[key] = (next_id, record.text)
+        taken_external_ids.add(external_id)
+        outcomes.append(ChunkOutcome(next_id, True, record.text))
+        next_id += 1
+    try:
+        insert_item_rows(conn, rows, import_id)
+        if rows and import_id is not None:
+            # Rows with an import id are left out by the insert trigger (schema m007): indexed
+            # here, the chunk in one statement.
+            conn.execute(
+                "INSERT INTO items_fts (rowid, text)"
+                " SELECT id, text FROM items WHERE id BETWEEN ? AND ?",
+                (rows[0][0], rows[-1][0]),
+            )
+    except (UnicodeEncodeError, OverflowError):
+        # Which record SQLite could not take: the first whose values fail to bind on their own
+        # (binding is where these fail; the caller rolls back what the chunk wrote).
+        new_records = [record for record, outcome in zip(records, outcomes) if outcome.new_item]
+        for row, record in zip(rows, new_records):
+            try:
+                conn.execute("SELECT " + ", ".join("?" * len(row)), row)
+            except (UnicodeEncodeError, OverflowError) as error:
+                raise UnstorableRecord(record.line, error) from None
+        raise
+    return outcomes
+
+
+class UnstorableRecord(Exception):
+    """A record holds a value SQLite cannot store (a lone surrogate, an integer beyond 64 bits)."""
+
+    def __init__(self, line: int, error: Exception) -> None:
+        super().__init__(f"cannot store this record ({error})")
+        self.line = line

@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 import regex
 
-from hnbooks.store.connection import Connection, StoreError
-from hnbooks.store.ingest import IngestOutcome, write_incoming
-from hnbooks.store.records import IncomingItem, Item, SearchHit
+from hnbooks.store.connection import Connection, StoreError, process_is_gone
+from hnbooks.store.ingest import (
+    ChunkOutcome,
+    IngestOutcome,
+    UnstorableRecord,
+    remapped_answers,
+    write_answers,
+    write_chunk,
+    write_incoming,
+)
+from hnbooks.store.records import IncomingItem, Item, NewAnswer, SearchHit
 
 LABEL_PATTERN = r"[A-Za-z0-9_\-]{1,40}"
 T = TypeVar("T")
+DISCARD_CHUNK = 5000
+"""Rows of an abandoned import deleted per write transaction, so annotators never wait long."""
+IMPORT_CACHE_KIB = 256 * 1024
+"""SQLite's page cache while an import writes (a bound, whatever the file's size)."""
+
+
+def visible(alias: str = "items") -> str:
+    """SQL that is true for an item readers may see: not written by an import still in progress."""
+    return (
+        f"({alias}.import_id IS NULL"
+        f" OR {alias}.import_id NOT IN (SELECT id FROM imports_in_progress))"
+    )
+
+
+HIDDEN_ITEM_IDS = (
+    "SELECT id FROM items WHERE id >= (SELECT MIN(first_item_id) FROM imports_in_progress)"
+    " AND import_id IN (SELECT id FROM imports_in_progress)"
+)
+"""Ids of the items imports in progress have written (a range scan from the oldest one's first id)."""
 
 
 def item_from_row(row: sqlite3.Row) -> Item:
@@ -136,6 +166,68 @@ class ItemWriter:
         return cursor.rowcount == 1
 
 
+@dataclass
+class PublishOutcome:
+    answers_added: int = 0
+    answers_present: int = 0
+    labels_added: list[str] = field(default_factory=list)
+    labels_refused: dict[str, str] = field(default_factory=dict)
+
+
+class StagedImport:
+    """An import written a chunk at a time, each chunk its own short write transaction, and hidden
+    from every reader until `publish` shows all of it at once (see `ItemQueries.staging_import`).
+
+    The answers the import carries are kept in memory and written by `publish`, in its one
+    transaction: an answer must not count (in stats, export, the scorer) before its file is in."""
+
+    def __init__(self, store: ItemQueries, import_id: int, source: str) -> None:
+        self._store = store
+        self.import_id = import_id
+        self._source = source
+        self._answers: list[tuple[int, int, list[NewAnswer]]] = []
+        """(line, item id, answers moved onto the stored text) of each record with answers."""
+        self.published = False
+
+    def write(self, records: Sequence[IncomingItem]) -> list[ChunkOutcome]:
+        """Store one chunk (merging duplicates) in one write transaction; its answers wait."""
+        with self._store._transaction() as conn:
+            outcomes = write_chunk(conn, records, self._source, self.import_id)
+        for record, outcome in zip(records, outcomes):
+            if record.answers:
+                self._answers.append(
+                    (
+                        record.line,
+                        outcome.item_id,
+                        remapped_answers(record.answers, record.text, outcome.stored_text),
+                    )
+                )
+        return outcomes
+
+    def publish(self, labels: Iterable[str] = ()) -> PublishOutcome:
+        """Write the answers, register `labels`, and show the import's items, in one transaction."""
+        outcome = PublishOutcome()
+        with self._store._transaction() as conn:
+            for line, item_id, answers in self._answers:
+                try:
+                    added, present = write_answers(conn, item_id, answers)
+                except (UnicodeEncodeError, OverflowError) as error:
+                    raise UnstorableRecord(line, error) from None
+                outcome.answers_added += added
+                outcome.answers_present += present
+            writer = ItemWriter(conn, self._source)
+            for label in labels:
+                try:
+                    if writer.add_label(label):
+                        outcome.labels_added.append(label)
+                except StoreError as refused:
+                    outcome.labels_refused[label] = str(refused)
+            conn.execute("DELETE FROM imports_in_progress WHERE id = ?", (self.import_id,))
+        self.published = True
+        self._answers = []
+        return outcome
+
+
 class ItemQueries(Connection):
     # -- labels -----------------------------------------------------------------------------------
 
@@ -177,15 +269,100 @@ class ItemQueries(Connection):
                 found[row["id"]] = item_from_row(row)
         return [found[i] for i in item_ids if i in found]
 
+    def imports_in_progress(self) -> bool:
+        """Whether an import has items written and not yet published (hidden from readers)."""
+        return self._one("SELECT 1 FROM imports_in_progress LIMIT 1") is not None
+
     def item_count(self) -> int:
-        return self._count("SELECT COUNT(*) FROM items")
+        """Items readers may see (an import in progress has written more)."""
+        if not self.imports_in_progress():
+            return self._count("SELECT COUNT(*) FROM items")
+        return self._count(
+            f"SELECT (SELECT COUNT(*) FROM items) - (SELECT COUNT(*) FROM ({HIDDEN_ITEM_IDS}))"
+        )
 
     def max_item_id(self) -> int:
-        return self._count("SELECT COALESCE(MAX(id), 0) FROM items")
+        if not self.imports_in_progress():
+            return self._count("SELECT COALESCE(MAX(id), 0) FROM items")
+        return self._count(
+            f"SELECT COALESCE((SELECT id FROM items WHERE {visible()} ORDER BY id DESC LIMIT 1), 0)"
+        )
 
     def item_ids(self) -> list[int]:
-        """Every item id, ascending, read without the texts."""
-        return [row[0] for row in self._query("SELECT id FROM items ORDER BY id")]
+        """Every item id readers may see, ascending, read without the texts."""
+        if not self.imports_in_progress():
+            return [row[0] for row in self._query("SELECT id FROM items ORDER BY id")]
+        return [
+            row[0] for row in self._query(f"SELECT id FROM items WHERE {visible()} ORDER BY id")
+        ]
+
+    @contextmanager
+    def staging_import(self, source: str) -> Iterator[StagedImport]:
+        """An import that commits chunk by chunk, its items hidden until `StagedImport.publish`.
+
+        Imports abandoned by a killed process are cleared first; while another import is running
+        this one is refused (`StoreError`). An exception (or leaving without
+        publishing) deletes what the import wrote; a kill leaves it hidden, for the next import to
+        clear."""
+        self.discard_abandoned_imports()
+        with self._transaction() as conn:
+            running = conn.execute(
+                "SELECT source, host, pid FROM imports_in_progress LIMIT 1"
+            ).fetchone()
+            if running is not None:
+                # One at a time: two imports staging together would interleave their ids, and a
+                # scorer that has read past the first one's published ids would miss the other's.
+                raise StoreError(
+                    f"{self.path}: another import ({running['source']}, process {running['pid']}"
+                    f" on {running['host']}) is writing into this database; run this one when it"
+                    " has finished"
+                )
+            cursor = conn.execute(
+                "INSERT INTO imports_in_progress (source, host, pid, started_at, first_item_id)"
+                " VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) + 1 FROM items))",
+                (source, socket.gethostname(), os.getpid(), time.time()),
+            )
+            import_id = int(cursor.lastrowid or 0)
+        staged = StagedImport(self, import_id, source)
+        cache_pages = self._conn.execute("PRAGMA cache_size").fetchone()[0]
+        # The text-key and external-id indexes take inserts in random order: with SQLite's 2 MB
+        # default cache each chunk rereads their pages, ~15% of the writing at 300k items.
+        self._conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+        try:
+            yield staged
+        finally:
+            self._conn.execute(f"PRAGMA cache_size = {int(cache_pages)}")
+            if not staged.published:
+                self.discard_import(import_id)
+
+    def discard_abandoned_imports(self) -> int:
+        """Delete what imports whose process is gone (killed) left staged; return how many."""
+        rows = self._query("SELECT id, host, pid FROM imports_in_progress")
+        gone = [
+            int(row["id"]) for row in rows if process_is_gone(str(row["host"]), int(row["pid"]))
+        ]
+        for import_id in gone:
+            self.discard_import(import_id)
+        return len(gone)
+
+    def discard_import(self, import_id: int) -> None:
+        """Delete an unpublished import's items, a few thousand per transaction, then its row.
+
+        Its items stay hidden throughout (the row goes last), and a kill midway leaves the rest for
+        the next import to clear."""
+        row = self._one("SELECT first_item_id FROM imports_in_progress WHERE id = ?", (import_id,))
+        if row is None:
+            return
+        while True:
+            with self._transaction() as conn:
+                deleted = conn.execute(
+                    "DELETE FROM items WHERE id IN (SELECT id FROM items"
+                    " WHERE id >= ? AND import_id = ? LIMIT ?)",
+                    (int(row[0]), import_id, DISCARD_CHUNK),
+                ).rowcount
+                if deleted < DISCARD_CHUNK:
+                    conn.execute("DELETE FROM imports_in_progress WHERE id = ?", (import_id,))
+                    return
 
     @contextmanager
     def writing_items(self, source: str) -> Iterator[ItemWriter]:
@@ -205,7 +382,8 @@ class ItemQueries(Connection):
         last = after_id
         while True:
             rows = self._query(
-                "SELECT id, text FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+                f"SELECT id, text FROM items WHERE id > ? AND {visible()} ORDER BY id LIMIT ?",
+                (last, chunk),
             )
             if not rows:
                 return
@@ -216,14 +394,25 @@ class ItemQueries(Connection):
     def texts_for(self, item_ids: list[int]) -> dict[int, str]:
         return {item.id: item.text for item in self.items_by_ids(item_ids)}
 
-    def parent_context(self, item: Item) -> str | None:
-        """The parent comment's text or the story title, when the item's meta names one we hold."""
+    def parent_context(self, item: Item, depth: int = 5) -> str | None:
+        """The thread above the item, one line per ancestor we hold, nearest first (its parent,
+        then that one's parent, up to `depth`), or the story title when we hold none."""
         title = item.meta.get("story_title") or item.meta.get("title")
+        ancestors: list[str] = []
         parent = item.meta.get("parent")
-        if parent is not None:
-            row = self._one("SELECT text FROM items WHERE external_id = ?", (f"hn:{parent}",))
-            if row is not None:
-                return str(row["text"])
+        seen = {item.external_id}
+        while parent is not None and len(ancestors) < depth:
+            external_id = f"hn:{parent}"
+            if external_id in seen:  # a loop in hand-edited data
+                break
+            seen.add(external_id)
+            row = self._one("SELECT text, meta FROM items WHERE external_id = ?", (external_id,))
+            if row is None:
+                break
+            ancestors.append(" ".join(str(row["text"]).split()))
+            parent = json.loads(row["meta"]).get("parent")
+        if ancestors:
+            return "\n".join(ancestors)
         return str(title) if title else None
 
     # -- search -----------------------------------------------------------------------------------
@@ -251,7 +440,7 @@ class ItemQueries(Connection):
                 return []
             rows = self._query(
                 "SELECT i.* FROM items_fts f JOIN items i ON i.id = f.rowid"
-                " WHERE items_fts MATCH ? ORDER BY f.rank LIMIT ?",
+                f" WHERE items_fts MATCH ? AND {visible('i')} ORDER BY f.rank LIMIT ?",
                 (match, limit),
             )
             words = re.findall(r"\w+", query, flags=re.UNICODE)

@@ -185,14 +185,39 @@ class QueueQueries(Connection):
             claimed, claimed_params = claimed_condition(
                 split, annotator, session or NO_SESSION, now
             )
-            row: sqlite3.Row | None = conn.execute(
-                "SELECT bi.*, b.label AS batch_label FROM batch_items bi"
-                " JOIN batches b ON b.id = bi.batch_id"
-                f" WHERE NOT {answered} AND NOT {claimed}{skip_sql}"
-                " ORDER BY bi.batch_id, bi.position LIMIT 1",
-                [*answered_params, *claimed_params, *skip],
-            ).fetchone()
-            return row
+            # Read before any batch is checked: an undo after this makes the next call start over.
+            undo_mark = self._undo_mark(conn)
+            finished_through = self._finished_batches_through(annotator, split, undo_mark)
+            # Batch by batch from the oldest not known finished: each query reads one batch's
+            # items, never the answered items of every earlier batch.
+            batch_ids = [
+                int(batch_id)
+                for (batch_id,) in conn.execute(
+                    "SELECT id FROM batches WHERE id > ? ORDER BY id", (finished_through,)
+                )
+            ]
+            contiguous = True
+            for batch_id in batch_ids:
+                row: sqlite3.Row | None = conn.execute(
+                    "SELECT bi.*, b.label AS batch_label FROM batch_items bi"
+                    " JOIN batches b ON b.id = bi.batch_id"
+                    f" WHERE bi.batch_id = ? AND NOT {answered} AND NOT {claimed}{skip_sql}"
+                    " ORDER BY bi.position LIMIT 1",
+                    [batch_id, *answered_params, *claimed_params, *skip],
+                ).fetchone()
+                if row is not None:
+                    return row
+                if contiguous:
+                    waiting = conn.execute(
+                        f"SELECT 1 FROM batch_items bi WHERE bi.batch_id = ? AND NOT {answered}"
+                        " LIMIT 1",
+                        [batch_id, *answered_params],
+                    ).fetchone()
+                    if waiting is None:
+                        self._remember_finished(annotator, split, undo_mark, batch_id)
+                    else:
+                        contiguous = False
+            return None
 
         if session is None:
             with self._lock:
@@ -210,6 +235,39 @@ class QueueQueries(Connection):
                         conn, row["batch_id"], row["item_id"], annotator, session, now, claim_ttl_s
                     )
         return None if row is None else self._queued_item(row, annotator)
+
+    def _undo_mark(self, conn: sqlite3.Connection) -> int:
+        """The latest undo row's id: an undo can make an item of a finished batch wait again."""
+        return int(
+            conn.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM answers WHERE undoes IS NOT NULL"
+            ).fetchone()[0]
+        )
+
+    def _finished_batches_through(self, annotator: str, split: bool, undo_mark: int) -> int:
+        """The batch id up to which every batch is known done for `annotator` (0: none known).
+
+        Remembered per annotator and feed mode by this connection. Answers only ever finish more
+        items; only an undo (by any process) can reopen one, so any new undo row forgets it."""
+        known: dict[tuple[str, bool], tuple[int, int]] = self.__dict__.setdefault(
+            "_finished_batches", {}
+        )
+        remembered = known.get((annotator, split))
+        if remembered is None:
+            return 0
+        remembered_mark, batch_id = remembered
+        if remembered_mark != undo_mark:
+            known.clear()
+            return 0
+        return batch_id
+
+    def _remember_finished(
+        self, annotator: str, split: bool, undo_mark: int, batch_id: int
+    ) -> None:
+        known: dict[tuple[str, bool], tuple[int, int]] = self.__dict__.setdefault(
+            "_finished_batches", {}
+        )
+        known[(annotator, split)] = (undo_mark, batch_id)
 
     def renew_claims(
         self,

@@ -275,6 +275,40 @@ def m006_answer_passthrough(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_staged_imports(db: Database) -> None:
+    """Imports that commit in chunks yet show nothing until done: each running import has a row in
+    `imports_in_progress`, and the items it has written carry its id in `items.import_id`. An item
+    whose import is still in progress is hidden from every reader (queue, scorer, search, stats,
+    export); deleting the import's row publishes all its items at once. A row left by a killed
+    import (its process gone) is cleared, with its items, by the next import. An import's items
+    all have ids from `first_item_id` up, so finding them scans that range of the table, and
+    `import_id` needs no index. Items written with an `import_id` are added to the FTS index by
+    their writer, a chunk per statement, not by the insert trigger."""
+    execute_statements(
+        db.conn,
+        """
+        -- AUTOINCREMENT: an id is never given twice, since published items keep theirs.
+        CREATE TABLE imports_in_progress (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            first_item_id INTEGER NOT NULL
+        );
+        ALTER TABLE items ADD COLUMN import_id INTEGER;
+
+        -- An import indexes its rows itself, a chunk per statement (`ingest.write_chunk`): the
+        -- trigger, one FTS statement per row, made indexing the slowest part of an import.
+        DROP TRIGGER items_ai;
+        CREATE TRIGGER items_ai AFTER INSERT ON items WHEN new.import_id IS NULL BEGIN
+            INSERT INTO items_fts (rowid, text) VALUES (new.id, new.text);
+        END;
+        """,
+    )
+
+
 READ_AS_IS = frozenset({"m005_database_id", "m006_answer_passthrough"})
 """Migrations a read-only opening can do without: what they add no query needs (a read-only
 opening never migrates; lacking any other migration it refuses, saying how to upgrade)."""
