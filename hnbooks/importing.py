@@ -248,7 +248,22 @@ def read_lines(path: Path | Source, progress: Progress | None) -> Iterator[tuple
     Progress is reported every `PROGRESS_STEP_BYTES` (and at the end), not per line: a progress
     bar's update costs more than reading a short line."""
     source = as_source(path)
-    path = source.path
+    for number, raw in bounded_raw_lines(source, progress):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ImportFault(
+                str(source.path), number, f"not valid UTF-8 (byte {error.start} of the line)"
+            ) from None
+        if number == 1:
+            line = line.lstrip("\ufeff")
+        if line and not line.isspace():
+            yield number, line.rstrip("\r\n")
+
+
+def bounded_raw_lines(source: Source, progress: Progress | None) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes) of each line; a line over `MAX_LINE_BYTES` is a fault naming it.
+    Progress is reported every `PROGRESS_STEP_BYTES` and once at the end."""
     unreported = 0
     try:
         for number, raw in enumerate(source.raw_lines(), start=1):
@@ -258,20 +273,12 @@ def read_lines(path: Path | Source, progress: Progress | None) -> Iterator[tuple
                 unreported = 0
             if len(raw) > MAX_LINE_BYTES:
                 raise ImportFault(
-                    str(path),
+                    str(source.path),
                     number,
-                    f"line is {len(raw) / 1e6:.1f} MB, over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
+                    # Not its size: a long line is cut while reading, so only the limit is known.
+                    f"line is over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
                 )
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ImportFault(
-                    str(path), number, f"not valid UTF-8 (byte {error.start} of the line)"
-                ) from None
-            if number == 1:
-                line = line.lstrip("\ufeff")
-            if line and not line.isspace():
-                yield number, line.rstrip("\r\n")
+            yield number, raw
     finally:
         if progress and unreported:
             progress(unreported)
@@ -665,19 +672,8 @@ def table_text_lines(source: Source, progress: Progress | None) -> Iterator[str]
     """The file's text as the csv module reads it (`newline=""`: lines end at "\n", "\r\n" or a
     lone "\r", endings kept), decoded line by line; bad bytes are a fault naming their line."""
     path = source.path
-    unreported = 0
     try:
-        for number, raw in enumerate(source.raw_lines(), start=1):
-            unreported += len(raw)
-            if progress and unreported >= PROGRESS_STEP_BYTES:
-                progress(unreported)
-                unreported = 0
-            if len(raw) > MAX_LINE_BYTES:
-                raise ImportFault(
-                    str(path),
-                    number,
-                    f"line is over the {MAX_LINE_BYTES / 1e6:.0f} MB limit",
-                )
+        for number, raw in bounded_raw_lines(source, progress):
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
@@ -688,9 +684,6 @@ def table_text_lines(source: Source, progress: Progress | None) -> Iterator[str]
                 yield line
     except OSError as error:
         raise ImportFault(str(path), None, f"cannot read: {error.strerror}") from None
-    finally:
-        if progress and unreported:
-            progress(unreported)
 
 
 def read_parquet_rows(
