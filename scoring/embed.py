@@ -110,6 +110,31 @@ class Plan:
     invalid: int
 
 
+@dataclass(frozen=True)
+class EmbeddingPass:
+    """An embedding pass as it starts, whichever engine runs it: the plan, and what it leaves as is."""
+
+    plan: Plan
+    already_cached: int
+    checked_through: int
+    """The newest stored id when the pass began: every id up to it is checked once the pass ends."""
+    rebuilt: str | None
+    """Why the cache was emptied for this database first (None: it was not)."""
+
+    def mark_checked(self, cache: EmbeddingCache) -> None:
+        """Record that every id up to `checked_through` was compared (and embedded where needed)."""
+        cache.verified_through = max(cache.verified_through, self.checked_through)
+
+
+def begin_pass(store: TextStore, cache: EmbeddingCache) -> EmbeddingPass:
+    """Bind the cache to this database and plan what the store holds that the cache lacks."""
+    rebuilt = cache.bind(store.database_id())
+    checked_through = store.max_item_id()
+    stored_items = store.item_count()
+    plan = plan_embedding(store, cache)
+    return EmbeddingPass(plan, max(stored_items - int(plan.ids.size), 0), checked_through, rebuilt)
+
+
 def plan_embedding(store: TextStore, cache: EmbeddingCache, chunk: int = 65536) -> Plan:
     """Compare the cache with the store, `chunk` items at a time.
 
@@ -171,16 +196,18 @@ def embed_missing(
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
     started = time.perf_counter()
-    rebuilt = cache.bind(store.database_id())
-    checked_through = store.max_item_id()
-    stored_items = store.item_count()
-    plan = plan_embedding(store, cache)
+    embedding = begin_pass(store, cache)
+    plan = embedding.plan
     total = int(plan.ids.size)
-    already_cached = max(stored_items - total, 0)
     if total == 0:
-        cache.verified_through = max(cache.verified_through, checked_through)
+        embedding.mark_checked(cache)
         return EmbedReport(
-            0, already_cached, time.perf_counter() - started, 0.0, 0.0, rebuilt=rebuilt
+            0,
+            embedding.already_cached,
+            time.perf_counter() - started,
+            0.0,
+            0.0,
+            rebuilt=embedding.rebuilt,
         )
 
     cache.reserve(int(plan.ids[-1]) + 1)
@@ -230,15 +257,15 @@ def embed_missing(
     if pending_ids:
         embed_pending()
     cache.flush()
-    cache.verified_through = max(cache.verified_through, checked_through)
+    embedding.mark_checked(cache)
     seconds = time.perf_counter() - started
     return EmbedReport(
         embedded=done - left_out,
-        already_cached=already_cached,
+        already_cached=embedding.already_cached,
         seconds=seconds,
         texts_per_s=done / seconds if seconds > 0 else 0.0,
         pad_waste=padded_slots / token_slots if token_slots else 0.0,
-        rebuilt=rebuilt,
+        rebuilt=embedding.rebuilt,
         mismatched=plan.mismatched,
         invalid=plan.invalid,
         unusable_output=left_out,

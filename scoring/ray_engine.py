@@ -35,7 +35,7 @@ from hnbooks.scoring.embed import (
     EmbedReport,
     Plan,
     TextStore,
-    plan_embedding,
+    begin_pass,
     usable,
 )
 
@@ -427,27 +427,24 @@ def embed_missing_on_ray(
     workers when everything is cached already.
     """
     started = time.perf_counter()
-    rebuilt = cache.bind(store.database_id())
-    checked_through = store.max_item_id()
-    stored_items = store.item_count()
-    plan = plan_embedding(store, cache)
+    embedding = begin_pass(store, cache)
+    plan = embedding.plan
     total = int(plan.ids.size)
-    already_cached = max(stored_items - total, 0)
     folder = shard_folder(cache)
     shards = cut_shards(plan, shard_size)
     if folder.exists():
         remove_stale_files(folder, shards)
     if not shards:
-        cache.verified_through = max(cache.verified_through, checked_through)
+        embedding.mark_checked(cache)
         if folder.exists():
             folder.rmdir()
         return RayEmbedReport(
             0,
-            already_cached,
+            embedding.already_cached,
             time.perf_counter() - started,
             0.0,
             0.0,
-            rebuilt=rebuilt,
+            rebuilt=embedding.rebuilt,
             workers=cluster.workers.count,
         )
     folder.mkdir(parents=True, exist_ok=True)
@@ -472,18 +469,18 @@ def embed_missing_on_ray(
         on_shard=on_shard,
     )
     left_out = load_shards(cache, shards, folder)
-    cache.verified_through = max(cache.verified_through, checked_through)
+    embedding.mark_checked(cache)
     for shard in shards:
         shard.vectors_path(folder).unlink(missing_ok=True)
     folder.rmdir()
     seconds = time.perf_counter() - started
     return RayEmbedReport(
         embedded=total - left_out,
-        already_cached=already_cached,
+        already_cached=embedding.already_cached,
         seconds=seconds,
         texts_per_s=total / seconds if seconds > 0 else 0.0,
         pad_waste=0.0,
-        rebuilt=rebuilt,
+        rebuilt=embedding.rebuilt,
         mismatched=plan.mismatched,
         invalid=plan.invalid,
         unusable_output=left_out,
