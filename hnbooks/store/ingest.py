@@ -12,12 +12,9 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
-import mmh3
-
-from hnbooks.prodigy import input_hash as prodigy_input_hash
+from hnbooks.prodigy import text_input_hash
 from hnbooks.store.answers import insert_answer
 from hnbooks.store.records import IncomingItem, NewAnswer, Span, finite_json, spans_to_json
 
@@ -99,7 +96,7 @@ def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str
         input_hash = (
             incoming.input_hash
             if incoming.input_hash is not None
-            else prodigy_input_hash({"text": incoming.text})
+            else text_input_hash(incoming.text)
         )
         cursor = conn.execute(
             "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
@@ -168,12 +165,6 @@ def write_answers(
         insert_answer(conn, item_id, answer, default_label=None)
         added += 1
     return added, present
-
-
-def text_input_hash(text: str) -> int:
-    """`prodigy.input_hash({"text": text})` in one step: Prodigy hashes `text=` and the text as
-    compact JSON, which for a string is `encode_basestring_ascii` (tested to agree)."""
-    return int(mmh3.hash(("text=" + encode_basestring_ascii(text)).encode("utf-8"), 0, signed=True))
 
 
 META_ENCODER = json.JSONEncoder(allow_nan=False)

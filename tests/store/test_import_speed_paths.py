@@ -18,8 +18,8 @@ import pytest
 from hnbooks.hn_html import BLANK_LINES, CommentTextParser, clean_comment_html
 from hnbooks.importing import MAX_LINE_BYTES, ImportFault, Source, import_file, table_text_lines
 from hnbooks.prodigy import input_hash as prodigy_input_hash
+from hnbooks.prodigy import text_input_hash
 from hnbooks.store.db import Store
-from hnbooks.store.ingest import text_input_hash
 from hnbooks.store.records import IncomingItem
 from tests.helpers import write_jsonl
 
