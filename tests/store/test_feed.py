@@ -208,17 +208,19 @@ def test_an_undo_claims_its_item_back_for_the_undoing_session(
 def test_progress_is_read_from_the_answers_and_survives_a_restart(
     first: Store, db_path: Path, ids: list[int]
 ) -> None:
-    now = time.time()
-    day_start = local_day_start(now)
+    # At least an hour into the local day, so the answers made "30 minutes ago" fall today at any
+    # time of day the test runs; every answer says when it was made, relative to that `now`.
+    day_start = local_day_start(time.time())
+    now = max(time.time(), day_start + 3600)
     yesterday = day_start - 3600
     first.record_answer(ids[0], NewAnswer("ann", "accept", created_at=yesterday))
     first.record_answer(ids[1], NewAnswer("ann", "reject", created_at=now - 1800))
     first.record_answer(ids[2], NewAnswer("ann", "accept", created_at=now - 60))
-    first.record_answer(ids[3], NewAnswer("bob", "accept"))
-    first.record_answer(ids[4], NewAnswer("ann", "ignore"))
+    first.record_answer(ids[3], NewAnswer("bob", "accept", created_at=now))
+    first.record_answer(ids[4], NewAnswer("ann", "ignore", created_at=now))
     assert first.undo_last("ann") is not None
     # A span answer accepted without spans says the item holds no title: not a positive.
-    first.record_answer(ids[5], NewAnswer("ann", "accept", view_id="ner_manual"))
+    first.record_answer(ids[5], NewAnswer("ann", "accept", view_id="ner_manual", created_at=now))
 
     progress = first.annotator_progress("ann", day_start=day_start, now=now)
     assert (progress.answers, progress.today, progress.positives) == (4, 3, 2)
