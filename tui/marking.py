@@ -128,3 +128,37 @@ class SpanMarker:
         self.anchor = None
         self.candidate_index = None
         self.cursor = None
+
+
+HINT_LETTERS = "asdfghjklqwertyuiopzxcvbnm"
+"""Jump-mode hint letters, home row first: the nearest targets get the easiest keys."""
+
+
+def jump_hints(count: int, letters: str = HINT_LETTERS) -> list[str]:
+    """Hint labels for `count` jump targets, in target order: prefix-free (typing one label never
+    starts another) and shortest first, so the first targets take one key and the rest two (three
+    beyond `len(letters)` squared).
+
+    Jump marking uses it twice: once over every word for the span's start, then over the words from
+    the start onward for its end, so a short title's end usually takes one key."""
+    if count <= 0:
+        return []
+    base = len(letters)
+    if count <= base:
+        return list(letters[:count])
+    # k letters stay single; each of the other base - k letters prefixes a block of longer labels.
+    prefixes = base
+    singles = 0
+    for singles in range(base - 1, -1, -1):
+        prefixes = base - singles
+        if singles + prefixes * base >= count:
+            break
+    else:
+        singles, prefixes = 0, base
+    rest = count - singles
+    per_prefix = -(-rest // prefixes)
+    labels = list(letters[:singles])
+    for prefix in letters[singles : singles + prefixes]:
+        take = min(per_prefix, count - len(labels))
+        labels.extend(prefix + tail for tail in jump_hints(take, letters))
+    return labels[:count]
