@@ -11,6 +11,7 @@ reading, JSON, HTML cleaning and dedup; the baseline's does not.
 
     .venv/bin/python bench/import.py                  # 100k lines
     .venv/bin/python bench/import.py --lines 1000000  # 1M lines
+    .venv/bin/python bench/import.py --parse-workers 0  # all parsing in this process
 
 The last line of output is one JSON object: items, items_per_s, baseline_items_per_s,
 ratio_vs_sqlite_utils, seconds of each side.
@@ -29,7 +30,7 @@ from pathlib import Path
 import sqlite_utils
 
 from hnbooks.hn_html import clean_comment_html
-from hnbooks.importing import import_file
+from hnbooks.importing import default_parse_workers, import_file
 from hnbooks.store.db import Store
 
 WORDS = (
@@ -70,11 +71,12 @@ def write_lines(path: Path, lines: int, seed: int = 7) -> None:
             handle.write(json.dumps(synthetic_comment(rng, 10_000_000 + n)) + "\n")
 
 
-def run_hnbooks(source: Path, db_path: Path) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds of this process, items) of `import_file` into a new database."""
+def run_hnbooks(source: Path, db_path: Path, parse_workers: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, items) of `import_file` into a new database,
+    with `parse_workers` parser processes (`hnbooks import` gives `default_parse_workers()`)."""
     started, started_cpu = time.perf_counter(), time.process_time()
     with Store(db_path) as store:
-        summary = import_file(store, source)
+        summary = import_file(store, source, parse_workers=parse_workers)
     return time.perf_counter() - started, time.process_time() - started_cpu, summary.new_items
 
 
@@ -113,20 +115,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, default=100_000, help="JSONL lines (default 100000)")
     parser.add_argument("--skip-baseline", action="store_true", help="time hnbooks only")
+    parser.add_argument(
+        "--parse-workers",
+        type=int,
+        default=default_parse_workers(),
+        help="parser processes (default: what `hnbooks import` uses on this machine)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         source = root / "comments.jsonl"
         write_lines(source, args.lines)
-        hn_s, hn_cpu_s, hn_items = run_hnbooks(source, root / "hnbooks.db")
+        hn_s, hn_cpu_s, hn_items = run_hnbooks(source, root / "hnbooks.db", args.parse_workers)
         print(f"hnbooks import: {hn_items} items in {hn_s:.2f} s = {hn_items / hn_s:,.0f} items/s")
         result: dict[str, object] = {
             "lines": args.lines,
             "items": hn_items,
             "seconds": round(hn_s, 3),
             "items_per_s": round(hn_items / hn_s, 1),
-            "cpu_seconds": round(hn_cpu_s, 3),
-            "items_per_cpu_s": round(hn_items / hn_cpu_s, 1),
+            "parse_workers": args.parse_workers,
+            "cpu_seconds_writer_process": round(hn_cpu_s, 3),
         }
         if not args.skip_baseline:
             base_s, base_parse_s, base_items = run_sqlite_utils(source, root / "baseline.db")

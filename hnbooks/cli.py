@@ -117,6 +117,14 @@ def cli() -> None:
     " [default: comment,story].",
 )
 @click.option(
+    "--parse-workers",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Processes parsing a large file of JSON lines while this one writes; 0 parses here"
+    " [default: one per CPU core but one, at most 4].",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -130,6 +138,7 @@ def import_command(
     text_field: str,
     annotator: str | None,
     item_types: frozenset[str] | None,
+    parse_workers: int | None,
     as_json: bool,
 ) -> None:
     """Import texts (and any answers they carry) from FILES; `-` reads stdin.
@@ -162,9 +171,10 @@ def import_command(
       hnbooks import notes.csv --text-field body --annotator alice
       prodigy db-out my_set | hnbooks import - --json
     """
-    from hnbooks.importing import STDIN_NAME, ImportFault, import_file
+    from hnbooks.importing import STDIN_NAME, ImportFault, default_parse_workers, import_file
 
     quiet = is_quiet()
+    workers = default_parse_workers() if parse_workers is None else parse_workers
     failures = 0
     results: list[dict[str, Any]] = []
     with open_store(db_path, create=True) as store:
@@ -188,6 +198,7 @@ def import_command(
                         annotator=annotator,
                         progress=advance,
                         types=item_types,
+                        parse_workers=workers,
                     )
                 except ImportFault as fault:
                     failures += 1

@@ -17,15 +17,17 @@ from __future__ import annotations
 import csv
 import json
 import math
+import multiprocessing
 import os
 import re
 import stat
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,7 +47,7 @@ from hnbooks.hn_dumps import (
 )
 from hnbooks.hn_html import clean_comment_html
 from hnbooks.store.db import Store, StoreError
-from hnbooks.store.ingest import ItemConflict, UnstorableRecord
+from hnbooks.store.ingest import ItemConflict, PreparedItem, UnstorableRecord, prepare_item
 from hnbooks.store.ingest import remap_spans as remap_spans  # re-exported for parsers' users
 from hnbooks.store.ingest import text_key as text_key
 from hnbooks.store.items import StagedImport
@@ -100,6 +102,7 @@ class ImportFault(Exception):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.line = line
+        self.message = message
 
 
 @dataclass
@@ -249,16 +252,24 @@ def read_lines(path: Path | Source, progress: Progress | None) -> Iterator[tuple
     bar's update costs more than reading a short line."""
     source = as_source(path)
     for number, raw in bounded_raw_lines(source, progress):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ImportFault(
-                str(source.path), number, f"not valid UTF-8 (byte {error.start} of the line)"
-            ) from None
-        if number == 1:
-            line = line.lstrip("\ufeff")
-        if line and not line.isspace():
-            yield number, line.rstrip("\r\n")
+        line = decode_line(source.path, number, raw)
+        if line is not None:
+            yield number, line
+
+
+def decode_line(path: Path, number: int, raw: bytes) -> str | None:
+    """Line `number` as text without its line end, None when blank; bad UTF-8 is a fault."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ImportFault(
+            str(path), number, f"not valid UTF-8 (byte {error.start} of the line)"
+        ) from None
+    if number == 1:
+        line = line.lstrip("\ufeff")
+    if line and not line.isspace():
+        return line.rstrip("\r\n")
+    return None
 
 
 def bounded_raw_lines(source: Source, progress: Progress | None) -> Iterator[tuple[int, bytes]]:
@@ -371,11 +382,10 @@ def parse_spans(path: Path, number: int, raw: Any, text: str) -> list[Span]:
 
 def parse_prodigy(
     path: Path | Source, annotator: str | None, progress: Progress | None
-) -> Iterator[ParsedRecord | Skipped]:
-    source = as_source(path)
-    for number, line in read_lines(source, progress):
-        record = parse_json_line(source.path, number, line)
-        yield prodigy_line(source.path, number, record, annotator)
+) -> Iterator[ParsedRecord | PreparedItem | Skipped]:
+    return json_file_records(
+        as_source(path), JsonLineReader("prodigy", annotator=annotator), progress
+    )
 
 
 def prodigy_line(
@@ -446,11 +456,10 @@ def task_passthrough(record: dict[str, Any]) -> dict[str, Any]:
 
 def parse_plain_jsonl(
     path: Path | Source, text_field: str, progress: Progress | None
-) -> Iterator[ParsedRecord | Skipped]:
-    source = as_source(path)
-    for number, line in read_lines(source, progress):
-        record = parse_json_line(source.path, number, line)
-        yield plain_line(source.path, number, record, text_field)
+) -> Iterator[ParsedRecord | PreparedItem | Skipped]:
+    return json_file_records(
+        as_source(path), JsonLineReader("jsonl", text_field=text_field), progress
+    )
 
 
 def plain_line(
@@ -544,10 +553,8 @@ def to_int_or_str(value: Any) -> int | str:
 
 def parse_hn_jsonl(
     path: Path | Source, progress: Progress | None, types: frozenset[str] | None = None
-) -> Iterator[ParsedRecord | Skipped]:
-    source = as_source(path)
-    for number, record in json_records(source, progress):
-        yield from hn_lines(source.path, number, record, types)
+) -> Iterator[ParsedRecord | PreparedItem | Skipped]:
+    return json_file_records(as_source(path), JsonLineReader("hn", types=types), progress)
 
 
 def hn_lines(
@@ -612,7 +619,8 @@ def parse_json_lines(
     progress: Progress | None,
     flavours: dict[str, None],
     types: frozenset[str] | None = None,
-) -> Iterator[ParsedRecord | Skipped]:
+    parse_workers: int = 0,
+) -> Iterator[ParsedRecord | PreparedItem | Skipped]:
     """JSON lines of any flavour, each line read as what it is: files get concatenated, exports
     mixed with plain texts, so the first line cannot speak for the rest. A line that carries
     Prodigy's fields is a Prodigy task (its answer imported as an answer), one with Hacker News
@@ -620,22 +628,206 @@ def parse_json_lines(
     HN item too (a deleted one has only id, type and time). A JSON array or pretty-printed
     objects are read the same way, record by record. The flavours met are added to `flavours`
     in order."""
-    source = as_source(path)
-    path = source.path
-    base: str | None = None
-    for number, record in json_records(source, progress):
-        flavour = json_flavour(record)
-        if base is None:
-            base = flavour
-        if flavour == "jsonl" and base == "hn":
-            flavour = "hn"
-        flavours.setdefault(flavour)
+    reader = JsonLineReader("json", text_field=text_field, annotator=annotator, types=types)
+    return json_file_records(as_source(path), reader, progress, flavours, parse_workers)
+
+
+@dataclass(frozen=True)
+class JsonLineReader:
+    """How one JSON record of a file becomes records to store. Plain data, so that a parser
+    process can be handed one with a block of lines (`parse_json_block`)."""
+
+    fmt: str
+    """"json" (each record read as what it is, see `parse_json_lines`), "hn", "prodigy" or "jsonl"."""
+    text_field: str = "text"
+    annotator: str | None = None
+    types: frozenset[str] | None = None
+    first_flavour: str | None = None
+    """For "json": the flavour of the file's first record (set by whoever reads it)."""
+
+    def read(
+        self, path: Path, number: int, record: dict[str, Any]
+    ) -> tuple[str, list[ParsedRecord | Skipped]]:
+        """(the record's flavour, the records it becomes)."""
+        flavour = self.fmt
+        if flavour == "json":
+            flavour = json_flavour(record)
+            if flavour == "jsonl" and self.first_flavour == "hn":
+                flavour = "hn"
         if flavour == "prodigy":
-            yield prodigy_line(path, number, record, annotator)
-        elif flavour == "hn":
-            yield from hn_lines(path, number, record, types)
-        else:
-            yield plain_line(path, number, record, text_field)
+            return flavour, [prodigy_line(path, number, record, self.annotator)]
+        if flavour == "hn":
+            return flavour, list(hn_lines(path, number, record, self.types))
+        return flavour, [plain_line(path, number, record, self.text_field)]
+
+    def knows_first(self) -> bool:
+        """Whether every record can be read without the file's first (true but for "json")."""
+        return self.fmt != "json" or self.first_flavour is not None
+
+    def knowing_first(self, record: dict[str, Any]) -> JsonLineReader:
+        """This reader once the file's first record is `record`."""
+        if self.fmt != "json" or self.first_flavour is not None:
+            return self
+        return replace(self, first_flavour=json_flavour(record))
+
+
+def default_parse_workers() -> int:
+    """Parser processes for a large import: one per core but the writer's, at most four (the
+    writer keeps up with about that many)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(0, min(4, cores - 1))
+
+
+PARSE_BLOCK_LINES = 2000
+"""Lines a parser process is handed at a time: big enough that handing over costs little."""
+SERIAL_HEAD_LINES = 20_000
+"""Lines parsed in this process before parser processes start: a small file is done sooner than
+a process pool starts (~0.3 s)."""
+
+
+def json_file_records(
+    source: Source,
+    reader: JsonLineReader,
+    progress: Progress | None,
+    flavours: dict[str, None] | None = None,
+    parse_workers: int = 0,
+) -> Iterator[ParsedRecord | PreparedItem | Skipped]:
+    """The records of a file of JSON records (JSON lines, an array, pretty-printed objects), read
+    by `reader`; the flavours met are added to `flavours`. With `parse_workers`, JSON lines past
+    the first `SERIAL_HEAD_LINES` are parsed by that many processes (`parallel_json_records`)."""
+    path = source.path
+    met = {} if flavours is None else flavours
+    if json_layout(first_json_line(source)) != "lines":
+        for number, record in json_records(source, progress):
+            reader = reader.knowing_first(record)
+            flavour, records = reader.read(path, number, record)
+            met.setdefault(flavour)
+            yield from records
+        return
+    raw_lines = bounded_raw_lines(source, progress)
+    for number, raw in raw_lines:
+        line = decode_line(path, number, raw)
+        if line is not None:
+            record = parse_json_line(path, number, line)
+            reader = reader.knowing_first(record)
+            flavour, records = reader.read(path, number, record)
+            met.setdefault(flavour)
+            yield from records
+        if parse_workers > 0 and number >= SERIAL_HEAD_LINES and reader.knows_first():
+            yield from parallel_json_records(path, raw_lines, reader, met, parse_workers)
+            return
+
+
+@dataclass(frozen=True)
+class BlockFault:
+    """Why a parser process stopped in its block: the line and what is wrong with it."""
+
+    line: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class ParsedBlock:
+    """What a parser process made of a block of lines: the records, ready to write, up to the
+    first fault, the flavours met (in order), and the fault, if any."""
+
+    records: list[PreparedItem | Skipped]
+    flavours: list[str]
+    fault: BlockFault | None = None
+
+
+def parse_json_block(
+    path_name: str, first_number: int, lines: list[bytes], reader: JsonLineReader
+) -> ParsedBlock:
+    """Parse lines `first_number`... of a file with `reader` and prepare their rows (text key,
+    input hash, meta JSON), in a parser process; a fault ends the block."""
+    path = Path(path_name)
+    records: list[PreparedItem | Skipped] = []
+    flavours: dict[str, None] = {}
+    try:
+        for number, raw in enumerate(lines, start=first_number):
+            line = decode_line(path, number, raw)
+            if line is None:
+                continue
+            flavour, parsed = reader.read(path, number, parse_json_line(path, number, line))
+            flavours.setdefault(flavour)
+            for record in parsed:
+                records.append(record if isinstance(record, Skipped) else prepare_item(record))
+    except ImportFault as fault:
+        return ParsedBlock(records, list(flavours), BlockFault(fault.line, fault.message))
+    except UnstorableRecord as unstorable:
+        return ParsedBlock(records, list(flavours), BlockFault(unstorable.line, str(unstorable)))
+    return ParsedBlock(records, list(flavours))
+
+
+def parallel_json_records(
+    path: Path,
+    raw_lines: Iterator[tuple[int, bytes]],
+    reader: JsonLineReader,
+    flavours: dict[str, None],
+    parse_workers: int,
+) -> Iterator[PreparedItem | Skipped]:
+    """The records of `raw_lines` (numbered JSON lines), parsed by `parse_workers` processes in
+    blocks and given back in file order; a bounded number of blocks is in flight, so memory stays
+    flat. A fault is raised where the file order meets it: a line too long to read waits
+    for the blocks before it, whose own faults come first.
+
+    Processes rather than threads: parsing (JSON, HTML, hashing) holds the GIL, and on a machine
+    of N cores N - 1 parsers keep the writer, which mostly waits on SQLite, busy."""
+    # Two blocks per parser, plus two write chunks' worth: the writer takes a chunk at a time, and
+    # the parsers must not run dry while it writes one.
+    in_flight_limit = 2 * parse_workers + 2 * -(-IMPORT_CHUNK_RECORDS // PARSE_BLOCK_LINES)
+    context = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(parse_workers, mp_context=context)
+    pending: deque[Future[ParsedBlock]] = deque()
+
+    def handed_back(block: Future[ParsedBlock]) -> Iterator[PreparedItem | Skipped]:
+        try:
+            parsed = block.result()
+        except BrokenProcessPool:
+            raise ImportFault(str(path), None, "a parser process died (out of memory?)") from None
+        for flavour in parsed.flavours:
+            flavours.setdefault(flavour)
+        yield from parsed.records
+        if parsed.fault is not None:
+            raise ImportFault(str(path), parsed.fault.line, parsed.fault.message)
+
+    try:
+        try:
+            for first_number, lines in numbered_blocks(raw_lines, PARSE_BLOCK_LINES):
+                pending.append(
+                    pool.submit(parse_json_block, str(path), first_number, lines, reader)
+                )
+                if len(pending) >= in_flight_limit:
+                    yield from handed_back(pending.popleft())
+        except ImportFault:
+            while pending:
+                yield from handed_back(pending.popleft())
+            raise
+        while pending:
+            yield from handed_back(pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def numbered_blocks(
+    raw_lines: Iterator[tuple[int, bytes]], size: int
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(first line number, up to `size` consecutive lines) of numbered lines."""
+    first = 0
+    block: list[bytes] = []
+    for number, raw in raw_lines:
+        if not block:
+            first = number
+        block.append(raw)
+        if len(block) >= size:
+            yield first, block
+            block = []
+    if block:
+        yield first, block
 
 
 def json_flavour(record: dict[str, Any]) -> str:
@@ -808,10 +1000,15 @@ def import_file(
     progress: Progress | None = None,
     types: frozenset[str] | None = None,
     chunk_records: int = 0,
+    parse_workers: int = 0,
 ) -> ImportSummary:
     """Import one file (`-`: stdin), all or nothing; raise ImportFault (and show nothing) on bad
     input. Labels its answers name (a task's label, span labels) are registered too.
     `types`: the Hacker News item types kept (default `hn_dumps.DEFAULT_TYPES`).
+    `parse_workers`: processes that parse a large file of JSON lines (`hnbooks import` gives
+    `default_parse_workers()`); 0, the default, parses in this process. They are started with
+    multiprocessing's forkserver, so a script that asks for them needs the
+    `if __name__ == "__main__":` guard.
 
     The file is written `chunk_records` records (default `IMPORT_CHUNK_RECORDS`) per write
     transaction, so an annotator's answer meanwhile waits for one chunk at most; the items stay
@@ -831,7 +1028,15 @@ def import_file(
         else:
             resolved = detect_format(source.path)
         return import_source(
-            store, source, resolved, text_field, annotator, progress, types, chunk_records
+            store,
+            source,
+            resolved,
+            text_field,
+            annotator,
+            progress,
+            types,
+            chunk_records,
+            parse_workers,
         )
     raise AssertionError("unreachable")  # ExitStack swallows no exception
 
@@ -845,6 +1050,7 @@ def import_source(
     progress: Progress | None,
     types: frozenset[str] | None = None,
     chunk_records: int = 0,
+    parse_workers: int = 0,
 ) -> ImportSummary:
     chunk_records = chunk_records or IMPORT_CHUNK_RECORDS
     path = source.path
@@ -852,17 +1058,16 @@ def import_source(
     flavours: dict[str, None] = {}
     if resolved == "hn" and suffix in (".csv", ".tsv", ".parquet"):
         table_fmt = "parquet" if suffix == ".parquet" else suffix[1:]
-        records: Iterator[ParsedRecord | Skipped] = parse_table(
+        records: Iterator[ParsedRecord | PreparedItem | Skipped] = parse_table(
             source, table_fmt, text_field, True, progress, types
         )
     elif resolved == "json":
-        records = parse_json_lines(source, text_field, annotator, progress, flavours, types)
-    elif resolved == "hn":
-        records = parse_hn_jsonl(source, progress, types)
-    elif resolved == "prodigy":
-        records = parse_prodigy(source, annotator, progress)
-    elif resolved == "jsonl":
-        records = parse_plain_jsonl(source, text_field, progress)
+        records = parse_json_lines(
+            source, text_field, annotator, progress, flavours, types, parse_workers
+        )
+    elif resolved in ("hn", "prodigy", "jsonl"):
+        reader = JsonLineReader(resolved, text_field=text_field, annotator=annotator, types=types)
+        records = json_file_records(source, reader, progress, None, parse_workers)
     elif resolved in ("csv", "tsv", "parquet"):
         records = parse_table(source, resolved, text_field, False, progress)
     else:
@@ -872,7 +1077,7 @@ def import_source(
     try:
         with store.staging_import(path.name) as staged:
             with ChunkWriter(staged, path, summary) as writer:
-                chunk: list[ParsedRecord] = []
+                chunk: list[ParsedRecord | PreparedItem] = []
                 for record in records:
                     if isinstance(record, Skipped):
                         summary.skipped[record.reason.split(" (")[0]] += 1
@@ -905,7 +1110,9 @@ def import_source(
     return summary
 
 
-def write_chunk(staged: StagedImport, chunk: list[ParsedRecord], path: Path) -> tuple[int, int]:
+def write_chunk(
+    staged: StagedImport, chunk: list[ParsedRecord | PreparedItem], path: Path
+) -> tuple[int, int]:
     """Write one chunk of a file's records (one short write transaction); (new, merged)."""
     try:
         outcomes = staged.write(chunk)
@@ -935,7 +1142,7 @@ class ChunkWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
         self._in_flight: Future[tuple[int, int]] | None = None
 
-    def write(self, chunk: list[ParsedRecord]) -> None:
+    def write(self, chunk: list[ParsedRecord | PreparedItem]) -> None:
         """Hand `chunk` over once the one before it is written (raising that one's fault)."""
         self._collect()
         if chunk:

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from hnbooks.prodigy import text_input_hash
 from hnbooks.store.answers import insert_answer
@@ -80,43 +80,15 @@ def remap_passthrough(
 
 
 def write_incoming(conn: sqlite3.Connection, incoming: IncomingItem, source: str) -> IngestOutcome:
-    """Store one incoming item (or find the stored text it duplicates) and its new answers."""
-    key = text_key(incoming.text)
-    existing = conn.execute("SELECT id, text FROM items WHERE text_key = ?", (key,)).fetchone()
-    if existing is not None:
-        item_id, stored_text = int(existing["id"]), str(existing["text"])
-        new_item = False
-    else:
-        external_id = incoming.external_id or f"t:{key[:20]}"
-        clash = conn.execute("SELECT 1 FROM items WHERE external_id = ?", (external_id,)).fetchone()
-        if clash is not None:
-            raise ItemConflict(f"id {external_id} is already stored with a different text")
-        # An imported hash is kept as it is; a new text gets Prodigy's hash of {"text": ...}, as
-        # Prodigy would give it. Items stored earlier keep the hash they were stored with.
-        input_hash = (
-            incoming.input_hash
-            if incoming.input_hash is not None
-            else text_input_hash(incoming.text)
-        )
-        cursor = conn.execute(
-            "INSERT INTO items (external_id, text, meta, input_hash, text_key, source, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                external_id,
-                incoming.text,
-                finite_json(incoming.meta),
-                input_hash,
-                key,
-                source,
-                time.time(),
-            ),
-        )
-        item_id, stored_text = int(cursor.lastrowid or 0), incoming.text
-        new_item = True
+    """Store one incoming item (or find the stored text it duplicates) and its new answers: a
+    chunk of one (`write_chunk`), so one item and a file's worth are written the same way."""
+    (outcome,) = write_chunk(conn, [incoming], source, import_id=None)
     added, present = write_answers(
-        conn, item_id, remapped_answers(incoming.answers, incoming.text, stored_text)
+        conn,
+        outcome.item_id,
+        remapped_answers(incoming.answers, incoming.text, outcome.stored_text),
     )
-    return IngestOutcome(item_id, new_item, added, present)
+    return IngestOutcome(outcome.item_id, outcome.new_item, added, present)
 
 
 def remapped_answers(answers: Sequence[NewAnswer], from_text: str, to_text: str) -> list[NewAnswer]:
@@ -179,6 +151,39 @@ def meta_json(meta: Mapping[str, Any]) -> str:
         return finite_json(meta)
 
 
+class PreparedItem(NamedTuple):
+    """An incoming item with the values its row needs computed: its text key, input hash and meta
+    as JSON. Made where the item is parsed (a parser process during a large import, see
+    `hnbooks.importing`), so the writer only looks up duplicates and inserts. A named tuple: a
+    parser process hands back thousands a second, and a tuple pickles ~5x faster than a
+    dataclass."""
+
+    line: int
+    text: str
+    external_id: str | None
+    answers: Sequence[NewAnswer]
+    text_key: str
+    input_hash: int
+    meta_json: str
+
+
+def prepare_item(item: IncomingItem) -> PreparedItem:
+    """`item` with its row's computed values; `UnstorableRecord` for a text SQLite cannot store
+    (a lone surrogate) or an input hash beyond 64 bits."""
+    try:
+        key = text_key(item.text)
+        # An imported hash is kept as it is; a new text gets Prodigy's hash of {"text": ...}, as
+        # Prodigy would give it. Items stored earlier keep the hash they were stored with.
+        input_hash = item.input_hash if item.input_hash is not None else text_input_hash(item.text)
+    except UnicodeEncodeError as error:  # a lone surrogate
+        raise UnstorableRecord(item.line, error) from None
+    if not -(2**63) <= input_hash < 2**63:
+        raise UnstorableRecord(item.line, OverflowError("input hash beyond 64 bits"))
+    return PreparedItem(
+        item.line, item.text, item.external_id, item.answers, key, input_hash, meta_json(item.meta)
+    )
+
+
 @dataclass(frozen=True)
 class ChunkOutcome:
     """Where one incoming item of a chunk went: its item id, whether the text was new, and the
@@ -223,35 +228,32 @@ def insert_item_rows(
 
 def write_chunk(
     conn: sqlite3.Connection,
-    records: Sequence[IncomingItem],
+    records: Sequence[IncomingItem | PreparedItem],
     source: str,
     import_id: int | None,
 ) -> list[ChunkOutcome]:
-    """Store a chunk of incoming items, merging duplicates as `write_incoming` does one by one;
-    answers are left to the caller (`write_answers`). Rows of an import (`import_id`) are
-    written with their import's id and indexed for search here, a chunk per statement.
+    """Store a chunk of incoming items (prepared or not), merging duplicates; answers are left to
+    the caller (`write_answers`). Rows of an import (`import_id`) are written with their
+    import's id and indexed for search here, a chunk per statement.
 
     Duplicates are found with one query for the chunk's text keys and one for its new external
     ids, and within the chunk in Python; ids are given in order from the largest stored (the
     caller's write transaction holds the lock). A conflict raises `ItemConflict`, a value SQLite
     cannot store `UnstorableRecord`, each naming the record's line (the caller rolls back)."""
-    keys = []
-    for record in records:
-        try:
-            keys.append(text_key(record.text))
-        except UnicodeEncodeError as error:  # a lone surrogate
-            raise UnstorableRecord(record.line, error) from None
+    prepared = [
+        record if isinstance(record, PreparedItem) else prepare_item(record) for record in records
+    ]
     stored: dict[str, tuple[int, str]] = {
         str(row[0]): (int(row[1]), str(row[2]))
         for row in conn.execute(
             "SELECT text_key, id, text FROM items WHERE text_key IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(dict.fromkeys(keys))),),
+            (json.dumps(list(dict.fromkeys(entry.text_key for entry in prepared))),),
         )
     }
     candidates = {
-        record.external_id or f"t:{key[:20]}": None
-        for record, key in zip(records, keys)
-        if key not in stored
+        entry.external_id or f"t:{entry.text_key[:20]}": None
+        for entry in prepared
+        if entry.text_key not in stored
     }
     taken_external_ids = {
         str(row[0])
@@ -264,7 +266,9 @@ def write_chunk(
     now = time.time()
     rows: list[tuple[Any, ...]] = []
     outcomes: list[ChunkOutcome] = []
-    for record, key in zip(records, keys):
+    new_records: list[PreparedItem] = []
+    for record in prepared:
+        key = record.text_key
         found = stored.get(key)
         if found is not None:
             outcomes.append(ChunkOutcome(found[0], False, found[1]))
@@ -274,25 +278,20 @@ def write_chunk(
             raise ItemConflict(
                 f"id {external_id} is already stored with a different text", line=record.line
             )
-        try:
-            input_hash = (
-                record.input_hash if record.input_hash is not None else text_input_hash(record.text)
-            )
-        except (UnicodeEncodeError, OverflowError) as error:
-            raise UnstorableRecord(record.line, error) from None
         rows.append(
             (
                 next_id,
                 external_id,
                 record.text,
-                meta_json(record.meta),
-                input_hash,
+                record.meta_json,
+                record.input_hash,
                 key,
                 source,
                 now,
                 import_id,
             )
         )
+        new_records.append(record)
         stored[key] = (next_id, record.text)
         taken_external_ids.add(external_id)
         outcomes.append(ChunkOutcome(next_id, True, record.text))
@@ -310,7 +309,6 @@ def write_chunk(
     except (UnicodeEncodeError, OverflowError):
         # Which record SQLite could not take: the first whose values fail to bind on their own
         # (binding is where these fail; the caller rolls back what the chunk wrote).
-        new_records = [record for record, outcome in zip(records, outcomes) if outcome.new_item]
         for row, record in zip(rows, new_records):
             try:
                 conn.execute("SELECT " + ", ".join("?" * len(row)), row)

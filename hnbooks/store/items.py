@@ -20,6 +20,7 @@ from hnbooks.store.connection import Connection, StoreError, process_is_gone
 from hnbooks.store.ingest import (
     ChunkOutcome,
     IngestOutcome,
+    PreparedItem,
     UnstorableRecord,
     remapped_answers,
     write_answers,
@@ -189,7 +190,7 @@ class StagedImport:
         """(line, item id, answers moved onto the stored text) of each record with answers."""
         self.published = False
 
-    def write(self, records: Sequence[IncomingItem]) -> list[ChunkOutcome]:
+    def write(self, records: Sequence[IncomingItem | PreparedItem]) -> list[ChunkOutcome]:
         """Store one chunk (merging duplicates) in one write transaction; its answers wait."""
         with self._store._transaction() as conn:
             outcomes = write_chunk(conn, records, self._source, self.import_id)
