@@ -45,6 +45,10 @@ def visible(alias: str = "items") -> str:
     )
 
 
+SEARCH_RANKED_MATCHES = 5000
+"""A keyword search ranks this many of its newest matches (or `limit`, if more): the best 50 of
+the last 5,000 texts that match, in the same time at any pool size."""
+
 HIDDEN_ITEM_IDS = (
     "SELECT id FROM items WHERE id >= (SELECT MIN(first_item_id) FROM imports_in_progress)"
     " AND import_id IN (SELECT id FROM imports_in_progress)"
@@ -439,10 +443,17 @@ class ItemQueries(Connection):
             match = fts_query(query)
             if not match:
                 return []
+            # Ranked among the newest `SEARCH_RANKED_MATCHES` matches, not all of them: ranking
+            # reads every match's term statistics, ~2 s for a common word in 10M texts, while
+            # matches in rowid order stop where the limit says (FTS5 walks its index backwards).
             rows = self._query(
-                "SELECT i.* FROM items_fts f JOIN items i ON i.id = f.rowid"
-                f" WHERE items_fts MATCH ? AND {visible('i')} ORDER BY f.rank LIMIT ?",
-                (match, limit),
+                "SELECT i.* FROM ("
+                "  SELECT f.rowid AS id, f.rank AS rank FROM items_fts f"
+                f"  JOIN items i ON i.id = f.rowid WHERE items_fts MATCH ? AND {visible('i')}"
+                "  ORDER BY f.rowid DESC LIMIT ?"
+                ") AS newest JOIN items i ON i.id = newest.id"
+                " ORDER BY newest.rank, newest.id DESC LIMIT ?",
+                (match, max(SEARCH_RANKED_MATCHES, limit), limit),
             )
             words = re.findall(r"\w+", query, flags=re.UNICODE)
             pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)

@@ -253,3 +253,27 @@ def test_backup_is_consistent_while_another_connection_writes(tmp_path: Path) ->
         conn.close()
     writer.close()
     store.close()
+
+
+def test_a_common_word_is_ranked_among_its_newest_matches(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranking every match of a word found in millions of texts takes seconds; the search ranks
+    the newest few thousand, so an old text that mentions the word most is left out."""
+    from hnbooks.store import items
+
+    monkeypatch.setattr(items, "SEARCH_RANKED_MATCHES", 10)
+    texts = ["dune dune dune dune, the oldest and most about it"]
+    texts += [
+        f"note {n}: {'dune dune' if n % 4 == 0 else 'dune'} and other words" for n in range(29)
+    ]
+    store, _ = store_with_texts(db_path, texts)
+    with store:
+        newest_ten = set(texts[-10:])
+        hits = [hit.item.text for hit in store.search("dune", limit=5)]
+        assert set(hits) <= newest_ten
+        # Among those, the texts that say it twice rank first.
+        assert all("dune dune" in text for text in hits[:2])
+        assert texts[0] not in hits
+        # A limit beyond the ranked window returns every match.
+        assert len(store.search("dune", limit=100)) == 30
