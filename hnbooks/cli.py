@@ -10,10 +10,10 @@ import contextlib
 import importlib
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from rich.table import Table
@@ -299,6 +299,94 @@ def export_command(db_path: str, output: str | None, fmt: str) -> None:
             )
 
 
+@cli.command("titles")
+@db_option()
+@click.option("--label", help="Only spans of this label (default: every label).")
+@json_option("One JSON array of titles instead of a table.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    help="Write every title in this format (to -o, or stdout); default with -o: by its extension.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    help="File for --format; - : stdout.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="The table's rows (default: all).")
+@quiet_option
+def titles_command(
+    db_path: str,
+    label: str | None,
+    as_json: bool,
+    fmt: str | None,
+    output: str | None,
+    limit: int | None,
+) -> None:
+    """The titles found: distinct spans marked in accepted answers, with counts and the items.
+
+    Spans equal up to case, surrounding quotes and punctuation and whitespace are one title;
+    the form marked most often is shown. Only answers in force count (undone or re-answered
+    ones do not) and only accepts (a reject's spans never). Each title has its label, the
+    items mentioning it (HN ids and links), how many spans were marked, and when the first and
+    last of those answers were given. Most items first.
+
+    \b
+    Examples:
+      hnbooks titles
+      hnbooks titles --label BOOK --json | jq '.[0]'
+      hnbooks titles -o titles.csv
+      hnbooks titles --format jsonl | head
+    """
+    from hnbooks.exporting import STDOUT_NAME, ExportTargetError, export_to_path
+    from hnbooks.titles import iso_time, titles_found, write_titles_csv, write_titles_jsonl
+
+    with open_store(db_path, readonly=True) as store:
+        found = titles_found(store, label)
+        if output is not None and fmt is None:
+            fmt = "csv" if output.lower().endswith((".csv", ".tsv")) else "jsonl"
+        if fmt is not None:
+            write = write_titles_csv if fmt == "csv" else write_titles_jsonl
+            if output is None or output == STDOUT_NAME:
+                try:
+                    write(found, sys.stdout)
+                    sys.stdout.flush()
+                except BrokenPipeError:
+                    # `| head` stopped reading: end quietly, as `hnbooks export` does.
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                    sys.exit(141)
+                return
+            try:
+                count = export_to_path(store, output, lambda _store, out: write(found, out))
+            except ExportTargetError as error:
+                fail(str(error))
+            if not is_quiet():
+                print_data(f"wrote {count} titles to {output}", stderr=True)
+            return
+    if as_json:
+        click.echo(inert_json([title.to_json() for title in found], indent=2))
+        return
+    table = Table(title=f"titles found: {len(found)}")
+    for column in ("title", "label", "items", "mentions", "first seen", "last seen"):
+        table.add_column(column)
+    table.add_column("HN id", no_wrap=True)
+    for title in found[:limit]:
+        first = title.items[0]
+        more = f" +{len(title.items) - 1}" if len(title.items) > 1 else ""
+        table.add_row(
+            data_text(title.title),
+            data_text(title.label),
+            str(len(title.items)),
+            str(title.mentions),
+            iso_time(title.first_seen)[:10],
+            iso_time(title.last_seen)[:10],
+            data_text((first.hn_id or first.external_id) + more),
+        )
+    out_console.print(table)
+
+
 @cli.command("backup")
 @click.argument("destination", type=click.Path(dir_okay=False))
 @db_option()
@@ -546,6 +634,99 @@ def seed_command(
     elif not is_quiet():
         print_data(
             f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})"
+        )
+
+
+@cli.command("suggest")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@db_option()
+@click.option("--label", help="Only this label's suggestions (default: every label).")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Suggest spans scored at least this (default: the span model's own, 0.3).",
+)
+@encoder_options
+@json_option("Each input line as JSON with its `suggestions` added, one line each.")
+def suggest_command(
+    file: Any,
+    db_path: str,
+    label: str | None,
+    threshold: float | None,
+    models_dir: str | None,
+    model: str | None,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Suggest spans for each JSON line of FILE that has a `text` (FILE `-`: stdin).
+
+    The suggestions come from the span model trained on the database's span answers, the one the
+    latest scoring round trained (trained here, and kept, if no round has); for a label with no
+    marked span yet they are the rules' candidates. Each has `start` and `end` (Python `str`
+    offsets, end exclusive, as stored spans), `label`, `score` (the model's calibrated
+    probability that it is a span you would mark) and `source` (`rule`: a rule proposed it too;
+    `model`: the model alone), best first.
+
+    \b
+    Examples:
+      hnbooks suggest comments.jsonl --db books.db
+      hnbooks suggest comments.jsonl --json | jq -c '.suggestions[] | [.text, .score]'
+      echo '{"text": "I loved Dune by Frank Herbert."}' | hnbooks suggest - --json
+    """
+    import json
+
+    from hnbooks.models.folder import ModelFolderError
+    from hnbooks.models.registry import DEFAULT_MODEL, export_command, model_dir
+    from hnbooks.scoring.encoder import Device, Encoder, EncoderError
+    from hnbooks.scoring.spans import SpanConfig, SpanSuggester
+
+    name = model or DEFAULT_MODEL
+    try:
+        encoder = Encoder(model_dir(name, models_dir), device=cast(Device, device))
+        suggester = SpanSuggester.of_encoder(encoder, SpanConfig())
+    except ModelFolderError as error:
+        fail(
+            f"the encoder {name} is not exported ({error.reason}); run `{export_command(name, models_dir)}`"
+        )
+    except (EncoderError, ValueError) as error:
+        fail(str(error))
+    texts: list[tuple[int, dict[str, Any]]] = []
+    skipped = 0
+    for number, line in enumerate(file, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            skipped += 1
+            continue
+        texts.append((number, record))
+    with open_store(db_path) as store:
+        span_model = suggester.load_or_train(store)
+    if label is not None:
+        span_model.labels = [name for name in span_model.labels if name == label] or [label]
+    if threshold is not None:
+        for label_model in span_model.models.values():
+            label_model.config = replace(label_model.config, show_threshold=threshold)
+    suggestions = span_model.suggest([record["text"] for _, record in texts], encoder.token_states)
+    for (number, record), found in zip(texts, suggestions, strict=True):
+        text = record["text"]
+        if as_json:
+            click.echo(inert_json({**record, "suggestions": [s.to_json(text) for s in found]}))
+            continue
+        print_data(f"line {number}: {len(found)} suggestion{'s' if len(found) != 1 else ''}")
+        for s in found:
+            print_data(
+                printable_line(
+                    f"  {s.start}-{s.end} {s.label} {s.score:.2f} {s.source}: {text[s.start : s.end]}"
+                )
+            )
+    if skipped:
+        print_data(
+            f"{skipped} line{'s' if skipped != 1 else ''} without a `text` skipped", stderr=True
         )
 
 

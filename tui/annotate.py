@@ -31,7 +31,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
-from hnbooks.store.records import AnswerValue, QueuedItem
+from hnbooks.store.records import AnswerValue, QueuedItem, Span
 from hnbooks.tui.base import SessionScreen
 from hnbooks.tui.context import AnnotationSession
 from hnbooks.tui.item_text import ItemText
@@ -48,28 +48,29 @@ from hnbooks.tui.messages import (
     WriteFailed,
 )
 from hnbooks.tui.queue import AnnotationQueue, FetchRequest, Step
-from hnbooks.tui.render import item_text, label_style, one_line
+from hnbooks.tui.render import label_style, one_line
 from hnbooks.tui.session import ShownItem, shown_from_queue
+from hnbooks.tui.span_editor import (
+    MARKING_ACTIONS,
+    SpanMarking,
+    find_input,
+    jump_line,
+    marked_text,
+    marking_bindings,
+    spans_line,
+)
 
 LABEL_KEYS = "123456789"
 # Actions about the item on screen: hidden from the footer (and inert) while the queue is empty.
-ITEM_ACTIONS = frozenset(
-    [
-        "answer",
-        "mark",
-        "candidate",
-        "move",
-        "extend",
-        "delete_span",
-        "clear_selection",
-        "toggle_context",
-    ]
-)
+ITEM_ACTIONS = frozenset(["answer", "toggle_context", *MARKING_ACTIONS])
 FOOTER_PALETTE_FROM = 100
 """Columns from which the footer names ctrl+p beside the keys."""
 HELP_NOTE = (
     "  Candidates are underlined; marked spans are filled in their label's colour.\n"
-    "  Accepting stores the marked spans with the answer.\n"
+    "  Accepting stores the marked spans with the answer, and the candidate picked with tab or\n"
+    "  the words selected (shift+arrows, f, ctrl+f, the mouse) even without ⏎.\n"
+    "  f: every word shows a hint; type the one at the span's start, then the one at its end.\n"
+    "  Mouse: drag selects words, a click on a candidate marks it, a double-click marks a word.\n"
     "  ctrl+p opens the command palette: every command by name, and the themes (remembered).\n"
     "  q and esc leave a sub-screen; q quits only from here.\n"
 )
@@ -100,7 +101,7 @@ def annotate_bindings(labels: Sequence[str]) -> list[BindingType]:
     ]
 
 
-class AnnotateScreen(SessionScreen):
+class AnnotateScreen(SpanMarking, SessionScreen):
     """Answer and mark the items of the published batches."""
 
     AUTO_FOCUS = None
@@ -110,23 +111,7 @@ class AnnotateScreen(SessionScreen):
         Binding("space", "answer('ignore')", "Ignore", id="ignore", key_display="space"),
         Binding("u", "undo", "Undo", id="undo"),
         Binding("backspace", "undo", "Undo", id="undo-backspace", show=False),
-        Binding("enter", "mark", "Mark", id="mark", key_display="⏎"),
-        Binding("tab", "candidate(1)", "Next candidate", id="next-candidate", show=False),
-        Binding(
-            "shift+tab", "candidate(-1)", "Previous candidate", id="previous-candidate", show=False
-        ),
-        Binding("left,h", "move(-1)", "Word left", id="word-left", show=False),
-        Binding("right,l", "move(1)", "Word right", id="word-right", show=False),
-        Binding(
-            "shift+left,H", "extend(-1)", "Extend selection left", id="extend-left", show=False
-        ),
-        Binding(
-            "shift+right,L", "extend(1)", "Extend selection right", id="extend-right", show=False
-        ),
-        Binding("d", "delete_span", "Delete span under cursor", id="delete-span", show=False),
-        Binding(
-            "escape", "clear_selection", "Clear the selection", id="clear-selection", show=False
-        ),
+        *marking_bindings(),
         *[
             Binding(key, f"choose_label({n})", f"Label {key}", id=f"label-{key}", show=False)
             for n, key in enumerate(LABEL_KEYS)
@@ -139,6 +124,7 @@ class AnnotateScreen(SessionScreen):
         Binding("slash", "search", "Search", id="search", key_display="/"),
         Binding("r", "review", "Review", id="review", show=False),
         Binding("s", "stats", "Stats", id="stats", show=False),
+        Binding("t", "titles", "Titles found", id="titles", show=False),
         Binding("n", "score_now", "Ask the scorer for a round now", id="score-now", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
     ]
@@ -173,6 +159,7 @@ class AnnotateScreen(SessionScreen):
             yield ItemText(id="item-text")
             yield Static(id="waiting")
         yield Static(id="marking")
+        yield find_input()
         yield Footer(show_command_palette=False)
 
     def on_resize(self) -> None:
@@ -388,13 +375,8 @@ class AnnotateScreen(SessionScreen):
         if self.shown is None or self.marker is None:
             text_widget.show_text(Text(), "")
             return
-        styled = item_text(
-            self.shown.display_text,
-            candidates=self.marker.candidates,
-            spans=self.marker.spans,
-            labels=self.session.labels,
-            selection=self.marker.selection(),
-        )
+        styled = marked_text(self.shown.display_text, self.marker, self.session.labels)
+        text_widget.pointer_enabled = self.marker.jump_stage is None
         text_widget.show_text(styled, self.shown.display_text)
 
     def render_why(self) -> None:
@@ -481,6 +463,9 @@ class AnnotateScreen(SessionScreen):
             return
         display = self.shown.display_text
         selection = marker.selection()
+        if marker.jump_stage is not None:
+            self.query_one("#marking", Static).update(jump_line(marker), layout=False)
+            return
         if marker.candidate_index is not None:
             start, end = marker.candidates[marker.candidate_index]
             line.append(f"candidate {marker.candidate_index + 1}/{len(marker.candidates)} ", "bold")
@@ -495,16 +480,8 @@ class AnnotateScreen(SessionScreen):
             line.append(f"{count} candidate{'s' if count > 1 else ''}", "#61afef")
             line.append(" · tab to pick · ←/→ words")
         else:
-            line.append("←/→ words · shift+←/→ extend · ⏎ mark", "dim")
-        if marker.spans:
-            line.append(" │ ")
-            for n, span in enumerate(marker.spans):
-                if n:
-                    line.append(" ")
-                line.append(
-                    one_line(display[span.start : span.end], 30),
-                    label_style(self.session.labels, span.label),
-                )
+            line.append("←/→ words · shift+←/→ extend · f jump · ⏎ mark", "dim")
+        spans_line(line, display, marker.spans, self.session.labels)
         self.query_one("#marking", Static).update(line, layout=False)
 
     def scroll_to_selection(self) -> None:
@@ -533,7 +510,14 @@ class AnnotateScreen(SessionScreen):
 
     def action_answer(self, answer: AnswerValue) -> None:
         """Answer the item on screen; the next one shows as soon as the answer is committed."""
-        spans = self.marker.spans if self.marker is not None else ()
+        marker = self.marker
+        if marker is None:
+            spans: Sequence[Span] = ()
+        elif answer == "accept":
+            # A picked candidate or a selection not yet marked is kept, never silently dropped.
+            spans = marker.spans_with_pending(self.current_label)
+        else:
+            spans = marker.spans
         self.apply(self.queue.press(answer, spans))
 
     def action_undo(self) -> None:
@@ -582,39 +566,11 @@ class AnnotateScreen(SessionScreen):
         self.render_marking()
         self.scroll_to_selection()
 
-    def action_move(self, step: int) -> None:
-        if self.marker is not None:
-            self.marker.move(step)
-            self.after_marking_change()
+    def marking_label(self) -> str:
+        return self.current_label
 
-    def action_extend(self, step: int) -> None:
-        if self.marker is not None:
-            self.marker.extend(step)
-            self.after_marking_change()
-
-    def action_candidate(self, step: int) -> None:
-        if self.marker is None:
-            return
-        if not self.marker.cycle_candidate(step):
-            self.notify("no candidates in this text: mark words with ←/→ and shift+←/→", timeout=2)
-        self.after_marking_change()
-
-    def action_mark(self) -> None:
-        if self.marker is None:
-            return
-        if self.marker.mark(self.current_label) is None:
-            self.notify("nothing selected: move with ←/→ or pick a candidate with tab", timeout=2)
-        self.after_marking_change()
-
-    def action_delete_span(self) -> None:
-        if self.marker is not None:
-            self.marker.delete_at_cursor()
-            self.after_marking_change()
-
-    def action_clear_selection(self) -> None:
-        if self.marker is not None:
-            self.marker.clear_selection()
-            self.after_marking_change()
+    def marking_text(self) -> str:
+        return self.shown.display_text if self.shown is not None else ""
 
     def action_choose_label(self, position: int) -> None:
         labels = self.session.labels
@@ -676,3 +632,6 @@ class AnnotateScreen(SessionScreen):
 
     def action_stats(self) -> None:
         self.app.push_screen("stats")
+
+    def action_titles(self) -> None:
+        self.app.push_screen("titles")

@@ -171,6 +171,7 @@ class AnnotateApp(App[None]):
             "search": self.make_search_screen,
             "review": self.make_review_screen,
             "stats": self.make_stats_screen,
+            "titles": self.make_titles_screen,
         }
 
     def get_driver_class(self) -> type[Driver]:
@@ -243,6 +244,9 @@ class AnnotateApp(App[None]):
             ("Search", "Search every text and answer hits (/)", "search"),
             ("Review", "Past answers, newest first; change one (r)", "review"),
             ("Stats", "How the scoring rounds went (s)", "stats"),
+            ("Titles", "The titles marked so far, and the items naming each (t)", "titles"),
+            ("Jump", "Mark by hints: type the one at the span's start, then its end (f)", "jump"),
+            ("Find in the text", "Move to a match as it is typed (ctrl+f)", "find"),
             ("Help", "Every key of every screen (?)", "help"),
             ("Request a batch", "Ask the scorer for a round now (n)", "score_now"),
             (
@@ -321,11 +325,18 @@ class AnnotateApp(App[None]):
 
         return StatsScreen(self)
 
+    def make_titles_screen(self) -> Screen[None]:
+        from hnbooks.tui.titles import TitlesScreen
+
+        return TitlesScreen(self)
+
     def make_help_screen(self) -> Screen[None]:
         from hnbooks.tui.help import HelpScreen, HelpSection
         from hnbooks.tui.review import ReviewScreen
         from hnbooks.tui.search import SearchScreen
+        from hnbooks.tui.span_editor import SpanEditScreen
         from hnbooks.tui.stats import StatsScreen
+        from hnbooks.tui.titles import TitlesScreen
 
         return HelpScreen(
             [
@@ -335,6 +346,11 @@ class AnnotateApp(App[None]):
                 HelpSection("Search  (/)", SearchScreen.BINDINGS),
                 HelpSection("Review  (r)", ReviewScreen.BINDINGS),
                 HelpSection("Stats  (s)", StatsScreen.BINDINGS),
+                HelpSection("Titles  (t)", TitlesScreen.BINDINGS),
+                HelpSection(
+                    "Mark spans  (e in review and search, ⏎ on a title's item)",
+                    SpanEditScreen.BINDINGS,
+                ),
             ]
         )
 

@@ -26,6 +26,9 @@ KEY_SYMBOLS = {
     "slash": "/",
     "left_square_bracket": "[",
     "right_square_bracket": "]",
+    "less_than_sign": "<",
+    "greater_than_sign": ">",
+    "apostrophe": "'",
     "pageup": "PgUp",
     "pagedown": "PgDn",
 }

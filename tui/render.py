@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 # rich's own line breaker, which Textual's Content uses to wrap: the same breaks, so the cursor's
 # row computed here is the row shown.
 from rich._wrap import divide_line
+from rich.cells import cell_len
 from rich.text import Text
 
 # Re-exported: the screens take `printable` from here with the rest of the rendering.
@@ -21,6 +22,8 @@ CANDIDATE_STYLE = "underline #61afef"
 ACTIVE_STYLE = "bold black on #98c379"
 CURSOR_STYLE = "reverse"
 MATCH_STYLE = "bold black on #e5c07b"
+HINT_STYLE = "bold black on #e06c75"
+HINT_TYPED_STYLE = "black on #5c6370"
 # One style per label, by the label's position in the database's label list.
 LABEL_STYLES = (
     "bold black on #e5c07b",
@@ -61,6 +64,27 @@ def item_text(
     if selection is not None:
         text.stylize(ACTIVE_STYLE, selection[0], selection[1])
     return text
+
+
+def with_jump_hints(
+    styled: Text,
+    targets: Iterable[tuple[tuple[int, int], str]],
+    typed: str = "",
+) -> Text:
+    """`styled` with each target word's hint label drawn over its first letters (a word shorter
+    than its label is covered whole, the label's rest inserted after it). Only labels starting
+    with `typed` show; their typed letters are dimmed. Jump mode only: offsets change."""
+    shown = styled.blank_copy()
+    position = 0
+    for (start, end), label in sorted(targets):
+        if start < position or not label.startswith(typed):
+            continue
+        shown.append_text(styled[position:start])
+        shown.append(label[: len(typed)], HINT_TYPED_STYLE)
+        shown.append(label[len(typed) :], HINT_STYLE)
+        position = min(end, start + len(label))
+    shown.append_text(styled[position:])
+    return shown
 
 
 def highlighted(
@@ -113,3 +137,28 @@ def wrapped_row(display_text: str, offset: int, width: int) -> int:
 def wrapped_row_count(display_text: str, width: int) -> int:
     """How many rows the text takes when wrapped to `width`."""
     return wrapped_row(display_text, len(display_text), width) + 1
+
+
+def offset_at(display_text: str, row: int, column: int, width: int) -> int:
+    """The offset of the character drawn at (`row`, `column`) when the text is wrapped to `width`
+    (the inverse of `wrapped_row`); a point past a row's end gives that row's last character, one
+    below the text its last character."""
+    if width <= 0 or not display_text:
+        return 0
+    current_row = 0
+    line_start = 0
+    for line in display_text.split("\n"):
+        starts = [0, *divide_line(line, width, fold=True)]
+        if row < current_row + len(starts):
+            part = max(0, row - current_row)
+            begin = starts[part]
+            finish = starts[part + 1] if part + 1 < len(starts) else len(line)
+            cells = 0
+            for index in range(begin, finish):
+                cells += cell_len(line[index])
+                if cells > column:
+                    return line_start + index
+            return line_start + max(begin, finish - 1) if finish > begin else line_start + begin
+        current_row += len(starts)
+        line_start += len(line) + 1
+    return max(0, len(display_text) - 1)

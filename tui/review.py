@@ -1,6 +1,7 @@
 """The `r` review screen: page through answers in force, filter them, change one.
 
 A change is a new answer row (by this annotator); the old row stays, so history and undo keep working.
+`e` opens the answer's spans in the span editor: what it keeps is a new accept with those spans.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from hnbooks.store.db import StoreError
-from hnbooks.store.records import AnswerValue, AnswerWithItem, NewAnswer
+from hnbooks.store.records import AnswerValue, AnswerWithItem, NewAnswer, Span
+from hnbooks.suggest import suggest_candidates, word_spans
 from hnbooks.tui.base import SessionScreen
 from hnbooks.tui.context import AnnotationSession
 from hnbooks.tui.messages import AnswerSaved, PageFailed, PageLoaded, ReviewFilters
 from hnbooks.tui.render import item_text, one_line, printable
 from hnbooks.tui.session import AnswerToWrite, client_key
+from hnbooks.tui.span_editor import SpanEditScreen
 
 PAGE_SIZE = 50
 ANSWER_FILTERS: tuple[str | None, ...] = (None, "accept", "reject", "ignore")
@@ -46,6 +49,7 @@ class ReviewScreen(SessionScreen):
         Binding("a", "change('accept')", "Accept", id="review-accept"),
         Binding("x", "change('reject')", "Reject", id="review-reject"),
         Binding("space", "change('ignore')", "Ignore", id="review-ignore", key_display="space"),
+        Binding("e", "edit_spans", "Edit spans", id="review-edit-spans"),
         # The filter line names f, w, t and g with their state: the footer leaves them out (80 columns).
         Binding("f", "cycle_answer", "Answer filter", id="review-answer-filter", show=False),
         Binding("w", "toggle_annotator", "Mine/all", id="review-annotator-filter", show=False),
@@ -194,6 +198,36 @@ class ReviewScreen(SessionScreen):
             item_text(printable(row.item.text), spans=row.answer.spans, labels=self.session.labels)
         )
 
+    def action_edit_spans(self) -> None:
+        """Mark the highlighted answer's spans again; kept, they are a new accept."""
+        row = self.selected()
+        if row is None:
+            return
+        text = row.item.text
+        labels = self.session.labels
+        label = next((span.label for span in row.answer.spans), row.answer.label or labels[0])
+
+        def keep(spans: tuple[Span, ...] | None) -> None:
+            if spans is None:
+                return
+            if spans == row.answer.spans and row.answer.answer == "accept":
+                self.notify("spans unchanged: nothing saved", timeout=2)
+                return
+            self.write_answer(row, "accept", spans)
+
+        self.app.push_screen(
+            SpanEditScreen(
+                f"answer {row.answer.id}",
+                printable(text),
+                word_spans(text),
+                [(c.start, c.end) for c in suggest_candidates(text)],
+                row.answer.spans,
+                labels,
+                label,
+            ),
+            keep,
+        )
+
     def action_change(self, answer: AnswerValue) -> None:
         row = self.selected()
         if row is None:
@@ -202,6 +236,13 @@ class ReviewScreen(SessionScreen):
         if old.answer == answer and old.annotator == self.session.annotator:
             self.notify(f"already {answer}", timeout=2)
             return
+        self.write_answer(row, answer, old.spans if answer == "accept" else ())
+
+    def write_answer(
+        self, row: AnswerWithItem, answer: AnswerValue, spans: tuple[Span, ...]
+    ) -> None:
+        """A new answer row by this annotator, as `row`'s was served (label, view, batch)."""
+        old = row.answer
         self.session.submit_write(
             AnswerToWrite(
                 old.item_id,
@@ -209,7 +250,7 @@ class ReviewScreen(SessionScreen):
                     annotator=self.session.annotator,
                     answer=answer,
                     label=old.label,
-                    spans=old.spans if answer == "accept" else (),
+                    spans=spans,
                     view_id=old.view_id,
                     batch_id=old.batch_id,
                     strategy=old.strategy,

@@ -1,7 +1,9 @@
 """The `/` search screen: keyword (FTS5) or regex search over every text, answered in place.
 
 This is the cold-start channel: before the scorer has a single positive, searching "novel by" or
-"goodreads.com" finds the first ones. Answers given here carry the strategy "search".
+"goodreads.com" finds the first ones. Answers given here carry the strategy "search". `e` marks
+spans on the highlighted hit (the span editor) and accepts it with them; `u` takes back the latest
+answer, as on the annotate screen.
 """
 
 from __future__ import annotations
@@ -19,12 +21,20 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from hnbooks.store.db import StoreError
-from hnbooks.store.records import AnswerValue, NewAnswer, SearchHit
+from hnbooks.store.records import AnswerValue, NewAnswer, SearchHit, Span
+from hnbooks.suggest import suggest_candidates, word_spans
 from hnbooks.tui.base import SessionScreen
 from hnbooks.tui.context import AnnotationSession
-from hnbooks.tui.messages import AnswerSaved, SearchFailed, SearchFinished, WriteFailed
+from hnbooks.tui.messages import (
+    AnswerSaved,
+    AnswerUndone,
+    SearchFailed,
+    SearchFinished,
+    WriteFailed,
+)
 from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
-from hnbooks.tui.session import AnswerToWrite, client_key
+from hnbooks.tui.session import AnswerToWrite, UndoToWrite, client_key
+from hnbooks.tui.span_editor import SpanEditScreen
 
 SEARCH_LIMIT = 100
 SEARCH_TIMEOUT_S = 5.0
@@ -47,6 +57,8 @@ class SearchScreen(SessionScreen):
         Binding("a", "answer('accept')", "Accept", id="search-accept"),
         Binding("x", "answer('reject')", "Reject", id="search-reject"),
         Binding("space", "answer('ignore')", "Ignore", id="search-ignore", key_display="space"),
+        Binding("e", "mark_spans", "Mark spans, accept", id="search-mark-spans"),
+        Binding("u", "undo", "Undo", id="search-undo"),
         Binding("slash", "focus_query", "New query", id="search-query", key_display="/"),
     ]
 
@@ -60,6 +72,8 @@ class SearchScreen(SessionScreen):
         self.hits: tuple[SearchHit, ...] = ()
         self.answers: dict[int, str] = {}
         """This annotator's answer to each hit's item, as given (or being saved) here or before."""
+        self.spans_given: dict[int, tuple[Span, ...]] = {}
+        """The spans of the accepts given here, by item (the span editor opens with them)."""
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="keywords, then ⏎   (ctrl+t: regex)", id="query")
@@ -149,7 +163,8 @@ class SearchScreen(SessionScreen):
         hit_list.set_options(Option(self.hit_prompt(hit)) for hit in self.hits)
         more = "+" if len(self.hits) >= SEARCH_LIMIT else ""
         self.render_status(
-            f"{len(self.hits)}{more} hits for {one_line(event.query, 40)!r} · a/x/space answer · / new query"
+            f"{len(self.hits)}{more} hits for {one_line(event.query, 40)!r}"
+            " · a/x/space answer · e spans · u undo · / new query"
         )
         if self.hits:
             hit_list.highlighted = 0
@@ -174,16 +189,67 @@ class SearchScreen(SessionScreen):
         self.query_one("#hit-text", Static).update(text)
         self.query_one("#hit-scroll", VerticalScroll).scroll_home(animate=False)
 
-    def action_answer(self, answer: AnswerValue) -> None:
+    def action_mark_spans(self) -> None:
+        """Mark spans on the highlighted hit; kept, the hit is accepted with them."""
         hit_list = self.query_one("#hits", OptionList)
         index = hit_list.highlighted
         if index is None or not self.hits:
             return
         hit = self.hits[index]
-        # Pressing the same answer again (a double press) writes nothing.
-        if self.answers.get(hit.item.id) == answer:
+        text = hit.item.text
+        labels = self.session.labels
+
+        def keep(spans: tuple[Span, ...] | None) -> None:
+            if spans is not None:
+                self.answer_hit(index, "accept", spans)
+
+        self.app.push_screen(
+            SpanEditScreen(
+                f"search hit {index + 1}",
+                printable(text),
+                word_spans(text),
+                [(c.start, c.end) for c in suggest_candidates(text)],
+                self.spans_given.get(hit.item.id, ()),
+                labels,
+                labels[0],
+            ),
+            keep,
+        )
+
+    def action_undo(self) -> None:
+        """Take back the latest answer (this screen's or the annotate screen's)."""
+        self.session.submit_write(UndoToWrite(reply_to=self))
+
+    @on(AnswerUndone)
+    def answer_undone(self, event: AnswerUndone) -> None:
+        undone = event.answer
+        if undone is None:
+            self.render_status("nothing to undo")
             return
+        self.answers.pop(undone.item_id, None)
+        self.spans_given.pop(undone.item_id, None)
+        for index, hit in enumerate(self.hits):
+            if hit.item.id == undone.item_id:
+                self.query_one("#hits", OptionList).replace_option_prompt_at_index(
+                    index, self.hit_prompt(hit)
+                )
+        self.render_status(f"undid {undone.answer} of item {undone.item_id}")
+
+    def action_answer(self, answer: AnswerValue) -> None:
+        hit_list = self.query_one("#hits", OptionList)
+        index = hit_list.highlighted
+        if index is None or not self.hits:
+            return
+        # Pressing the same answer again (a double press) writes nothing.
+        if self.answers.get(self.hits[index].item.id) == answer:
+            return
+        self.answer_hit(index, answer, ())
+
+    def answer_hit(self, index: int, answer: AnswerValue, spans: tuple[Span, ...]) -> None:
+        hit_list = self.query_one("#hits", OptionList)
+        hit = self.hits[index]
         self.answers[hit.item.id] = answer
+        self.spans_given[hit.item.id] = spans
         self.session.submit_write(
             AnswerToWrite(
                 hit.item.id,
@@ -191,6 +257,7 @@ class SearchScreen(SessionScreen):
                     annotator=self.session.annotator,
                     answer=answer,
                     label=self.session.labels[0],
+                    spans=spans,
                     strategy="search",
                     client_key=client_key("search:", self.session.session_id, uuid.uuid4().hex),
                 ),
