@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from hnbooks.printable import inert_json, printable
-from hnbooks.store.connection import Connection
-from hnbooks.store.titles import SpanMention, span_mentions
+from hnbooks.store.titles import SpanMention, TitleQueries
 
 HN_ITEM_URL = "https://news.ycombinator.com/item?id={}"
 # Quotes of every script, brackets, and the punctuation a title is written between or after.
@@ -134,9 +133,9 @@ def aggregate_titles(mentions: Iterable[SpanMention]) -> list[FoundTitle]:
     return sorted(titles, key=lambda t: (-len(t.items), -t.mentions, t.key, t.label))
 
 
-def titles_found(store: Connection, label: str | None = None) -> list[FoundTitle]:
+def titles_found(store: TitleQueries, label: str | None = None) -> list[FoundTitle]:
     """The titles marked in `store`'s accepted answers in force (of `label` only, when given)."""
-    return aggregate_titles(span_mentions(store, label))
+    return aggregate_titles(store.span_mentions(label))
 
 
 def write_titles_jsonl(titles: Sequence[FoundTitle], out: TextIO) -> int:

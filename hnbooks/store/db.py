@@ -23,6 +23,7 @@ from hnbooks.store.progress import ProgressQueries
 from hnbooks.store.records import ANSWER_VALUES, Round
 from hnbooks.store.rounds import RoundQueries
 from hnbooks.store.scorer import ScorerQueries
+from hnbooks.store.titles import TitleQueries
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -51,7 +52,15 @@ class StoreStats:
     rounds: list[Round] = field(default_factory=list)
 
 
-class Store(ItemQueries, AnswerQueries, ProgressQueries, RoundQueries, ScorerQueries, LabelQueries):
+class Store(
+    ItemQueries,
+    AnswerQueries,
+    ProgressQueries,
+    RoundQueries,
+    ScorerQueries,
+    LabelQueries,
+    TitleQueries,
+):
     """One hnbooks database. Safe to share between threads (calls are serialised)."""
 
     def __enter__(self) -> Store:

@@ -47,28 +47,30 @@ def hn_id_of(external_id: str, meta: dict[str, object]) -> str | None:
     return None if value is None else str(value)
 
 
-def span_mentions(store: Connection, label: str | None = None) -> list[SpanMention]:
-    """Every span of the accepted answers in force (of `label` only, when given), oldest first."""
-    mentions: list[SpanMention] = []
-    for row in store._query(SPAN_MENTIONS_SQL):
-        meta = json.loads(row["meta"])
-        hn_id = hn_id_of(row["external_id"], meta if isinstance(meta, dict) else {})
-        text = row["text"]
-        for span in spans_from_json(row["spans"]):
-            if label is not None and span.label != label:
-                continue
-            mentions.append(
-                SpanMention(
-                    answer_id=int(row["answer_id"]),
-                    item_id=int(row["item_id"]),
-                    external_id=row["external_id"],
-                    hn_id=hn_id,
-                    annotator=row["annotator"],
-                    label=span.label,
-                    start=span.start,
-                    end=span.end,
-                    text=text[span.start : span.end],
-                    created_at=float(row["created_at"]),
+class TitleQueries(Connection):
+    def span_mentions(self, label: str | None = None) -> list[SpanMention]:
+        """Every span of the accepted answers in force (of `label` only, when given), oldest
+        first."""
+        mentions: list[SpanMention] = []
+        for row in self._query(SPAN_MENTIONS_SQL):
+            meta = json.loads(row["meta"])
+            hn_id = hn_id_of(row["external_id"], meta if isinstance(meta, dict) else {})
+            text = row["text"]
+            for span in spans_from_json(row["spans"]):
+                if label is not None and span.label != label:
+                    continue
+                mentions.append(
+                    SpanMention(
+                        answer_id=int(row["answer_id"]),
+                        item_id=int(row["item_id"]),
+                        external_id=row["external_id"],
+                        hn_id=hn_id,
+                        annotator=row["annotator"],
+                        label=span.label,
+                        start=span.start,
+                        end=span.end,
+                        text=text[span.start : span.end],
+                        created_at=float(row["created_at"]),
+                    )
                 )
-            )
-    return mentions
+        return mentions
