@@ -47,7 +47,7 @@ def visible(alias: str = "items") -> str:
 
 SEARCH_RANKED_MATCHES = 5000
 """A keyword search ranks this many of its newest matches (or `limit`, if more): the best 50 of
-the last 5,000 texts that match, in the same time at any pool size."""
+the last 5,000 texts that match, in about the same time at any pool size."""
 
 HIDDEN_ITEM_IDS = (
     "SELECT id FROM items WHERE id >= (SELECT MIN(first_item_id) FROM imports_in_progress)"
@@ -70,6 +70,34 @@ def fts_query(user_query: str) -> str:
     """Turn what a user typed into a safe FTS5 query: every word must match, as a literal."""
     words = re.findall(r"\w+", user_query, flags=re.UNICODE)
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+def rank_matches(matches: list[tuple[int, str]], words: list[str]) -> list[int]:
+    """Ids of (id, text) keyword matches, best first: BM25 over `words` with every word weighted
+    alike (each match holds every word, so within them no word is rarer), length in characters,
+    newest first among equals.
+
+    A word's occurrences are counted as substrings of the lower-cased text (`str.count`, ~20x
+    faster than a word-bounded regular expression, and close enough to rank by), at least once
+    each: the index folds diacritics, which the count does not."""
+    if not matches:
+        return []
+    lowered = [word.lower() for word in words]
+    mean_length = sum(len(text) for _, text in matches) / len(matches)
+    scored = []
+    for item_id, text in matches:
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * len(text) / mean_length)
+        folded = text.lower()
+        score = 0.0
+        for word in lowered:
+            count = max(1, folded.count(word))
+            score += count * (BM25_K1 + 1) / (count + norm)
+        scored.append((-score, -item_id))
+    return [-negative_id for _, negative_id in sorted(scored)]
 
 
 def match_ranges(
@@ -443,21 +471,18 @@ class ItemQueries(Connection):
             match = fts_query(query)
             if not match:
                 return []
-            # Ranked among the newest `SEARCH_RANKED_MATCHES` matches, not all of them: ranking
-            # reads every match's term statistics, ~2 s for a common word in 10M texts, while
-            # matches in rowid order stop where the limit says (FTS5 walks its index backwards).
-            rows = self._query(
-                "SELECT i.* FROM ("
-                "  SELECT f.rowid AS id, f.rank AS rank FROM items_fts f"
-                f"  JOIN items i ON i.id = f.rowid WHERE items_fts MATCH ? AND {visible('i')}"
-                "  ORDER BY f.rowid DESC LIMIT ?"
-                ") AS newest JOIN items i ON i.id = newest.id"
-                " ORDER BY newest.rank, newest.id DESC LIMIT ?",
-                (match, max(SEARCH_RANKED_MATCHES, limit), limit),
+            # The newest `SEARCH_RANKED_MATCHES` matches, ranked here (`rank_matches`): FTS5
+            # finds matches in rowid order and stops at the limit (~15 ms for a common word in
+            # 10M texts), but its bm25 rank first counts every text holding each word (~150 ms).
+            newest = self._query(
+                "SELECT i.id, i.text FROM items_fts f JOIN items i ON i.id = f.rowid"
+                f" WHERE items_fts MATCH ? AND {visible('i')} ORDER BY f.rowid DESC LIMIT ?",
+                (match, max(SEARCH_RANKED_MATCHES, limit)),
             )
             words = re.findall(r"\w+", query, flags=re.UNICODE)
             pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
-            items = [item_from_row(r) for r in rows]
+            ranked = rank_matches([(row[0], row[1]) for row in newest], words)
+            items = self.items_by_ids(ranked[:limit])
         elif mode == "regex":
             try:
                 compiled = regex.compile(query, regex.IGNORECASE)
