@@ -23,14 +23,14 @@ import re
 import stat
 import sys
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from hnbooks.hn_dumps import (
     DEFAULT_TYPES,
@@ -52,6 +52,10 @@ from hnbooks.store.ingest import remap_spans as remap_spans  # re-exported for p
 from hnbooks.store.ingest import text_key as text_key
 from hnbooks.store.items import StagedImport
 from hnbooks.store.records import ANSWER_VALUES, IncomingItem, NewAnswer, Span
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 # Names the parsers have always used for what they yield.
 ParsedAnswer = NewAnswer
@@ -771,9 +775,25 @@ def parallel_json_records(
     parse_workers: int,
 ) -> Iterator[PreparedItem | Skipped]:
     """The records of `raw_lines` (numbered JSON lines), parsed by `parse_workers` processes in
-    blocks and given back in file order; a bounded number of blocks is in flight, so memory stays
-    flat. A fault is raised where the file order meets it: a line too long to read waits
-    for the blocks before it, whose own faults come first.
+    blocks of `PARSE_BLOCK_LINES` (`parsed_in_processes`)."""
+    blocks = (
+        partial(parse_json_block, str(path), first_number, lines, reader)
+        for first_number, lines in numbered_blocks(raw_lines, PARSE_BLOCK_LINES)
+    )
+    return parsed_in_processes(path, blocks, parse_workers, flavours)
+
+
+def parsed_in_processes(
+    path: Path,
+    blocks: Iterator[Callable[[], ParsedBlock]],
+    parse_workers: int,
+    flavours: dict[str, None] | None = None,
+) -> Iterator[PreparedItem | Skipped]:
+    """The records of `blocks` (each a picklable call that parses one block of the file), run by
+    `parse_workers` processes and given back in file order; a bounded number of blocks is in
+    flight, so memory stays flat. A fault is raised where the file order meets it: one met while
+    reading the next block (a line too long) waits for the blocks before it, whose own faults
+    come first.
 
     Processes rather than threads: parsing (JSON, HTML, hashing) holds the GIL, and on a machine
     of N cores N - 1 parsers keep the writer, which mostly waits on SQLite, busy."""
@@ -789,18 +809,17 @@ def parallel_json_records(
             parsed = block.result()
         except BrokenProcessPool:
             raise ImportFault(str(path), None, "a parser process died (out of memory?)") from None
-        for flavour in parsed.flavours:
-            flavours.setdefault(flavour)
+        if flavours is not None:
+            for flavour in parsed.flavours:
+                flavours.setdefault(flavour)
         yield from parsed.records
         if parsed.fault is not None:
             raise ImportFault(str(path), parsed.fault.line, parsed.fault.message)
 
     try:
         try:
-            for first_number, lines in numbered_blocks(raw_lines, PARSE_BLOCK_LINES):
-                pending.append(
-                    pool.submit(parse_json_block, str(path), first_number, lines, reader)
-                )
+            for block in blocks:
+                pending.append(pool.submit(block))
                 if len(pending) >= in_flight_limit:
                     yield from handed_back(pending.popleft())
         except ImportFault:
@@ -881,9 +900,13 @@ def table_text_lines(source: Source, progress: Progress | None) -> Iterator[str]
 def read_parquet_rows(
     path: Path | Source, progress: Progress | None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
+    for first_number, batch in parquet_batches(as_source(path), progress):
+        yield from enumerate(batch.to_pylist(), start=first_number)
+
+
+def open_parquet(source: Source) -> pq.ParquetFile:
     import pyarrow.parquet as pq  # imported here: only Parquet imports pay for pyarrow
 
-    source = as_source(path)
     path = source.path
     if source.stream is not None and not source.stream.seekable():
         raise ImportFault(
@@ -895,14 +918,24 @@ def read_parquet_rows(
     if source.stream is not None:
         source.stream.seek(0)
     try:
-        parquet = pq.ParquetFile(source.stream if source.stream is not None else path)
+        return pq.ParquetFile(source.stream if source.stream is not None else path)
     except Exception as error:  # pyarrow raises several types for a damaged file
         raise ImportFault(str(path), None, f"not a readable Parquet file ({error})") from None
-    row_number = 0
-    for batch in parquet.iter_batches(batch_size=10_000):
-        for row in batch.to_pylist():
-            row_number += 1
-            yield row_number, row
+
+
+PARQUET_BATCH_ROWS = 10_000
+
+
+def parquet_batches(
+    source: Source, progress: Progress | None, parquet: pq.ParquetFile | None = None
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(first row number, batch of `PARQUET_BATCH_ROWS` rows) of a Parquet file: a batch at a
+    time, so memory stays flat."""
+    parquet = parquet or open_parquet(source)
+    first_number = 1
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        yield first_number, batch
+        first_number += batch.num_rows
         if progress:
             progress(batch.nbytes)
 
@@ -928,33 +961,90 @@ def parse_table(
     hn: bool,
     progress: Progress | None,
     types: frozenset[str] | None = None,
-) -> Iterator[ParsedRecord | Skipped]:
+    parse_workers: int = 0,
+) -> Iterator[ParsedRecord | PreparedItem | Skipped]:
+    """The records of a CSV, TSV or Parquet file (`hn`: of Hacker News items). With
+    `parse_workers`, a Parquet file of more than `SERIAL_HEAD_LINES` rows is parsed by that many
+    processes, a batch each (`parsed_in_processes`)."""
     source = as_source(path)
     path = source.path
-    rows = (
-        read_parquet_rows(source, progress)
-        if fmt == "parquet"
-        else read_table_rows(source, "\t" if fmt == "tsv" else ",", progress)
-    )
-    label = "row" if fmt == "parquet" else "line"
-    first = True
-    for number, row in rows:
-        if first and not hn and text_field not in row:
-            columns = ", ".join(sorted(map(str, row))) or "none"
-            raise ImportFault(
-                str(path), None, f'no "{text_field}" column (columns: {columns}); use --text-field'
+    if fmt == "parquet":
+        parquet = open_parquet(source)
+        if not hn:
+            require_column(path, text_field, parquet.schema_arrow.names)
+        if parse_workers > 0 and parquet.metadata.num_rows > SERIAL_HEAD_LINES:
+            blocks = (
+                partial(parse_table_block, str(path), first, batch, text_field, hn, types)
+                for first, batch in parquet_batches(source, progress, parquet)
             )
-        first = False
-        if hn:
-            yield hn_record(path, number, row, types)
-            continue
-        value = row.get(text_field)
-        text = require_text(path, number, "" if value is None else value, text_field)
-        if not text.strip():
-            yield Skipped(number, f"empty text ({label} {number})")
-            continue
-        meta = {k: v for k, v in row.items() if k != text_field and v not in (None, "")}
-        yield ParsedRecord(line=number, text=text, meta={k: json_safe(v) for k, v in meta.items()})
+            yield from parsed_in_processes(path, blocks, parse_workers)
+            return
+        rows: Iterator[tuple[int, dict[str, Any]]] = (
+            (number, row)
+            for first, batch in parquet_batches(source, progress, parquet)
+            for number, row in enumerate(batch.to_pylist(), start=first)
+        )
+    else:
+        rows = read_table_rows(source, "\t" if fmt == "tsv" else ",", progress)
+    first_row = True
+    for number, row in rows:
+        if first_row and not hn:
+            require_column(path, text_field, row)
+        first_row = False
+        yield table_record(path, number, row, text_field, hn, types, fmt)
+
+
+def require_column(path: Path, text_field: str, columns: Iterable[Any]) -> None:
+    names = {str(column) for column in columns}
+    if text_field not in names:
+        listed = ", ".join(sorted(names)) or "none"
+        raise ImportFault(
+            str(path), None, f'no "{text_field}" column (columns: {listed}); use --text-field'
+        )
+
+
+def table_record(
+    path: Path,
+    number: int,
+    row: dict[str, Any],
+    text_field: str,
+    hn: bool,
+    types: frozenset[str] | None,
+    fmt: str,
+) -> ParsedRecord | Skipped:
+    """Row `number` of a table (`hn`: a Hacker News item) as a record, or why it is skipped."""
+    if hn:
+        return hn_record(path, number, row, types)
+    value = row.get(text_field)
+    text = require_text(path, number, "" if value is None else value, text_field)
+    if not text.strip():
+        label = "row" if fmt == "parquet" else "line"
+        return Skipped(number, f"empty text ({label} {number})")
+    meta = {k: v for k, v in row.items() if k != text_field and v not in (None, "")}
+    return ParsedRecord(line=number, text=text, meta={k: json_safe(v) for k, v in meta.items()})
+
+
+def parse_table_block(
+    path_name: str,
+    first_number: int,
+    batch: pa.RecordBatch,
+    text_field: str,
+    hn: bool,
+    types: frozenset[str] | None,
+) -> ParsedBlock:
+    """Rows `first_number`... of a Parquet file (one batch) as records with their rows prepared,
+    in a parser process; a fault ends the block."""
+    path = Path(path_name)
+    records: list[PreparedItem | Skipped] = []
+    try:
+        for number, row in enumerate(batch.to_pylist(), start=first_number):
+            record = table_record(path, number, row, text_field, hn, types, "parquet")
+            records.append(record if isinstance(record, Skipped) else prepare_item(record))
+    except ImportFault as fault:
+        return ParsedBlock(records, [], BlockFault(fault.line, fault.message))
+    except UnstorableRecord as unstorable:
+        return ParsedBlock(records, [], BlockFault(unstorable.line, str(unstorable)))
+    return ParsedBlock(records, [])
 
 
 def json_safe(value: Any) -> Any:
@@ -1059,7 +1149,7 @@ def import_source(
     if resolved == "hn" and suffix in (".csv", ".tsv", ".parquet"):
         table_fmt = "parquet" if suffix == ".parquet" else suffix[1:]
         records: Iterator[ParsedRecord | PreparedItem | Skipped] = parse_table(
-            source, table_fmt, text_field, True, progress, types
+            source, table_fmt, text_field, True, progress, types, parse_workers
         )
     elif resolved == "json":
         records = parse_json_lines(
@@ -1069,7 +1159,9 @@ def import_source(
         reader = JsonLineReader(resolved, text_field=text_field, annotator=annotator, types=types)
         records = json_file_records(source, reader, progress, None, parse_workers)
     elif resolved in ("csv", "tsv", "parquet"):
-        records = parse_table(source, resolved, text_field, False, progress)
+        records = parse_table(
+            source, resolved, text_field, False, progress, parse_workers=parse_workers
+        )
     else:
         records = parse_text_lines(source, progress)
     summary = ImportSummary(path=str(path), format=resolved)

@@ -140,3 +140,63 @@ def test_the_import_command_hands_parsing_to_the_processes_it_is_given(tmp_path:
         assert json.loads(result.output)["new_items"] > 40
         rows.append(table_rows(db_path)["items"])
     assert rows[1] == rows[0]
+
+
+def hn_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=9)
+    return path
+
+
+def dataframe_rows(count: int) -> list[dict[str, Any]]:
+    """A pandas-style dump: float ids and parents (NaN for a story), 1.0/0.0 flags."""
+    return [
+        {
+            "id": float(n),
+            "by": f"user{n % 5}",
+            "type": "story" if n % 10 == 0 else "comment",
+            "title": f"Story {n}" if n % 10 == 0 else None,
+            "parent": float("nan") if n % 10 == 0 else float(n - 1),
+            "dead": 1.0 if n % 12 == 0 else 0.0,
+            "text": f"<p>row {n % 33} on <i>Anathem</i>",
+            "time": 1_600_000_000 + n,
+        }
+        for n in range(1, count + 1)
+    ]
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_parquet_parsed_by_processes_stores_what_parsing_here_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "PARQUET_BATCH_ROWS", 8)
+    source = hn_parquet(tmp_path / "dump.parquet", dataframe_rows(70))
+    results = []
+    for workers in (0, 2):
+        db_path = tmp_path / f"parquet-{workers}.db"
+        with Store(db_path) as store:
+            summary = import_file(store, source, fmt="hn", parse_workers=workers)
+        results.append((summary.as_json(), table_rows(db_path)))
+    assert results[1] == results[0]
+    summary, rows = results[0]
+    assert summary["skipped"] == {"dead": 5}
+    assert summary["new_items"] + summary["merged"] == 65
+    metas = [json.loads(meta) for _, _, _, meta, _, _ in rows["items"]]
+    assert all("parent" not in meta for meta in metas if meta["type"] == "story")
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_a_fault_in_a_parquet_batch_names_its_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "PARQUET_BATCH_ROWS", 8)
+    rows = dataframe_rows(40)
+    rows[33]["id"] = None  # row 34
+    source = hn_parquet(tmp_path / "spoiled.parquet", rows)
+    with Store(tmp_path / "spoiled.db") as store:
+        with pytest.raises(ImportFault, match="without an id") as fault:
+            import_file(store, source, fmt="hn", parse_workers=2)
+        assert fault.value.line == 34
+        assert store.item_count() == 0
