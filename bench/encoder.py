@@ -1,12 +1,14 @@
-"""Encoder throughput: the project's ONNX encoder against plain transformers + PyTorch, side by side.
+"""Encoder throughput: the project's ONNX encoder against transformers + PyTorch and fastembed.
 
 On the same texts (real HN comments from the shared bookfinder data, padded out to --texts with
 longer texts made by joining comments, in a shuffled order), in one process:
 
 1. plain     transformers + PyTorch: input order, batches of 32 padded to the longest, mean pooling
 2. sorted    the same, batches built from texts sorted by token length
-3. ours      `Encoder` (onnxruntime + tokenizers), default CPU variant (int8)
+3. ours      `Encoder` (onnxruntime + tokenizers), default CPU variant (int8, fp32 for short texts)
 4. ours fp32 `Encoder` with the fp32 graph
+5. fastembed qdrant's fastembed running our exported fp32 graph (same file, same truncation, same
+             threads), its default batches of 256 in input order; needs `pip install 'hnbooks[bench]'`
 
 The pipelines are interleaved: the texts are cut into slices (--slice) and every pipeline embeds each
 slice in turn, in a rotating order, so a change in machine load hits them alike. Prints texts/s,
@@ -15,6 +17,10 @@ Also measures the peak RSS of the encoder alone in a fresh process (no torch loa
 
     python bench/encoder.py                  # >= 2,000 texts
     python bench/encoder.py --texts 300      # a quick run
+
+The last line's keys: texts, *_tps (texts/s), ratio_* (ours int8 / the other), cosine_* (agreement
+with plain; the int8 figures are the ones the issue bounds), pad_waste, peak RSS, provider;
+fastembed_tps and ratio_vs_fastembed are null when fastembed is not installed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +50,11 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "bookfinder"
 DEMO_DATA = REPO_ROOT / "hnbooks" / "demo"
 TORCH_BATCH = 32
 WARM_UP_TEXTS = 8
+FASTEMBED_BATCH = 256
+"""fastembed's own default batch size for `TextEmbedding.embed`."""
+FASTEMBED_NAMES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+"""fastembed's name of each registered model (it picks pooling and normalisation by name)."""
+FASTEMBED_INSTALL = "pip install 'hnbooks[bench]'  (or: .venv/bin/pip install fastembed)"
 
 
 def read_texts(folder: Path) -> list[str]:
@@ -160,6 +172,78 @@ class TorchPipeline:
         return vectors
 
 
+class FastEmbedPipeline:
+    """fastembed's TextEmbedding on our exported fp32 graph, offline, in a temporary folder."""
+
+    def __init__(
+        self, model_dir: Path, weights: Path, name: str, max_length: int, threads: int
+    ) -> None:
+        from fastembed import TextEmbedding
+        from tokenizers import Tokenizer
+
+        self.folder = Path(tempfile.mkdtemp(prefix="hnbooks-fastembed-"))
+        # The same graph file and tokenizer as ours; the configs fastembed reads come from the
+        # weights package, with the truncation ours uses (sentence-transformers' max_seq_length).
+        (self.folder / "model.onnx").symlink_to(model_dir / "model.onnx")
+        shutil.copyfile(model_dir / "tokenizer.json", self.folder / "tokenizer.json")
+        for config in ("config.json", "special_tokens_map.json"):
+            shutil.copyfile(weights / config, self.folder / config)
+        tokenizer_config = json.loads((weights / "tokenizer_config.json").read_text())
+        tokenizer_config["model_max_length"] = max_length
+        (self.folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+        self.model = TextEmbedding(
+            model_name=FASTEMBED_NAMES[name], specific_model_path=str(self.folder), threads=threads
+        )
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self._last_lengths: list[int] = []
+        self._last_texts: Sequence[str] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self._last_texts = texts
+        self._last_lengths = []
+        return np.stack(list(self.model.embed(list(texts), batch_size=FASTEMBED_BATCH)))
+
+    def _lengths(self) -> list[int]:
+        # Counted after the timed call, from the same tokenizer: fastembed does not report them.
+        if not self._last_lengths and self._last_texts:
+            encodings = self.tokenizer.encode_batch(list(self._last_texts))
+            self._last_lengths = [len(encoding.ids) for encoding in encodings]
+        return self._last_lengths
+
+    @property
+    def last_token_slots(self) -> int:
+        lengths = self._lengths()
+        chunks = range(0, len(lengths), FASTEMBED_BATCH)
+        return sum(
+            len(lengths[i : i + FASTEMBED_BATCH]) * max(lengths[i : i + FASTEMBED_BATCH])
+            for i in chunks
+        )
+
+    @property
+    def last_pad_waste(self) -> float:
+        slots = self.last_token_slots
+        return 1 - sum(self._lengths()) / slots if slots else 0.0
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def fastembed_pipeline(
+    model_dir: Path, weights: Path, name: str, max_length: int, threads: int
+) -> FastEmbedPipeline | None:
+    """fastembed on our graph, or None (with how to install it) when it is missing or unknown."""
+    try:
+        import fastembed  # noqa: F401
+    except ImportError:
+        print(f"fastembed is not installed, its column is skipped; {FASTEMBED_INSTALL}")
+        return None
+    if name not in FASTEMBED_NAMES:
+        print(f"fastembed has no name for {name}; its column is skipped")
+        return None
+    return FastEmbedPipeline(model_dir, weights, name, max_length, threads)
+
+
 def encoder_alone_peak_rss(model_dir: Path, texts: list[str], threads: int) -> float:
     """Peak RSS (MB) of a fresh process that only loads the encoder and embeds `texts`."""
     code = (
@@ -201,6 +285,9 @@ def main() -> None:
     parser.add_argument(
         "--slice", type=int, default=512, help="texts per interleaved slice (default 512)"
     )
+    parser.add_argument(
+        "--no-fastembed", action="store_true", help="skip the fastembed column even if installed"
+    )
     args = parser.parse_args()
 
     from hnbooks.models.export import export_model
@@ -225,6 +312,13 @@ def main() -> None:
         "ours": (ours.embed, ours),
         "ours fp32": (ours_fp32.embed, ours_fp32),
     }
+    fastembed = None
+    if not args.no_fastembed:
+        fastembed = fastembed_pipeline(
+            model_dir, weights_path(spec), name, spec.max_length, args.threads
+        )
+    if fastembed is not None:
+        pipelines["fastembed"] = (fastembed.embed, fastembed)
     for embed, _ in pipelines.values():
         embed(texts[:WARM_UP_TEXTS])
     provider = ours.provider
@@ -278,6 +372,9 @@ def main() -> None:
     print(
         f"peak RSS: {peak:.0f} MB this process (torch + onnxruntime); {alone:.0f} MB for the encoder alone"
     )
+    fastembed_tps = results["fastembed"]["tps"] if "fastembed" in results else None
+    if fastembed is not None:
+        fastembed.close()
     summary = {
         "texts": len(texts),
         "plain_tps": round(plain_tps, 1),
@@ -295,6 +392,13 @@ def main() -> None:
         "peak_rss_mb": round(peak, 1),
         "encoder_alone_peak_rss_mb": round(alone, 1),
         "provider": provider,
+        "fastembed_tps": round(fastembed_tps, 1) if fastembed_tps else None,
+        "ratio_vs_fastembed": (
+            round(results["ours"]["tps"] / fastembed_tps, 2) if fastembed_tps else None
+        ),
+        "ratio_fp32_vs_fastembed": (
+            round(results["ours fp32"]["tps"] / fastembed_tps, 2) if fastembed_tps else None
+        ),
     }
     print(json.dumps(summary))
 

@@ -645,7 +645,7 @@ def seed_command(
     "--threshold",
     type=click.FloatRange(0, 1),
     default=None,
-    help="Suggest spans scored at least this (default: the span model's own, 0.3).",
+    help="Suggest spans scored at least this (default: the span model's own, 0.2).",
 )
 @encoder_options
 @json_option("Each input line as JSON with its `suggestions` added, one line each.")

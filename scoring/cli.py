@@ -248,6 +248,7 @@ def score_once(
 ) -> RoundResult:
     from hnbooks.scoring.job import run_round
     from hnbooks.scoring.prepare import prepare_pool
+    from hnbooks.scoring.spans import SpanSuggester
 
     started_at = time.time()
     try:
@@ -271,6 +272,7 @@ def score_once(
             encode_query=prepared.encode_query,
             embedding=prepared.embedding,
             started_at=started_at,
+            spans=SpanSuggester.of_encoder(prepared.encoder) if prepared.encoder else None,
         )
     if as_json:
         click.echo(round_json(result))

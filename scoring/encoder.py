@@ -6,17 +6,21 @@ first needed, so constructing an `Encoder` (or importing this module) costs noth
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from hnbooks.models.folder import (
+    POOLED_OUTPUT,
     GraphFile,
     ModelFolderError,
     ModelManifest,
@@ -32,6 +36,7 @@ __all__ = [
     "Encoder",
     "EncoderError",
     "ModelLoadError",
+    "TokenStates",
     "Variant",
     "available_cores",
     "cuda_unusable_reason",
@@ -44,10 +49,10 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 Device = Literal["auto", "cpu", "cuda"]
-Variant = Literal["auto", "fp32", "int8"]
+Variant = Literal["auto", "fp32", "int8", "fp16"]
 
 DEVICES = ("auto", "cpu", "cuda")
-VARIANTS = ("auto", "fp32", "int8")
+VARIANTS = ("auto", "fp32", "int8", "fp16")
 ORT_ERRORS_ONLY = 3
 ORT_FATAL_ONLY = 4
 # Padded token positions per batch at most (32 texts of 128 tokens): bounds activation memory.
@@ -56,10 +61,24 @@ DEFAULT_MAX_BATCH_TOKENS = 4096
 # session call costs about as much as a token or two, so small batches in the sparse long tail are
 # cheaper than padded ones.
 MAX_BATCH_PAD_WASTE = 0.02
+# A GPU wants few, large batches: a session call costs far more than padding there, and even
+# 1024 texts of 256 tokens in fp16 need only a few GB of activations.
+CUDA_BATCH_SIZE = 1024
+CUDA_MAX_BATCH_TOKENS = 131072
+CUDA_MAX_BATCH_PAD_WASTE = 0.05
+# Two batches in flight on CUDA: the host pads the next batch while the GPU runs this one.
+CUDA_PARALLEL_BATCHES = 2
+# On CUDA, texts are tokenized this many at a time, the next chunk while the GPU runs this one:
+# tokenizing, not the GPU, is what bounds a big GPU's throughput. Length sorting happens per chunk.
+CUDA_CHUNK_TEXTS = 16384
+
 # On CPU, batches run side by side on single-threaded session calls: no per-op thread barriers,
 # which on 2 cores is ~1.3x faster than one batch on 2 intra-op threads. More than a few in
 # flight only multiplies activation memory, so wide machines also get intra-op threads.
 MAX_PARALLEL_BATCHES = 4
+
+_Batch = tuple[np.ndarray, "onnxruntime.InferenceSession", str | None]
+"""One planned batch: its text rows, the session that runs it, the graph's pooled output if any."""
 
 
 class EncoderError(RuntimeError):
@@ -68,6 +87,16 @@ class EncoderError(RuntimeError):
 
 class ModelLoadError(EncoderError):
     """A file of an export that looks complete could not be loaded: damaged, or from another exporter."""
+
+
+@dataclass(frozen=True)
+class TokenStates:
+    """One text's contextual token vectors, before pooling, with where each token lies in the text."""
+
+    offsets: np.ndarray
+    """(n, 2) int64: each real token's Python `str` offsets (code points), end exclusive."""
+    states: np.ndarray
+    """(n, dimension) float32: the graph's token output for each real token (no special tokens)."""
 
 
 def available_cores() -> int:
@@ -94,7 +123,11 @@ class Encoder:
     """Embeds texts with an exported model folder (see `hnbooks models export`).
 
     `device`: "auto" (CUDA when onnxruntime-gpu can really use a GPU, else CPU), "cpu" or "cuda".
-    `variant`: "auto" (int8 on CPU when exported, fp32 on CUDA), "fp32" or "int8".
+    `variant`: "auto" (the manifest's default per device: int8 on CPU, fp16 on CUDA when exported),
+    "fp32", "int8" or "fp16". int8 runs texts shorter than the manifest's `int8_min_tokens` on
+    the fp32 graph, where int8 drifts most.
+    `batch_size` and `max_batch_tokens` default per device (32 texts / 4,096 tokens on CPU,
+    1,024 texts / 131,072 tokens on CUDA).
     """
 
     def __init__(
@@ -104,15 +137,15 @@ class Encoder:
         device: Device = "auto",
         variant: Variant = "auto",
         threads: int | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_length: int | None = None,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_tokens: int | None = None,
     ) -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.model_dir = Path(model_dir)
         try:
@@ -122,14 +155,18 @@ class Encoder:
                 self.model_dir, error.reason, hint=export_hint(self.model_dir)
             ) from None
         self.spec = self.manifest.spec
-        if variant == "int8" and self.manifest.files.int8 is None:
-            raise EncoderError(f"{self.model_dir} has no int8 variant; use variant fp32")
+        if variant != "auto" and self.manifest.files.get(variant) is None:
+            raise EncoderError(f"{self.model_dir} has no {variant} variant; use variant fp32")
         self.requested_device: Device = device
         self.requested_variant: Variant = variant
         self.threads = threads or available_cores()
-        self.batch_size = batch_size
+        self._requested_batch_size = batch_size
+        self._requested_max_batch_tokens = max_batch_tokens
+        self.batch_size = batch_size or 32
+        """Texts per batch at most (the device default until the session exists, unless given)."""
         self.max_length = max_length or self.spec.max_length
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS
+        self.max_pad_waste = MAX_BATCH_PAD_WASTE
         self.last_pad_waste = 0.0
         """Share of token positions that were padding in the last `embed` call (0..1)."""
         self.last_token_slots = 0
@@ -141,6 +178,10 @@ class Encoder:
         self._input_types: dict[str, type[np.integer[Any]]] = {}
         self._output_name = ""
         self._pad_id = 0
+        self._pooled_output: str | None = None
+        self._fp32_session: onnxruntime.InferenceSession | None = None
+        """The fp32 session for short texts when int8 runs with a short-text fallback."""
+        self._int8_min_tokens = 0
         self._parallel_batches = 1
         self._executor: ThreadPoolExecutor | None = None
 
@@ -175,9 +216,12 @@ class Encoder:
     def provider(self) -> str:
         """Where and how texts are encoded, for a start-up line (creates the session)."""
         self._load()
+        variant = self._variant
+        if self._fp32_session is not None:
+            variant += f" (fp32 below {self._int8_min_tokens} tokens)"
         if self._device == "cuda":
-            return f"CUDA (onnxruntime-gpu), {self._variant}"
-        return f"CPU, {self.threads} thread{'s' if self.threads != 1 else ''}, {self._variant}"
+            return f"CUDA (onnxruntime-gpu), {variant}"
+        return f"CPU, {self.threads} thread{'s' if self.threads != 1 else ''}, {variant}"
 
     @property
     def parallel_batches(self) -> int:
@@ -187,48 +231,106 @@ class Encoder:
 
     @property
     def model_hash(self) -> str:
-        """sha256 of the ONNX graph in use: embeddings from another graph are not interchangeable."""
+        """sha256 of the ONNX graph in use: embeddings from another graph are not interchangeable.
+
+        With int8's short-text fallback, a sha256 over both graphs' hashes and the threshold.
+        """
         self._load()
-        return self._graph(self._variant).sha256
+        graph_hash = self._graph(self._variant).sha256
+        if self._fp32_session is None:
+            return graph_hash
+        mixed = f"{graph_hash}+{self.manifest.files.fp32.sha256}<{self._int8_min_tokens}"
+        return hashlib.sha256(mixed.encode("ascii")).hexdigest()
 
     # -- running --------------------------------------------------------------------------------------
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors (len(texts), dimension), in the order of `texts`."""
+        """Unit-length float32 vectors (len(texts), dimension), in the order of `texts`.
+
+        On CUDA a long list is taken in chunks of CUDA_CHUNK_TEXTS, the next chunk tokenized on the
+        CPU while the GPU runs this one.
+        """
         session, tokenizer = self._load()
         texts = list(texts)
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        self.last_pad_waste, self.last_token_slots = 0.0, 0
         if not texts:
-            self.last_pad_waste, self.last_token_slots = 0.0, 0
             return vectors
-        token_ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
-        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-        batches = plan_batches(lengths, self.batch_size, self.max_batch_tokens)
+        chunk_size = CUDA_CHUNK_TEXTS if self._device == "cuda" else len(texts)
+        if chunk_size >= len(texts):
+            token_ids = self._token_ids(tokenizer, texts)
+            real_tokens, token_slots = self._embed_tokens(session, token_ids, vectors)
+        else:
+            real_tokens = token_slots = 0
+            with ThreadPoolExecutor(1, thread_name_prefix="hnbooks-tokenize") as tokenizing:
+                pending = tokenizing.submit(self._token_ids, tokenizer, texts[:chunk_size])
+                for start in range(0, len(texts), chunk_size):
+                    token_ids = pending.result()
+                    following = texts[start + chunk_size : start + 2 * chunk_size]
+                    if following:
+                        pending = tokenizing.submit(self._token_ids, tokenizer, following)
+                    chunk_vectors = vectors[start : start + len(token_ids)]
+                    real, slots = self._embed_tokens(session, token_ids, chunk_vectors)
+                    real_tokens, token_slots = real_tokens + real, token_slots + slots
+        self.last_token_slots = token_slots
+        self.last_pad_waste = 1.0 - real_tokens / token_slots
+        return vectors
 
-        def run_batch(batch_rows: np.ndarray) -> None:
+    @staticmethod
+    def _token_ids(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+        # Only ids are needed here: the fast variant skips computing offsets (tokenizers >= 0.20).
+        encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+        return [encoding.ids for encoding in encode_batch(texts)]
+
+    def _embed_tokens(
+        self,
+        session: onnxruntime.InferenceSession,
+        token_ids: list[list[int]],
+        vectors: np.ndarray,
+    ) -> tuple[int, int]:
+        """Fill `vectors` (a row per text) from the texts' token ids; (real tokens, token slots)."""
+        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+        planned: list[_Batch] = []
+        main_rows = np.arange(len(token_ids))
+        if self._fp32_session is not None:
+            short = lengths < self._int8_min_tokens
+            main_rows = np.flatnonzero(~short)
+            planned += [
+                (rows, self._fp32_session, None)
+                for rows in self._plan(lengths, np.flatnonzero(short))
+            ]
+        planned += [(rows, session, self._pooled_output) for rows in self._plan(lengths, main_rows)]
+
+        def run_batch(batch: _Batch) -> None:
+            batch_rows, batch_session, pooled_output = batch
             batch_lengths = lengths[batch_rows]
             width = max(int(batch_lengths.max()), 1)
             input_ids = np.full((len(batch_rows), width), self._pad_id, dtype=np.int64)
             for row, text_index in enumerate(batch_rows):
                 input_ids[row, : batch_lengths[row]] = token_ids[text_index]
             attention_mask = (np.arange(width)[None, :] < batch_lengths[:, None]).astype(np.int64)
-            vectors[batch_rows] = mean_pool(
-                self._run(session, input_ids, attention_mask), attention_mask
+            vectors[batch_rows] = self._run_pooled(
+                batch_session, input_ids, attention_mask, pooled_output
             )
 
-        if self._parallel_batches > 1 and len(batches) > 1:
-            self._run_in_parallel(run_batch, batches)
+        if self._parallel_batches > 1 and len(planned) > 1:
+            self._run_in_parallel(run_batch, planned)
         else:
-            for batch_rows in batches:
-                run_batch(batch_rows)
-        token_slots = sum(len(rows) * max(int(lengths[rows].max()), 1) for rows in batches)
-        self.last_token_slots = token_slots
-        self.last_pad_waste = 1.0 - int(lengths.sum()) / token_slots
-        return vectors
+            for batch in planned:
+                run_batch(batch)
+        token_slots = sum(len(rows) * max(int(lengths[rows].max()), 1) for rows, _, _ in planned)
+        return int(lengths.sum()), token_slots
 
-    def _run_in_parallel(
-        self, run_batch: Callable[[np.ndarray], None], batches: list[np.ndarray]
-    ) -> None:
+    def _plan(self, lengths: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+        """`plan_batches` over the texts `rows` only, as indices into `lengths`."""
+        if len(rows) == 0:
+            return []
+        planned = plan_batches(
+            lengths[rows], self.batch_size, self.max_batch_tokens, self.max_pad_waste
+        )
+        return [rows[batch] for batch in planned]
+
+    def _run_in_parallel(self, run_batch: Callable[[_Batch], None], batches: list[_Batch]) -> None:
         """Run batches on worker threads (onnxruntime releases the GIL), a few in flight at a time."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
@@ -258,7 +360,44 @@ class Encoder:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         self._session = None
+        self._fp32_session = None
         self._tokenizer = None
+
+    def _feed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        available = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": np.zeros_like(input_ids),
+        }
+        return {
+            name: available[name].astype(dtype, copy=False)
+            for name, dtype in self._input_types.items()
+        }
+
+    def _run_pooled(
+        self,
+        session: onnxruntime.InferenceSession,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        pooled_output: str | None,
+    ) -> np.ndarray:
+        """Unit vectors (batch, dimension): the graph's own pooling when it has one, else `mean_pool`."""
+        if pooled_output is None:
+            return mean_pool(self._run(session, input_ids, attention_mask), attention_mask)
+        # IO binding fetches only the pooled output: the (batch, tokens, dimension) states stay on
+        # the device instead of crossing to the host.
+        binding = session.io_binding()
+        for name, value in self._feed(input_ids, attention_mask).items():
+            binding.bind_cpu_input(name, value)
+        binding.bind_output(pooled_output, "cpu")
+        session.run_with_iobinding(binding)
+        pooled: np.ndarray = binding.copy_outputs_to_cpu()[0]
+        if pooled.shape != (len(input_ids), self.dimension):
+            raise EncoderError(
+                f"{self.model_dir}: output {pooled_output} has shape {pooled.shape}, "
+                f"expected ({len(input_ids)}, {self.dimension})"
+            )
+        return pooled.astype(np.float32, copy=False)
 
     def _run(
         self,
@@ -266,15 +405,7 @@ class Encoder:
         input_ids: np.ndarray,
         attention_mask: np.ndarray,
     ) -> np.ndarray:
-        available = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": np.zeros_like(input_ids),
-        }
-        feed = {
-            name: available[name].astype(dtype, copy=False)
-            for name, dtype in self._input_types.items()
-        }
+        feed = self._feed(input_ids, attention_mask)
         hidden: np.ndarray = session.run([self._output_name], feed)[0]
         if hidden.ndim != 3 or hidden.shape[-1] != self.dimension:
             raise EncoderError(
@@ -311,9 +442,42 @@ class Encoder:
                 raise ModelLoadError(f"onnxruntime cannot load {graph_path}: {error}") from error
             self._device = "cpu"
         self._describe_graph(session)
+        self._fp32_session = None
+        self._int8_min_tokens = self.manifest.int8_min_tokens if self._variant == "int8" else 0
+        if self._int8_min_tokens > 0:
+            self._fp32_session = self._fallback_session()
+        self._apply_device_defaults()
         self._tokenizer = self._load_tokenizer()
         self._session = session
         return session, self._tokenizer
+
+    def _fallback_session(self) -> onnxruntime.InferenceSession:
+        """The fp32 session that encodes int8's short texts, on the device of the main session."""
+        import onnxruntime as ort
+
+        graph_path = self._graph_path("fp32")
+        if self._device == "cuda":
+            threads, providers = self.threads, ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            threads = max(1, self.threads // self._parallel_batches)
+            providers = ["CPUExecutionProvider"]
+        try:
+            return ort.InferenceSession(
+                str(graph_path),
+                self._session_options(ORT_ERRORS_ONLY, threads),
+                providers=providers,
+            )
+        except Exception as error:  # onnxruntime's Fail/InvalidProtobuf derive from Exception
+            raise ModelLoadError(f"onnxruntime cannot load {graph_path}: {error}") from error
+
+    def _apply_device_defaults(self) -> None:
+        """Batch limits for the device the session runs on, where the caller named none."""
+        on_cuda = self._device == "cuda"
+        self.batch_size = self._requested_batch_size or (CUDA_BATCH_SIZE if on_cuda else 32)
+        self.max_batch_tokens = self._requested_max_batch_tokens or (
+            CUDA_MAX_BATCH_TOKENS if on_cuda else DEFAULT_MAX_BATCH_TOKENS
+        )
+        self.max_pad_waste = CUDA_MAX_BATCH_PAD_WASTE if on_cuda else MAX_BATCH_PAD_WASTE
 
     def _try_cuda_session(self) -> onnxruntime.InferenceSession | None:
         """A session on CUDA, None in auto mode when CUDA is not usable, EncoderError in cuda mode."""
@@ -321,6 +485,12 @@ class Encoder:
 
         reason = cuda_unusable_reason()
         if reason is None:
+            # onnxruntime-gpu[cuda,cudnn] brings CUDA and cuDNN as pip wheels, which onnxruntime
+            # finds only when asked to load them first (no-op where torch or the system has them).
+            preload_dlls = getattr(ort, "preload_dlls", None)
+            if preload_dlls is not None:
+                with contextlib.suppress(Exception):
+                    preload_dlls()
             variant = self._resolve_variant("cuda")
             # In auto mode a failed CUDA start is expected on some boxes: only fatal lines may show.
             severity = ORT_ERRORS_ONLY if self.requested_device == "cuda" else ORT_FATAL_ONLY
@@ -335,6 +505,7 @@ class Encoder:
             else:
                 if session.get_providers()[0] == "CUDAExecutionProvider":
                     self._device, self._variant = "cuda", variant
+                    self._parallel_batches = CUDA_PARALLEL_BATCHES
                     return session
                 reason = (
                     "onnxruntime-gpu could not load CUDA (driver, CUDA or cuDNN libraries missing?)"
@@ -342,8 +513,8 @@ class Encoder:
         if self.requested_device == "cuda":
             raise EncoderError(
                 f"device cuda was requested but {reason}. On a machine with an NVIDIA GPU install "
-                f"the GPU runtime with `{CUDA_INSTALL}` (in a checkout: `make setup GPU=1`), or "
-                "use --device cpu/auto."
+                f"the GPU runtime with `{CUDA_INSTALL}` (in a checkout `make setup` does this "
+                "where nvidia-smi lists a GPU; `make setup GPU=1` forces it), or use --device cpu/auto."
             )
         return None
 
@@ -385,8 +556,10 @@ class Encoder:
                 raise EncoderError(f"{self.model_dir}: unexpected graph input {declared.name!r}")
             self._input_types[declared.name] = integer_types.get(declared.type, np.int64)
         output_names = [declared.name for declared in session.get_outputs()]
+        self._pooled_output = POOLED_OUTPUT if POOLED_OUTPUT in output_names else None
+        token_outputs = [name for name in output_names if name != POOLED_OUTPUT] or output_names
         self._output_name = (
-            "last_hidden_state" if "last_hidden_state" in output_names else output_names[0]
+            "last_hidden_state" if "last_hidden_state" in token_outputs else token_outputs[0]
         )
 
     def _load_tokenizer(self) -> Tokenizer:
@@ -403,6 +576,67 @@ class Encoder:
         pad_id = tokenizer.token_to_id("[PAD]")
         self._pad_id = pad_id if pad_id is not None else 0
         return tokenizer
+
+    def token_states(self, texts: Sequence[str]) -> list[TokenStates]:
+        """Each text's token vectors before pooling, with `str` offsets (what span models read).
+
+        tokenizers reports offsets in code points of the text it was given, so they index the
+        Python `str` as is (emoji, CJK and combining marks included). A text longer than the
+        model's length is encoded in consecutive windows, each starting at the first word the
+        previous one could not hold, so every token gets a state.
+        """
+        session, tokenizer = self._load()
+        windows: list[tuple[int, list[int], np.ndarray]] = []
+        for text_index, text in enumerate(texts):
+            start = 0
+            while start < len(text):
+                encoding = tokenizer.encode(text[start:])
+                real = [i for i, special in enumerate(encoding.special_tokens_mask) if not special]
+                if not real:
+                    break
+                offsets = np.array([encoding.offsets[i] for i in real], dtype=np.int64) + start
+                truncated = bool(encoding.overflowing) or len(encoding.ids) >= self.max_length
+                keep = len(real)
+                if truncated and text[int(offsets[-1, 1]) :].strip():
+                    # Restart at the last token that begins a word, so no word is split in two.
+                    for k in range(len(real) - 1, 0, -1):
+                        if offsets[k, 0] > offsets[k - 1, 1]:
+                            keep = k
+                            break
+                else:
+                    truncated = False
+                ids = [encoding.ids[0], *[encoding.ids[i] for i in real[:keep]], encoding.ids[-1]]
+                windows.append((text_index, ids, offsets[:keep]))
+                if not truncated:
+                    break
+                start = int(offsets[keep - 1, 1]) if keep == len(real) else int(offsets[keep, 0])
+        lengths = np.array([len(ids) for _, ids, _ in windows], dtype=np.int64)
+        window_states: list[np.ndarray] = [np.empty((0, self.dimension), np.float32)] * len(windows)
+        for batch_rows in plan_batches(lengths, self.batch_size, self.max_batch_tokens):
+            width = int(lengths[batch_rows].max())
+            input_ids = np.full((len(batch_rows), width), self._pad_id, dtype=np.int64)
+            for row, window_index in enumerate(batch_rows):
+                input_ids[row, : lengths[window_index]] = windows[window_index][1]
+            attention_mask = (np.arange(width)[None, :] < lengths[batch_rows][:, None]).astype(
+                np.int64
+            )
+            hidden = self._run(session, input_ids, attention_mask)
+            for row, window_index in enumerate(batch_rows):
+                # Row 0 is [CLS] and the last real position [SEP]: the text's tokens lie between.
+                real_count = int(lengths[window_index]) - 2
+                window_states[window_index] = hidden[row, 1 : 1 + real_count].astype(np.float32)
+        offsets_of: list[list[np.ndarray]] = [[] for _ in texts]
+        states_of: list[list[np.ndarray]] = [[] for _ in texts]
+        for (text_index, _, offsets), states in zip(windows, window_states, strict=True):
+            offsets_of[text_index].append(offsets)
+            states_of[text_index].append(states)
+        return [
+            TokenStates(
+                np.concatenate(offsets) if offsets else np.empty((0, 2), np.int64),
+                np.concatenate(states) if states else np.empty((0, self.dimension), np.float32),
+            )
+            for offsets, states in zip(offsets_of, states_of, strict=True)
+        ]
 
 
 def plan_batches(

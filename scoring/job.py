@@ -8,6 +8,7 @@ nothing visible, and the next run starts it again.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from hnbooks.scoring.estimate import (
 from hnbooks.scoring.head import Head, HeadConfig, train_head
 from hnbooks.scoring.pool import PoolVectors, pool_size, presence_mask, top_by_cosine
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
+from hnbooks.scoring.spans import SpanSuggester
 from hnbooks.scoring.streamed import ScoreFile, StreamedRanking, nth_true
 from hnbooks.store import Store
 from hnbooks.store.queue import NothingLeftToPublish
@@ -47,6 +49,7 @@ DEFAULT_SEED_QUERIES = {
 FALLBACK_SEED_QUERY = "{label}"
 
 QueryEncoder = Callable[[str], NDArray[np.float32]]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,28 @@ def blocked_ids_except_positives(
 
 
 def run_round(
+    store: Store,
+    pool: PoolVectors,
+    config: RoundConfig,
+    *,
+    encode_query: QueryEncoder | None = None,
+    embedding: EmbeddingReport | None = None,
+    started_at: float | None = None,
+    spans: SpanSuggester | None = None,
+) -> RoundResult:
+    """One round; with `spans`, the span model is trained too and suggests for the batch published."""
+    result = run_classification_round(
+        store, pool, config, encode_query=encode_query, embedding=embedding, started_at=started_at
+    )
+    if spans is not None and result.batch_id is not None:
+        try:
+            spans.after_publish(store, result.batch_id)
+        except Exception:  # the batch is out: without suggestions the TUI shows the rules' own
+            logger.exception("span suggestions for batch %s failed", result.batch_id)
+    return result
+
+
+def run_classification_round(
     store: Store,
     pool: PoolVectors,
     config: RoundConfig,

@@ -49,6 +49,8 @@ class PreparedPool:
     encode_query: Callable[[str], Any]
     embedding: EmbeddingReport
     """The encoder (model, where it ran) and what this preparation embedded, for the round's report."""
+    encoder: Encoder | None = None
+    """The encoder itself, for the span model's token states."""
 
     @property
     def device(self) -> str:
@@ -241,7 +243,10 @@ def prepared(store: Store, loaded: LoadedEncoder, embedding: EmbeddingReport) ->
         return loaded.encoder.encode([query])[0]
 
     return PreparedPool(
-        pool=CachedPool(loaded.cache, store), encode_query=encode_query, embedding=embedding
+        pool=CachedPool(loaded.cache, store),
+        encode_query=encode_query,
+        embedding=embedding,
+        encoder=loaded.encoder,
     )
 
 

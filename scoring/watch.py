@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from hnbooks.scoring.job import RoundConfig, RoundResult, run_round
 from hnbooks.scoring.prepare import LoadedEncoder, embed_new_texts, prepared
+from hnbooks.scoring.spans import SpanSuggester
 from hnbooks.store import Store
 from hnbooks.store.reports import EmbeddingReport
 from hnbooks.store.scorer import LEASE_TTL_S, LeaseHolder, ScorerState
@@ -191,6 +192,7 @@ class Watcher:
             encode_query=pool.encode_query,
             embedding=embedding,
             started_at=started_at,
+            spans=SpanSuggester.of_encoder(self.loaded.encoder),
         )
         self.rounds_run += 1
         # Only a round that ran counts: after a failure the same answers still call for one.

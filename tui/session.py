@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hnbooks.store.db import Store
-from hnbooks.store.records import Answer, Item, NewAnswer, QueuedItem, Span
+from hnbooks.store.records import Answer, Item, NewAnswer, QueuedItem, Span, SpanSuggestion
 from hnbooks.suggest import Candidate, suggest_candidates, word_spans
 from hnbooks.tui.render import printable
 
@@ -76,8 +76,12 @@ def shown_item(
     position: int | None = None,
     batch_size: int | None = None,
     spans: tuple[Span, ...] = (),
+    suggestions: tuple[SpanSuggestion, ...] | None = None,
 ) -> ShownItem:
-    """Everything the screen shows for `item`; runs in a worker thread (it reads the store)."""
+    """Everything the screen shows for `item`; runs in a worker thread (it reads the store).
+
+    The candidates are the scorer's stored `suggestions` (best first) when there are any, else
+    the rules' candidates."""
     return ShownItem(
         item=item,
         label=label,
@@ -89,7 +93,11 @@ def shown_item(
         batch_size=batch_size,
         context=store.parent_context(item),
         display_text=printable(item.text),
-        candidates=tuple(suggest_candidates(item.text)),
+        candidates=(
+            tuple(Candidate(s.start, s.end, s.source) for s in suggestions)
+            if suggestions is not None
+            else tuple(suggest_candidates(item.text))
+        ),
         words=tuple(word_spans(item.text)),
         spans=spans,
     )
@@ -106,6 +114,7 @@ def shown_from_queue(store: Store, queued: QueuedItem) -> ShownItem:
         batch_id=queued.batch_id,
         position=queued.position,
         batch_size=queued.batch_size,
+        suggestions=queued.suggestions,
     )
 
 

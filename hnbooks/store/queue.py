@@ -30,10 +30,11 @@ from hnbooks.store.claims import (
     parse_feed_mode,
     waiting_condition,
 )
-from hnbooks.store.connection import Connection, StoreError, friendly_sqlite_error
+from hnbooks.store.connection import StoreError, friendly_sqlite_error
 from hnbooks.store.items import item_from_row
 from hnbooks.store.records import FEED_MODES, BatchEntry, FeedMode, QueuedItem, QueueEntry
 from hnbooks.store.reports import RoundReport
+from hnbooks.store.suggestions import SuggestionQueries
 
 
 class NothingLeftToPublish(StoreError):
@@ -66,7 +67,7 @@ def insert_round(
     return int(cursor.lastrowid or 0)
 
 
-class QueueQueries(Connection):
+class QueueQueries(SuggestionQueries):
     def publish_batch(
         self,
         entries: list[BatchEntry],
@@ -360,6 +361,7 @@ class QueueQueries(Connection):
             score=row["score"],
             rank=row["rank"],
             label=row["batch_label"],
+            suggestions=self.span_suggestions_of(row["batch_id"], row["item_id"]),
         )
 
     def batch_progress(self, batch_id: int, annotator: str) -> tuple[int, int]:

@@ -71,6 +71,34 @@ def spans_from_json(raw: str) -> tuple[Span, ...]:
 
 
 @dataclass(frozen=True)
+class SpanSuggestion:
+    """A span proposed for an item's text, best first within an item; `end` is exclusive.
+
+    `source` is "rule" for a candidate of the cheap rules (`hnbooks.suggest`) and "model" for a
+    span only the learned span model proposed; `score` is the span model's calibrated probability
+    that the span is one the annotator would mark (a fixed prior per rule before any model exists).
+    """
+
+    start: int
+    end: int
+    label: str
+    score: float
+    source: str
+
+    def to_json(self, text: str | None = None) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "start": self.start,
+            "end": self.end,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "source": self.source,
+        }
+        if text is not None:
+            record["text"] = text[self.start : self.end]
+        return record
+
+
+@dataclass(frozen=True)
 class Item:
     id: int
     external_id: str
@@ -92,6 +120,8 @@ class QueuedItem:
     score: float | None
     rank: int | None
     label: str
+    suggestions: tuple[SpanSuggestion, ...] | None = None
+    """The scorer's span suggestions for this item, best first; None when its batch has none."""
 
 
 @dataclass(frozen=True)

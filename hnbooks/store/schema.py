@@ -309,6 +309,46 @@ def m007_staged_imports(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_span_suggestions(db: Database) -> None:
+    """Span suggestions computed by the scorer for each item of a batch it publishes, so the TUI
+    shows them without loading a model, and the span models they came from (one per label and
+    encoder graph, replaced each round), so `hnbooks suggest` answers without retraining."""
+    execute_statements(
+        db.conn,
+        """
+        -- A batch listed here has the model's suggestions for every item (an item with none has
+        -- no row in span_suggestions); a batch not listed is shown with the rules' candidates.
+        CREATE TABLE span_suggestion_batches (
+            batch_id INTEGER PRIMARY KEY REFERENCES batches(id),
+            stored_at REAL NOT NULL
+        );
+        CREATE TABLE span_suggestions (
+            batch_id INTEGER NOT NULL REFERENCES batches(id),
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            rank INTEGER NOT NULL,
+            span_start INTEGER NOT NULL,
+            span_end INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            score REAL NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (batch_id, item_id, rank)
+        );
+
+        -- `weights`: the trained head as an .npz file (numpy arrays only, no pickle).
+        CREATE TABLE span_models (
+            label TEXT NOT NULL,
+            model_hash TEXT NOT NULL,
+            trained_at REAL NOT NULL,
+            through_answer_id INTEGER NOT NULL,
+            weights BLOB NOT NULL,
+            report TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (label, model_hash)
+        );
+        """,
+    )
+
+
 READ_AS_IS = frozenset({"m005_database_id", "m006_answer_passthrough"})
 """Migrations a read-only opening can do without: what they add no query needs (a read-only
 opening never migrates; lacking any other migration it refuses, saying how to upgrade)."""

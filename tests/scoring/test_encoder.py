@@ -100,7 +100,7 @@ def test_int8_variant_runs_and_is_the_cpu_default(tiny_model_dir: Path) -> None:
     manifest = json.loads((tiny_model_dir / "hnbooks-model.json").read_text())
     encoder = Encoder(tiny_model_dir, device="cpu", threads=2)
     assert encoder.variant == manifest["default_variant"]["cpu"] == "int8"
-    assert encoder.provider == "CPU, 2 threads, int8"
+    assert encoder.provider == "CPU, 2 threads, int8 (fp32 below 25 tokens)"
     int8 = encoder.embed(TEXTS)
     fp32 = Encoder(tiny_model_dir, variant="fp32").embed(TEXTS)
     np.testing.assert_allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
@@ -108,10 +108,19 @@ def test_int8_variant_runs_and_is_the_cpu_default(tiny_model_dir: Path) -> None:
 
 
 def test_model_hash_is_the_sha256_of_the_graph_in_use(tiny_model_dir: Path) -> None:
-    for variant, file_name in (("fp32", "model.onnx"), ("int8", "model_int8.onnx")):
+    for variant, file_name in (("fp32", "model.onnx"), ("fp16", "model_fp16.onnx")):
         encoder = Encoder(tiny_model_dir, variant=variant)  # type: ignore[arg-type]
         expected = hashlib.sha256((tiny_model_dir / file_name).read_bytes()).hexdigest()
         assert encoder.model_hash == expected
+
+
+def test_int8_with_its_fp32_fallback_has_a_hash_of_its_own(tiny_model_dir: Path) -> None:
+    manifest = read_manifest(tiny_model_dir)
+    assert manifest is not None and manifest.files.int8 is not None
+    int8 = Encoder(tiny_model_dir, variant="int8").model_hash
+    assert int8 not in (manifest.files.int8.sha256, manifest.files.fp32.sha256)
+    mixed = f"{manifest.files.int8.sha256}+{manifest.files.fp32.sha256}<{manifest.int8_min_tokens}"
+    assert int8 == hashlib.sha256(mixed.encode()).hexdigest()
 
 
 def test_cuda_requested_without_a_usable_gpu_is_a_clear_error(tiny_model_dir: Path) -> None:
@@ -138,10 +147,10 @@ def test_a_folder_without_an_export_says_what_to_run(
 
 
 def test_the_encoder_reads_the_manifest_as_attributes(tiny_model_dir: Path) -> None:
-    encoder = Encoder(tiny_model_dir, variant="int8")
+    encoder = Encoder(tiny_model_dir, variant="fp16")
     assert encoder.manifest == read_manifest(tiny_model_dir)
-    assert encoder.manifest.files.int8 is not None
-    assert encoder.model_hash == encoder.manifest.files.int8.sha256
+    assert encoder.manifest.files.fp16 is not None
+    assert encoder.model_hash == encoder.manifest.files.fp16.sha256
 
 
 def test_a_graph_that_cannot_load_is_a_model_load_error(
@@ -167,14 +176,16 @@ def test_the_encoder_agrees_with_the_recipes_pytorch_reference(
     sentences = list(export_module.AGREEMENT_SENTENCES)
     manifest = read_manifest(tiny_model_dir)
     assert manifest is not None and manifest.agreement is not None
-    for variant in ("fp32", "int8"):
-        encoder = Encoder(tiny_model_dir, device="cpu", variant=variant)
+    for variant in ("fp32", "int8", "fp16"):
+        encoder = Encoder(tiny_model_dir, device="cpu", variant=variant)  # type: ignore[arg-type]
         cosines = np.einsum("nd,nd->n", encoder.embed(sentences), reference)
         recorded = manifest.agreement.get(variant)
         assert recorded is not None
         assert abs(float(cosines.mean()) - recorded.mean) < 0.01, (variant, cosines)
         if variant == "fp32":
             assert cosines.min() >= export_module.FP32_MIN_COSINE, cosines
+        elif variant == "fp16":
+            assert cosines.min() >= export_module.FP16_MIN_COSINE, cosines
         else:
             assert cosines.mean() >= export_module.INT8_MIN_MEAN_COSINE, cosines
 

@@ -44,7 +44,8 @@ from tests.scoring.tiny_bert import TINY_SPEC
 def test_the_export_writes_every_file_and_an_honest_manifest(tiny_model_dir: Path) -> None:
     manifest = json.loads((tiny_model_dir / "hnbooks-model.json").read_text())
     assert manifest["spec"] == TINY_SPEC.to_json()
-    for variant, file_name in (("fp32", "model.onnx"), ("int8", "model_int8.onnx")):
+    graphs = (("fp32", "model.onnx"), ("int8", "model_int8.onnx"), ("fp16", "model_fp16.onnx"))
+    for variant, file_name in graphs:
         entry = manifest["files"][variant]
         data = (tiny_model_dir / file_name).read_bytes()
         assert entry["file"] == file_name
@@ -54,11 +55,14 @@ def test_the_export_writes_every_file_and_an_honest_manifest(tiny_model_dir: Pat
     assert manifest["cosine_vs_pytorch"]["sentences"] == len(export_module.AGREEMENT_SENTENCES)
     assert manifest["cosine_vs_pytorch"]["fp32"]["min"] >= export_module.FP32_MIN_COSINE
     assert manifest["cosine_vs_pytorch"]["int8"]["mean"] >= export_module.INT8_MIN_MEAN_COSINE
-    assert manifest["default_variant"] == {"cpu": "int8", "cuda": "fp32"}
+    assert manifest["cosine_vs_pytorch"]["fp16"]["min"] >= export_module.FP16_MIN_COSINE
+    assert manifest["default_variant"] == {"cpu": "int8", "cuda": "fp16"}
+    assert manifest["int8_min_tokens"] == export_module.INT8_MIN_TOKENS
     assert manifest["exported_at"]
     assert sorted(path.name for path in tiny_model_dir.iterdir()) == [
         "hnbooks-model.json",
         "model.onnx",
+        "model_fp16.onnx",
         "model_int8.onnx",
         "tokenizer.json",
     ]
@@ -120,6 +124,23 @@ def test_export_places_the_folder_and_force_replaces_it(
     export_module.export_model(TINY_SPEC.name, tmp_path, force=True)
     assert is_exported(folder) and not (folder / "stale-file").exists()
     assert [path.name for path in tmp_path.iterdir()] == [TINY_SPEC.name]
+
+
+@pytest.mark.usefixtures("tiny_registered")
+def test_an_export_by_an_older_recipe_is_redone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
+) -> None:
+    monkeypatch.setattr(export_module, "export_weights", copy_export(tiny_model_dir))
+    folder = export_module.export_model(TINY_SPEC.name, tmp_path)
+    data = json.loads((folder / MANIFEST_NAME).read_text())
+    assert data["recipe"] == export_module.RECIPE
+    del data["recipe"]
+    (folder / MANIFEST_NAME).write_text(json.dumps(data))
+    (folder / "stale-file").write_text("from the older recipe")
+    assert load_manifest(folder).recipe == 1
+    export_module.export_model(TINY_SPEC.name, tmp_path)
+    assert load_manifest(folder).recipe == export_module.RECIPE
+    assert not (folder / "stale-file").exists()
 
 
 @pytest.mark.usefixtures("tiny_registered")
@@ -222,9 +243,10 @@ def test_the_manifest_round_trips_through_json_and_disk(exported_copy: Path) -> 
     assert manifest.spec == TINY_SPEC and manifest.dimension == TINY_SPEC.dimension
     assert manifest.files.fp32.file == "model.onnx"
     assert manifest.files.int8 is not None and manifest.files.int8.file == "model_int8.onnx"
-    assert manifest.files.variants() == ["fp32", "int8"]
+    assert manifest.files.variants() == ["fp32", "int8", "fp16"]
     assert manifest.default_variant.for_device("cpu") == "int8"
-    assert manifest.default_variant.for_device("cuda") == "fp32"
+    assert manifest.default_variant.for_device("cuda") == "fp16"
+    assert manifest.int8_min_tokens == export_module.INT8_MIN_TOKENS
     assert manifest.agreement is not None and manifest.agreement.fp32 is not None
     assert "onnxruntime" in manifest.versions
 
@@ -234,6 +256,7 @@ def test_the_manifest_round_trips_through_json_and_disk(exported_copy: Path) -> 
     assert sorted(path.name for path in exported_copy.iterdir()) == [
         MANIFEST_NAME,
         "model.onnx",
+        "model_fp16.onnx",
         "model_int8.onnx",
         "tokenizer.json",
     ]
@@ -241,11 +264,19 @@ def test_the_manifest_round_trips_through_json_and_disk(exported_copy: Path) -> 
 
 def test_a_manifest_without_optional_parts_reads_with_safe_defaults(exported_copy: Path) -> None:
     data = json.loads((exported_copy / MANIFEST_NAME).read_text())
-    for key in ("default_variant", "cosine_vs_pytorch", "export_seconds", "versions"):
+    for key in (
+        "default_variant",
+        "cosine_vs_pytorch",
+        "export_seconds",
+        "versions",
+        "int8_min_tokens",
+    ):
         del data[key]
     del data["files"]["int8"]
+    del data["files"]["fp16"]
     manifest = ModelManifest.from_json(data)
-    assert manifest.files.int8 is None and manifest.agreement is None
+    assert manifest.files.int8 is None and manifest.files.fp16 is None
+    assert manifest.agreement is None and manifest.int8_min_tokens == 0
     assert manifest.default_variant.for_device("cpu") == "fp32"
 
 
