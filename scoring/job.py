@@ -304,7 +304,8 @@ def run_round(
     started_at: float | None = None,
     spans: SpanSuggester | None = None,
 ) -> RoundResult:
-    """One round; with `spans`, the span model is trained too and suggests for the batch published."""
+    """One round; with `spans`, the span models (trained again once enough new spans are marked,
+    `SpanSuggester.current`) suggest spans for the batch published."""
     result = run_classification_round(
         store, pool, config, encode_query=encode_query, embedding=embedding, started_at=started_at
     )
