@@ -584,8 +584,13 @@ class Encoder:
         Python `str` as is (emoji, CJK and combining marks included). A text longer than the
         model's length is encoded in consecutive windows, each starting at the first word the
         previous one could not hold, so every token gets a state.
+
+        With int8 and its fp32 fallback for short texts, every text's states come from the fp32
+        graph: a span model's features must not change with the length of the text.
         """
         session, tokenizer = self._load()
+        if self._fp32_session is not None:
+            session = self._fp32_session
         windows: list[tuple[int, list[int], np.ndarray]] = []
         for text_index, text in enumerate(texts):
             start = 0

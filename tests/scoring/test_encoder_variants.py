@@ -34,6 +34,17 @@ def test_int8_runs_short_texts_on_fp32_and_long_ones_on_int8(tiny_model_dir: Pat
     )
 
 
+def test_token_states_under_int8_come_from_the_fp32_graph_for_every_length(
+    tiny_model_dir: Path,
+) -> None:
+    """A span model reads token states: short and long texts must not come from two graphs."""
+    int8 = Encoder(tiny_model_dir, device="cpu", variant="int8").token_states(SHORT + LONG)
+    fp32 = Encoder(tiny_model_dir, device="cpu", variant="fp32").token_states(SHORT + LONG)
+    for got, expected in zip(int8, fp32, strict=True):
+        np.testing.assert_array_equal(got.offsets, expected.offsets)
+        np.testing.assert_allclose(got.states, expected.states, atol=1e-5)
+
+
 def test_an_export_from_before_the_fallback_and_fp16_still_runs(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
