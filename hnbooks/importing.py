@@ -570,13 +570,11 @@ def hn_lines(
         yield hn_record(path, number, item, types)
 
 
-def json_records(source: Source, progress: Progress | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, object) for each JSON object of a file: JSON lines, or, where the first line opens
-    an array or a pretty-printed object, a JSON document read in chunks (`hn_dumps`)."""
-    if json_layout(first_json_line(source)) == "lines":
-        for number, line in read_lines(source, progress):
-            yield number, parse_json_line(source.path, number, line)
-        return
+def json_document_file_records(
+    source: Source, progress: Progress | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) for each object of a JSON document (an array, or pretty-printed objects),
+    read in chunks (`hn_dumps`)."""
     if source.stream is not None:
         chunks = read_chunks(source.stream, source.head)
         yield from json_document_records(source.path, chunks, progress)
@@ -705,24 +703,42 @@ def json_file_records(
     path = source.path
     met = {} if flavours is None else flavours
     if json_layout(first_json_line(source)) != "lines":
-        for number, record in json_records(source, progress):
-            reader = reader.knowing_first(record)
-            flavour, records = reader.read(path, number, record)
-            met.setdefault(flavour)
+        for number, record in json_document_file_records(source, progress):
+            reader, records = read_json_record(reader, path, number, record, met)
             yield from records
         return
     raw_lines = bounded_raw_lines(source, progress)
     for number, raw in raw_lines:
-        line = decode_line(path, number, raw)
-        if line is not None:
-            record = parse_json_line(path, number, line)
-            reader = reader.knowing_first(record)
-            flavour, records = reader.read(path, number, record)
-            met.setdefault(flavour)
-            yield from records
+        reader, records = read_json_line(reader, path, number, raw, met)
+        yield from records
         if parse_workers > 0 and number >= SERIAL_HEAD_LINES and reader.knows_first():
             yield from parallel_json_records(path, raw_lines, reader, met, parse_workers)
             return
+
+
+def read_json_line(
+    reader: JsonLineReader, path: Path, number: int, raw: bytes, flavours: dict[str, None]
+) -> tuple[JsonLineReader, list[ParsedRecord | Skipped]]:
+    """`read_json_record` of line `number` (none for a blank line)."""
+    line = decode_line(path, number, raw)
+    if line is None:
+        return reader, []
+    return read_json_record(reader, path, number, parse_json_line(path, number, line), flavours)
+
+
+def read_json_record(
+    reader: JsonLineReader,
+    path: Path,
+    number: int,
+    record: dict[str, Any],
+    flavours: dict[str, None],
+) -> tuple[JsonLineReader, list[ParsedRecord | Skipped]]:
+    """(the reader for the records after this one, what `record` becomes); its flavour is added
+    to `flavours`."""
+    reader = reader.knowing_first(record)
+    flavour, records = reader.read(path, number, record)
+    flavours.setdefault(flavour)
+    return reader, records
 
 
 @dataclass(frozen=True)
@@ -746,25 +762,33 @@ class ParsedBlock:
 def parse_json_block(
     path_name: str, first_number: int, lines: list[bytes], reader: JsonLineReader
 ) -> ParsedBlock:
-    """Parse lines `first_number`... of a file with `reader` and prepare their rows (text key,
-    input hash, meta JSON), in a parser process; a fault ends the block."""
+    """Lines `first_number`... of a file read with `reader`, their rows prepared, in a parser
+    process; a fault ends the block."""
     path = Path(path_name)
-    records: list[PreparedItem | Skipped] = []
     flavours: dict[str, None] = {}
-    try:
+
+    def records() -> Iterator[ParsedRecord | Skipped]:
         for number, raw in enumerate(lines, start=first_number):
-            line = decode_line(path, number, raw)
-            if line is None:
-                continue
-            flavour, parsed = reader.read(path, number, parse_json_line(path, number, line))
-            flavours.setdefault(flavour)
-            for record in parsed:
-                records.append(record if isinstance(record, Skipped) else prepare_item(record))
-    except ImportFault as fault:
-        return ParsedBlock(records, list(flavours), BlockFault(fault.line, fault.message))
+            yield from read_json_line(reader, path, number, raw, flavours)[1]
+
+    return prepared_block(records(), flavours)
+
+
+def prepared_block(
+    records: Iterator[ParsedRecord | Skipped], flavours: dict[str, None] | None = None
+) -> ParsedBlock:
+    """The records with their rows prepared (text key, input hash, meta JSON) up to the first
+    fault, which ends the block; `flavours` as the records left them."""
+    prepared: list[PreparedItem | Skipped] = []
+    fault = None
+    try:
+        for record in records:
+            prepared.append(record if isinstance(record, Skipped) else prepare_item(record))
+    except ImportFault as stopped:
+        fault = BlockFault(stopped.line, stopped.message)
     except UnstorableRecord as unstorable:
-        return ParsedBlock(records, list(flavours), BlockFault(unstorable.line, str(unstorable)))
-    return ParsedBlock(records, list(flavours))
+        fault = BlockFault(unstorable.line, str(unstorable))
+    return ParsedBlock(prepared, list(flavours or ()), fault)
 
 
 def parallel_json_records(
@@ -1035,16 +1059,10 @@ def parse_table_block(
     """Rows `first_number`... of a Parquet file (one batch) as records with their rows prepared,
     in a parser process; a fault ends the block."""
     path = Path(path_name)
-    records: list[PreparedItem | Skipped] = []
-    try:
-        for number, row in enumerate(batch.to_pylist(), start=first_number):
-            record = table_record(path, number, row, text_field, hn, types, "parquet")
-            records.append(record if isinstance(record, Skipped) else prepare_item(record))
-    except ImportFault as fault:
-        return ParsedBlock(records, [], BlockFault(fault.line, fault.message))
-    except UnstorableRecord as unstorable:
-        return ParsedBlock(records, [], BlockFault(unstorable.line, str(unstorable)))
-    return ParsedBlock(records, [])
+    return prepared_block(
+        table_record(path, number, row, text_field, hn, types, "parquet")
+        for number, row in enumerate(batch.to_pylist(), start=first_number)
+    )
 
 
 def json_safe(value: Any) -> Any:
