@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from hnbooks.scoring.encoder import TokenStates
 from hnbooks.store import Store
 from hnbooks.store.records import SPAN_TASK_KEY, AnswerWithItem, SpanSuggestion
+from hnbooks.store.suggestions import StoredSpanModel
 from hnbooks.suggest import (
     SMALL_WORDS,
     Candidate,
@@ -669,7 +670,10 @@ class SpanSuggester:
 
     def load(self, store: Store) -> SpanModel | None:
         """The span models the database holds for this encoder graph; None when it holds none."""
-        stored = store.span_models(self.model_hash)
+        return self._loaded(store, store.span_models(self.model_hash))
+
+    @staticmethod
+    def _loaded(store: Store, stored: Sequence[StoredSpanModel]) -> SpanModel | None:
         models: dict[str, LabelSpanModel] = {}
         for entry in stored:
             try:
@@ -686,7 +690,7 @@ class SpanSuggester:
         """Store the model's suggestions for every item of `batch_id`; return how many."""
         clock = time.perf_counter()
         item_ids = sorted(store.batch_strategies(batch_id))
-        items = [store.item(item_id) for item_id in item_ids]
+        items = store.items_by_ids(item_ids)
         suggestions = model.suggest([item.text for item in items], self.token_states)
         stored = store.store_span_suggestions(
             batch_id, {item.id: s for item, s in zip(items, suggestions, strict=True)}
@@ -703,7 +707,7 @@ class SpanSuggester:
             trained_on = sum(int(entry.report.get("spans", 0)) for entry in stored)
             new_spans = store.marked_span_count() - trained_on
             if new_spans < max(RETRAIN_NEW_SPANS, RETRAIN_GROWTH * trained_on):
-                loaded = self.load(store)
+                loaded = self._loaded(store, stored)
                 if loaded is not None:
                     return loaded
         return self.train(store)
