@@ -303,12 +303,7 @@ class Encoder:
 
         def run_batch(batch: _Batch) -> None:
             batch_rows, batch_session, pooled_output = batch
-            batch_lengths = lengths[batch_rows]
-            width = max(int(batch_lengths.max()), 1)
-            input_ids = np.full((len(batch_rows), width), self._pad_id, dtype=np.int64)
-            for row, text_index in enumerate(batch_rows):
-                input_ids[row, : batch_lengths[row]] = token_ids[text_index]
-            attention_mask = (np.arange(width)[None, :] < batch_lengths[:, None]).astype(np.int64)
+            input_ids, attention_mask = self._padded(token_ids, lengths, batch_rows)
             vectors[batch_rows] = self._run_pooled(
                 batch_session, input_ids, attention_mask, pooled_output
             )
@@ -320,6 +315,18 @@ class Encoder:
                 run_batch(batch)
         token_slots = sum(len(rows) * max(int(lengths[rows].max()), 1) for rows, _, _ in planned)
         return int(lengths.sum()), token_slots
+
+    def _padded(
+        self, token_ids: Sequence[Sequence[int]], lengths: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(input ids padded to the longest of `rows`, attention mask) of one batch."""
+        batch_lengths = lengths[rows]
+        width = max(int(batch_lengths.max()), 1)
+        input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+        for row, index in enumerate(rows):
+            input_ids[row, : batch_lengths[row]] = token_ids[index]
+        attention_mask = (np.arange(width)[None, :] < batch_lengths[:, None]).astype(np.int64)
+        return input_ids, attention_mask
 
     def _plan(self, lengths: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
         """`plan_batches` over the texts `rows` only, as indices into `lengths`."""
@@ -615,16 +622,11 @@ class Encoder:
                 if not truncated:
                     break
                 start = int(offsets[keep - 1, 1]) if keep == len(real) else int(offsets[keep, 0])
-        lengths = np.array([len(ids) for _, ids, _ in windows], dtype=np.int64)
+        window_ids = [ids for _, ids, _ in windows]
+        lengths = np.array([len(ids) for ids in window_ids], dtype=np.int64)
         window_states: list[np.ndarray] = [np.empty((0, self.dimension), np.float32)] * len(windows)
         for batch_rows in plan_batches(lengths, self.batch_size, self.max_batch_tokens):
-            width = int(lengths[batch_rows].max())
-            input_ids = np.full((len(batch_rows), width), self._pad_id, dtype=np.int64)
-            for row, window_index in enumerate(batch_rows):
-                input_ids[row, : lengths[window_index]] = windows[window_index][1]
-            attention_mask = (np.arange(width)[None, :] < lengths[batch_rows][:, None]).astype(
-                np.int64
-            )
+            input_ids, attention_mask = self._padded(window_ids, lengths, batch_rows)
             hidden = self._run(session, input_ids, attention_mask)
             for row, window_index in enumerate(batch_rows):
                 # Row 0 is [CLS] and the last real position [SEP]: the text's tokens lie between.
