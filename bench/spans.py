@@ -211,14 +211,18 @@ def evaluate(
             config,
         )
         train_seconds.append(time.perf_counter() - clock)
-        for i in np.flatnonzero(fold_of == fold).tolist():
+        held_out = [i for i in np.flatnonzero(fold_of == fold).tolist() if tasks[i].answer == "accept"]
+        ranked_of = (
+            dict(zip(held_out, model.ranked_many([features[i] for i in held_out]), strict=True))
+            if model is not None
+            else {}
+        )
+        for i in held_out:
             task = tasks[i]
-            if task.answer != "accept":
-                continue
             rule_spans = [(s.start, s.end) for s in rule_suggestions(task.text, label)]
             rules.add(rule_spans, task.gold)
             rule_keys.extend(keys_for_text(task.text, rule_spans, task.gold))
-            ranked = model.ranked(features[i]) if model is not None else []
+            ranked = ranked_of.get(i, [])
             for threshold, counts in sweep.items():
                 counts.add([(s.start, s.end) for s in ranked if s.score >= threshold], task.gold)
             shown = [(s.start, s.end) for s in ranked if s.score >= config.show_threshold]

@@ -79,6 +79,9 @@ class SpanConfig:
     learning_rate: float = 0.1
     quiet_outside_share: float = 0.15
     """Share of the outside words with no cheap signal near them that training keeps."""
+    max_outside_words: int = 7000
+    """Outside words kept for training at most (every word of a span is kept): the trees' cost
+    stays bounded however many texts are marked, and more of the same outside words add little."""
     max_span_words: int = 16
     min_begin_probability: float = 0.02
     """Words less likely than this to begin a span start no model span (rule spans always count)."""
@@ -340,22 +343,35 @@ class Tagger:
         return with_neighbours(np.hstack([projected, features[:, dimension:]]).astype(np.float32))
 
     def probabilities(self, features: NDArray[np.float32]) -> NDArray[np.float64]:
-        out = np.zeros((features.shape[0], 3))
-        if not features.shape[0]:
-            return out
-        from threadpoolctl import threadpool_limits
+        return self.probabilities_of([features])[0]
 
-        with threadpool_limits(1):
-            predicted = self.trees.predict_proba(self.inputs(features))
-        for column, tag in enumerate(self.trees.classes_.tolist()):
-            out[:, tag] = predicted[:, column]
-        return out
+    def probabilities_of(
+        self, texts: Sequence[NDArray[np.float32]]
+    ) -> list[NDArray[np.float64]]:
+        """Each text's (words, 3) tag probabilities, from one prediction over all their words:
+        a call has a fixed cost (thread limits, input checks) that per-text calls pay again."""
+        sizes = [features.shape[0] for features in texts]
+        out = np.zeros((sum(sizes), 3))
+        if out.shape[0]:
+            from threadpoolctl import threadpool_limits
+
+            # Neighbours are taken within each text, then the texts are stacked.
+            inputs = np.vstack([self.inputs(features) for features in texts if features.shape[0]])
+            with threadpool_limits(1):
+                predicted = self.trees.predict_proba(inputs)
+            for column, tag in enumerate(self.trees.classes_.tolist()):
+                out[:, tag] = predicted[:, column]
+        return np.split(out, np.cumsum(sizes)[:-1].tolist()) if sizes else []
 
 
 def fit_tagger(
     features: NDArray[np.float32], tags: NDArray[np.int64], dimension: int, config: SpanConfig
 ) -> Tagger:
-    """Fit a `Tagger`; outside words with no cheap signal are subsampled (and weighted up)."""
+    """Fit a `Tagger` on every word in a span and a sample of the outside words: those with a
+    cheap signal near them first, few with none, at most `max_outside_words` in all.
+
+    No sample or class weights: the calibration maps the tagger's scores to probabilities anyway,
+    and with weights the trees bin each feature by weighted percentiles, a third of the fit's time."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
@@ -373,23 +389,28 @@ def fit_tagger(
     # candidate (the length column is positive for every word, so it cannot count).
     signal = cheap[:, SIGNAL_COLUMNS].max(axis=1) > 0
     signal = signal | np.concatenate([[False], signal[:-1]]) | np.concatenate([signal[1:], [False]])
-    keep = signal | (tags != OUTSIDE) | (rng.random(len(tags)) < config.quiet_outside_share)
-    weight = np.where(signal | (tags != OUTSIDE), 1.0, 1.0 / config.quiet_outside_share)[keep]
+    outside = tags == OUTSIDE
+    quiet = rng.random(len(tags)) < config.quiet_outside_share
+    kept_outside = np.flatnonzero(outside & (signal | quiet))
+    if kept_outside.size > config.max_outside_words:
+        # Signal words before quiet ones, at random within each.
+        order = np.lexsort((rng.random(kept_outside.size), ~signal[kept_outside]))
+        kept_outside = kept_outside[order[: config.max_outside_words]]
+    keep = ~outside
+    keep[kept_outside] = True
     trees = HistGradientBoostingClassifier(
         learning_rate=config.learning_rate,
         max_iter=config.trees,
         max_leaf_nodes=config.leaves,
-        # With sample weights, binning takes weighted percentiles one bin edge at a time (half of
-        # a fit with 255 bins); 63 bins cost a quarter of that, and the tags need no finer cuts.
+        # 63 bins, not 255: the tags need no finer cuts, and each tree's histograms cost less.
         max_bins=config.bins,
         l2_regularization=1.0,
-        class_weight="balanced",
         early_stopping=False,
         random_state=0,
     )
     # One thread: on a shared small machine more threads make the fit slower, not faster.
     with threadpool_limits(1):
-        trees.fit(inputs[keep], tags[keep], sample_weight=weight)
+        trees.fit(inputs[keep], tags[keep])
     tagger.trees = trees
     return tagger
 
@@ -412,11 +433,17 @@ class LabelSpanModel:
             return np.empty(0)
         return self.calibration.probability(calibration_inputs(spans))
 
-    def ranked(self, text_features_: TextFeatures) -> list[SpanSuggestion]:
-        """Every considered span, overlaps removed best first, best first (no threshold)."""
-        spans = scored_spans(
-            text_features_, self.tag_probabilities(text_features_.features), self.config
-        )
+    def ranked(
+        self,
+        text_features_: TextFeatures,
+        probabilities: NDArray[np.float64] | None = None,
+    ) -> list[SpanSuggestion]:
+        """Every considered span, overlaps removed best first, best first (no threshold).
+
+        `probabilities`: the text's tag probabilities, where `ranked_many` computed them."""
+        if probabilities is None:
+            probabilities = self.tag_probabilities(text_features_.features)
+        spans = scored_spans(text_features_, probabilities, self.config)
         scores = self.calibrated(spans)
         kept: list[SpanSuggestion] = []
         for index in np.argsort(-scores, kind="stable").tolist():
@@ -429,12 +456,22 @@ class LabelSpanModel:
             )
         return kept
 
+    def ranked_many(self, texts: Sequence[TextFeatures]) -> list[list[SpanSuggestion]]:
+        """`ranked` for each text, the tagger run once over all their words."""
+        probabilities = self.tagger.probabilities_of([t.features for t in texts])
+        return [self.ranked(t, p) for t, p in zip(texts, probabilities, strict=True)]
+
     def suggest(
         self, text_features_: TextFeatures, threshold: float | None = None
     ) -> list[SpanSuggestion]:
         """The spans scored at least `threshold` (default: the configured one), best first."""
+        return self.suggest_many([text_features_], threshold)[0]
+
+    def suggest_many(
+        self, texts: Sequence[TextFeatures], threshold: float | None = None
+    ) -> list[list[SpanSuggestion]]:
         limit = self.config.show_threshold if threshold is None else threshold
-        return [s for s in self.ranked(text_features_) if s.score >= limit]
+        return [[s for s in ranked if s.score >= limit] for ranked in self.ranked_many(texts)]
 
     def to_bytes(self) -> bytes:
         """The model as bytes to store (a pickle: it holds a fitted scikit-learn estimator)."""
@@ -496,10 +533,12 @@ def train_span_model(
                 calibration,
                 config,
             )
-            for i in np.flatnonzero(fold_of == fold).tolist():
-                spans = scored_spans(
-                    features[i], fold_model.tag_probabilities(features[i].features), config
-                )
+            held_out = np.flatnonzero(fold_of == fold).tolist()
+            probabilities = fold_model.tagger.probabilities_of(
+                [features[i].features for i in held_out]
+            )
+            for i, text_probabilities in zip(held_out, probabilities, strict=True):
+                spans = scored_spans(features[i], text_probabilities, config)
                 gold = set(examples[i].spans)
                 inputs.append(calibration_inputs(spans))
                 targets.append(np.array([(s.start, s.end) in gold for s in spans], dtype=bool))
@@ -551,18 +590,22 @@ class SpanModel:
         `token_states` is only called when some label has a trained model.
         """
         states = token_states(texts) if self.models and token_states is not None and texts else None
-        out: list[list[SpanSuggestion]] = []
-        for index, text in enumerate(texts):
-            suggestions: list[SpanSuggestion] = []
-            features = text_features(text, states[index]) if states is not None else None
-            for label in self.labels:
-                model = self.models.get(label)
-                if model is not None and features is not None:
-                    suggestions.extend(model.suggest(features))
-                else:
-                    suggestions.extend(rule_suggestions(text, label))
+        features = (
+            [text_features(text, s) for text, s in zip(texts, states, strict=True)]
+            if states is not None
+            else None
+        )
+        out: list[list[SpanSuggestion]] = [[] for _ in texts]
+        for label in self.labels:
+            model = self.models.get(label)
+            if model is not None and features is not None:
+                of_label = model.suggest_many(features)
+            else:
+                of_label = [rule_suggestions(text, label) for text in texts]
+            for suggestions, found in zip(out, of_label, strict=True):
+                suggestions.extend(found)
+        for suggestions in out:
             suggestions.sort(key=lambda s: (-s.score, s.start, s.end))
-            out.append(suggestions)
         return out
 
 
