@@ -211,7 +211,9 @@ def evaluate(
             config,
         )
         train_seconds.append(time.perf_counter() - clock)
-        held_out = [i for i in np.flatnonzero(fold_of == fold).tolist() if tasks[i].answer == "accept"]
+        held_out = [
+            i for i in np.flatnonzero(fold_of == fold).tolist() if tasks[i].answer == "accept"
+        ]
         ranked_of = (
             dict(zip(held_out, model.ranked_many([features[i] for i in held_out]), strict=True))
             if model is not None

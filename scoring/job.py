@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,7 +34,7 @@ from hnbooks.scoring.spans import SpanSuggester
 from hnbooks.scoring.streamed import ScoreFile, StreamedRanking, nth_true
 from hnbooks.store import Store
 from hnbooks.store.queue import NothingLeftToPublish
-from hnbooks.store.records import Answer, BatchEntry, Round
+from hnbooks.store.records import Answer, BatchEntry, Round, SpanSuggestion
 from hnbooks.store.reports import (
     BatchYieldReport,
     CalibrationBinReport,
@@ -304,17 +304,29 @@ def run_round(
     started_at: float | None = None,
     spans: SpanSuggester | None = None,
 ) -> RoundResult:
-    """One round; with `spans`, the span models (trained again once enough new spans are marked,
-    `SpanSuggester.current`) suggest spans for the batch published."""
+    """One round; with `spans`, the batch is published with the stored span models' suggestions
+    for its items, and then, once enough new spans are marked, the models are trained again and
+    the batch's suggestions replaced (`SpanSuggester.after_publish`)."""
+    suggest_spans = spans.suggestions_for if spans is not None else None
     result = run_classification_round(
-        store, pool, config, encode_query=encode_query, embedding=embedding, started_at=started_at
+        store,
+        pool,
+        config,
+        encode_query=encode_query,
+        embedding=embedding,
+        started_at=started_at,
+        suggest_spans=suggest_spans,
     )
     if spans is not None and result.batch_id is not None:
         try:
             spans.after_publish(store, result.batch_id)
-        except Exception:  # the batch is out: without suggestions the TUI shows the rules' own
-            logger.exception("span suggestions for batch %s failed", result.batch_id)
+        except Exception:  # the batch is out, with the suggestions of the models it had
+            logger.exception("span models after batch %s failed", result.batch_id)
     return result
+
+
+SpanSuggestionsFor = Callable[[Store, Sequence[int]], Mapping[int, Sequence[SpanSuggestion]] | None]
+"""Items' span suggestions to publish with their batch (`SpanSuggester.suggestions_for`)."""
 
 
 def run_classification_round(
@@ -325,6 +337,7 @@ def run_classification_round(
     encode_query: QueryEncoder | None = None,
     embedding: EmbeddingReport | None = None,
     started_at: float | None = None,
+    suggest_spans: SpanSuggestionsFor | None = None,
 ) -> RoundResult:
     started_at = started_at or time.time()
     timings: dict[str, float] = {}
@@ -349,7 +362,9 @@ def run_classification_round(
     )
 
     if positives == 0:
-        return seed_round(store, pool, config, excluded, report, encode_query, started_at)
+        return seed_round(
+            store, pool, config, excluded, report, encode_query, started_at, suggest_spans
+        )
 
     # Boolean masks over ids, not id arrays or set operations on the pool: memory stays ~1 byte
     # per item.
@@ -431,7 +446,7 @@ def run_classification_round(
     entries = [entries[i] for i in order]
     if not entries:
         return RoundResult(None, [], report, head)
-    published = publish_or_record(store, entries, "score", None, report, started_at)
+    published = publish_or_record(store, entries, "score", None, report, started_at, suggest_spans)
     return RoundResult(published.batch_id, entries if published.batch_id else [], published, head)
 
 
@@ -544,6 +559,7 @@ def seed_round(
     report: RoundReport,
     encode_query: QueryEncoder | None,
     started_at: float,
+    suggest_spans: SpanSuggestionsFor | None = None,
 ) -> RoundResult:
     """No positive yet: a model can't find one at 1/5,000, so the batch comes from the seed channel."""
     query = config.cold_start_query()
@@ -563,7 +579,7 @@ def seed_round(
         report = replace(report, note=f"{report.note}; nothing matched")
         store.record_round(report)
         return RoundResult(None, [], report)
-    published = publish_or_record(store, entries, "seed", query, report, started_at)
+    published = publish_or_record(store, entries, "seed", query, report, started_at, suggest_spans)
     return RoundResult(published.batch_id, entries if published.batch_id else [], published)
 
 
@@ -574,9 +590,17 @@ def publish_or_record(
     note: str | None,
     report: RoundReport,
     started_at: float,
+    suggest_spans: SpanSuggestionsFor | None = None,
 ) -> RoundReport:
-    """Publish the batch with its report; when every item was taken meanwhile (another publisher,
-    answers from search), record the report alone. Return the report as stored."""
+    """Publish the batch with its report (and its items' span suggestions, where the span models
+    give some); when every item was taken meanwhile (another publisher, answers from search),
+    record the report alone. Return the report as stored."""
+    suggestions = None
+    if suggest_spans is not None:
+        try:
+            suggestions = suggest_spans(store, [e.item_id for e in entries])
+        except Exception:  # the batch matters more: it goes out with the rules' candidates
+            logger.exception("span suggestions for a %s batch failed", source)
     try:
         batch_id = store.publish_batch(
             entries,
@@ -585,6 +609,7 @@ def publish_or_record(
             note=note,
             round_report=report,
             round_started_at=started_at,
+            span_suggestions=suggestions,
         )
     except NothingLeftToPublish as refused:
         report = replace(report, note=str(refused))

@@ -345,9 +345,7 @@ class Tagger:
     def probabilities(self, features: NDArray[np.float32]) -> NDArray[np.float64]:
         return self.probabilities_of([features])[0]
 
-    def probabilities_of(
-        self, texts: Sequence[NDArray[np.float32]]
-    ) -> list[NDArray[np.float64]]:
+    def probabilities_of(self, texts: Sequence[NDArray[np.float32]]) -> list[NDArray[np.float64]]:
         """Each text's (words, 3) tag probabilities, from one prediction over all their words:
         a call has a fixed cost (thread limits, input checks) that per-text calls pay again."""
         sizes = [features.shape[0] for features in texts]
@@ -731,33 +729,50 @@ class SpanSuggester:
 
     def suggest_for_batch(self, store: Store, batch_id: int, model: SpanModel) -> int:
         """Store the model's suggestions for every item of `batch_id`; return how many."""
-        clock = time.perf_counter()
         item_ids = sorted(store.batch_strategies(batch_id))
-        items = store.items_by_ids(item_ids)
+        return store.store_span_suggestions(batch_id, self._suggestions(store, item_ids, model))
+
+    def _suggestions(
+        self, store: Store, item_ids: Sequence[int], model: SpanModel
+    ) -> dict[int, list[SpanSuggestion]]:
+        clock = time.perf_counter()
+        items = store.items_by_ids(sorted(item_ids))
         suggestions = model.suggest([item.text for item in items], self.token_states)
-        stored = store.store_span_suggestions(
-            batch_id, {item.id: s for item, s in zip(items, suggestions, strict=True)}
-        )
         self.last_seconds["span_suggest"] = time.perf_counter() - clock
-        return stored
+        return {item.id: s for item, s in zip(items, suggestions, strict=True)}
+
+    def retrain_due(self, store: Store, stored: Sequence[StoredSpanModel]) -> bool:
+        """Whether the marks have grown enough since `stored` were trained to train again: at
+        least `RETRAIN_NEW_SPANS` new spans and `RETRAIN_GROWTH` of those trained on (a training
+        takes seconds, a round's suggestions a fraction of one), or no model stored at all."""
+        if not stored:
+            return store.marked_span_count() > 0
+        trained_on = sum(int(entry.report.get("spans", 0)) for entry in stored)
+        new_spans = store.marked_span_count() - trained_on
+        return new_spans >= max(RETRAIN_NEW_SPANS, RETRAIN_GROWTH * trained_on)
 
     def current(self, store: Store) -> SpanModel:
-        """The stored span models while the marks have grown little since they were trained
-        (fewer than `RETRAIN_NEW_SPANS` new spans, or `RETRAIN_GROWTH` of those trained on),
-        else models trained again: a training takes a minute on two cores, a round seconds."""
+        """The stored span models, or models trained again where `retrain_due`."""
         stored = store.span_models(self.model_hash)
-        if stored:
-            trained_on = sum(int(entry.report.get("spans", 0)) for entry in stored)
-            new_spans = store.marked_span_count() - trained_on
-            if new_spans < max(RETRAIN_NEW_SPANS, RETRAIN_GROWTH * trained_on):
-                loaded = self._loaded(store, stored)
-                if loaded is not None:
-                    return loaded
+        if not self.retrain_due(store, stored):
+            loaded = self._loaded(store, stored)
+            if loaded is not None:
+                return loaded
         return self.train(store)
 
+    def suggestions_for(
+        self, store: Store, item_ids: Sequence[int]
+    ) -> dict[int, list[SpanSuggestion]] | None:
+        """Suggestions for a batch about to be published, from the span models stored (none
+        trained here: the batch should not wait for a training); None when none is stored."""
+        model = self.load(store)
+        return self._suggestions(store, item_ids, model) if model is not None else None
+
     def after_publish(self, store: Store, batch_id: int) -> None:
-        """A round's span step: the current span models (`current`), then suggestions for the
-        new batch. With no marked span yet nothing is stored and the TUI shows the rules'."""
-        model = self.current(store)
+        """A round's span step once its batch is out: where `retrain_due`, train the models and
+        replace the batch's suggestions (items already shown keep what they showed)."""
+        if not self.retrain_due(store, store.span_models(self.model_hash)):
+            return
+        model = self.train(store)
         if model.trained:
             self.suggest_for_batch(store, batch_id, model)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from hnbooks.store.claims import (
@@ -32,9 +32,16 @@ from hnbooks.store.claims import (
 )
 from hnbooks.store.connection import StoreError, friendly_sqlite_error
 from hnbooks.store.items import item_from_row
-from hnbooks.store.records import FEED_MODES, BatchEntry, FeedMode, QueuedItem, QueueEntry
+from hnbooks.store.records import (
+    FEED_MODES,
+    BatchEntry,
+    FeedMode,
+    QueuedItem,
+    QueueEntry,
+    SpanSuggestion,
+)
 from hnbooks.store.reports import RoundReport
-from hnbooks.store.suggestions import SuggestionQueries
+from hnbooks.store.suggestions import SuggestionQueries, insert_span_suggestions
 
 
 class NothingLeftToPublish(StoreError):
@@ -77,8 +84,10 @@ class QueueQueries(SuggestionQueries):
         note: str | None = None,
         round_report: RoundReport | None = None,
         round_started_at: float | None = None,
+        span_suggestions: Mapping[int, Sequence[SpanSuggestion]] | None = None,
     ) -> int:
-        """Publish a batch (and its round's report) in one transaction; return the batch id.
+        """Publish a batch (its round's report and its items' span suggestions) in one
+        transaction; return the batch id.
 
         `label` is the question the batch asks (default: the database's first label).
         """
@@ -130,6 +139,8 @@ class QueueQueries(SuggestionQueries):
                     for position, e in enumerate(entries)
                 ],
             )
+            if span_suggestions is not None:
+                insert_span_suggestions(conn, batch_id, span_suggestions)
             return batch_id
 
     def latest_batch_id(self) -> int:

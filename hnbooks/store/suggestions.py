@@ -1,13 +1,15 @@
 """Span suggestions stored with the batch they were computed for, and the span models behind them.
 
-The scorer writes an item's suggestions right after publishing its batch; until they are there the
-TUI shows the rules' candidates. The span model of a label is kept per encoder graph (its features
+The scorer stores a batch's suggestions in the transaction that publishes it, from the span models
+it holds; a round that trains them again replaces them. A batch with none stored (no span marked
+yet) is shown with the rules' candidates. The span model of a label is kept per encoder graph (its features
 are that graph's token states) and replaced whenever a round trains it again.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,34 @@ class StoredSpanModel:
     report: dict[str, Any]
 
 
+def insert_span_suggestions(
+    conn: sqlite3.Connection, batch_id: int, suggestions: Mapping[int, Sequence[SpanSuggestion]]
+) -> int:
+    """Replace `batch_id`'s stored suggestions, inside the caller's transaction (a batch being
+    published stores them in its own). Items not in the batch are skipped; return rows stored."""
+    in_batch = {
+        int(row[0])
+        for row in conn.execute("SELECT item_id FROM batch_items WHERE batch_id = ?", (batch_id,))
+    }
+    rows = [
+        (batch_id, item_id, rank, s.start, s.end, s.label, s.score, s.source)
+        for item_id, item_suggestions in suggestions.items()
+        if item_id in in_batch
+        for rank, s in enumerate(item_suggestions)
+    ]
+    conn.execute("DELETE FROM span_suggestions WHERE batch_id = ?", (batch_id,))
+    conn.execute(
+        "INSERT OR REPLACE INTO span_suggestion_batches (batch_id, stored_at) VALUES (?, ?)",
+        (batch_id, time.time()),
+    )
+    conn.executemany(
+        "INSERT INTO span_suggestions (batch_id, item_id, rank, span_start, span_end,"
+        " label, score, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return len(rows)
+
+
 class SuggestionQueries(Connection):
     def store_span_suggestions(
         self, batch_id: int, suggestions: Mapping[int, Sequence[SpanSuggestion]]
@@ -43,29 +73,7 @@ class SuggestionQueries(Connection):
         Items of other batches, or no longer in this one, are skipped. Storing again replaces.
         """
         with self._transaction() as conn:
-            in_batch = {
-                int(row[0])
-                for row in conn.execute(
-                    "SELECT item_id FROM batch_items WHERE batch_id = ?", (batch_id,)
-                )
-            }
-            rows = [
-                (batch_id, item_id, rank, s.start, s.end, s.label, s.score, s.source)
-                for item_id, item_suggestions in suggestions.items()
-                if item_id in in_batch
-                for rank, s in enumerate(item_suggestions)
-            ]
-            conn.execute("DELETE FROM span_suggestions WHERE batch_id = ?", (batch_id,))
-            conn.execute(
-                "INSERT OR REPLACE INTO span_suggestion_batches (batch_id, stored_at) VALUES (?, ?)",
-                (batch_id, time.time()),
-            )
-            conn.executemany(
-                "INSERT INTO span_suggestions (batch_id, item_id, rank, span_start, span_end,"
-                " label, score, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return len(rows)
+            return insert_span_suggestions(conn, batch_id, suggestions)
 
     def span_suggestions_of(self, batch_id: int, item_id: int) -> tuple[SpanSuggestion, ...] | None:
         """The item's stored suggestions, best first; None when none were stored for its batch."""

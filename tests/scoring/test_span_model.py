@@ -25,7 +25,7 @@ from hnbooks.scoring.spans import (
     word_states,
 )
 from hnbooks.store.db import Store
-from hnbooks.store.records import NewAnswer, Span
+from hnbooks.store.records import BatchEntry, NewAnswer, Span
 from hnbooks.suggest import suggest_candidates, word_spans
 from hnbooks.tui.session import shown_from_queue
 from tests.helpers import store_with_texts
@@ -276,3 +276,75 @@ def test_the_stored_model_serves_until_enough_new_spans_are_marked(db_path: Path
     (again,) = store.span_models("fake-graph")
     assert again.trained_at > first.trained_at
     assert again.report["spans"] == store.marked_span_count() > first.report["spans"]
+
+
+def marked_store(db_path: Path, count: int, seed: int) -> tuple[Store, list[int], list[int]]:
+    """A database whose first `count` texts carry marked titles, and as many unanswered ones."""
+    examples = [
+        SpanExample(f"{e.text} ({n})", e.spans) for n, e in enumerate(title_texts(count, seed))
+    ]
+    pool_texts = [f"{e.text} [{n}]" for n, e in enumerate(title_texts(count, seed + 1))]
+    store, ids = store_with_texts(db_path, [e.text for e in examples] + pool_texts)
+    for item_id, example in zip(ids, examples, strict=False):
+        spans = tuple(Span(s, e, "BOOK") for s, e in example.spans)
+        store.record_answer(item_id, NewAnswer("ann", "accept", spans=spans, view_id="ner_manual"))
+    return store, ids[:count], ids[count:]
+
+
+def unit_pool(store: Store) -> ArrayPool:
+    """Unit vectors for every item, as the encoder's are (selection reads cosines off them)."""
+    ids = np.array(sorted(store.item_ids()))
+    vectors = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    return ArrayPool(ids, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+
+
+def test_a_batch_is_published_with_the_stored_models_suggestions(db_path: Path) -> None:
+    store, _, unanswered = marked_store(db_path, 40, seed=4)
+    suggester = SpanSuggester(fake_token_states, "fake-graph")
+    suggester.train(store)
+    expected = suggester.suggestions_for(store, unanswered[:5])
+    assert expected is not None and any(expected.values())
+    entries = [BatchEntry(item_id, "random", 0.5, n) for n, item_id in enumerate(unanswered[:5])]
+    batch_id = store.publish_batch(entries, source="score", span_suggestions=expected)
+    # Stored by the publishing transaction itself: there is no moment the batch is out without.
+    for item_id in unanswered[:5]:
+        queued = store.queued_item("ann", batch_id, item_id)
+        assert queued is not None
+        assert list(queued.suggestions or ()) == expected[item_id]
+
+
+def test_a_round_publishes_with_suggestions_and_retrains_only_when_due(db_path: Path) -> None:
+    store, _, unanswered = marked_store(db_path, 40, seed=5)
+    suggester = SpanSuggester(fake_token_states, "fake-graph")
+    suggester.train(store)
+    (model_before,) = store.span_models("fake-graph")
+    pool = unit_pool(store)
+    result = run_round(
+        store, pool, RoundConfig(label="BOOK", batch_size=10, random_seed=1), spans=suggester
+    )
+    assert result.batch_id is not None
+    (model_after,) = store.span_models("fake-graph")
+    assert model_after.trained_at == model_before.trained_at  # no new mark: no training
+    for entry in result.entries:
+        queued = store.queued_item("ann", result.batch_id, entry.item_id)
+        assert queued is not None and queued.suggestions is not None
+    assert len(result.entries) == 10 and set(unanswered) >= {e.item_id for e in result.entries}
+
+
+def test_a_failing_span_step_still_publishes_the_batch(db_path: Path) -> None:
+    store, _, _ = marked_store(db_path, 20, seed=6)
+    SpanSuggester(fake_token_states, "fake-graph").train(store)
+
+    def broken(texts: Sequence[str]) -> list[TokenStates]:
+        raise RuntimeError("encoder gone")
+
+    pool = unit_pool(store)
+    result = run_round(
+        store,
+        pool,
+        RoundConfig(label="BOOK", batch_size=10, random_seed=1),
+        spans=SpanSuggester(broken, "fake-graph"),
+    )
+    assert result.batch_id is not None
+    queued = store.queued_item("ann", result.batch_id, result.entries[0].item_id)
+    assert queued is not None and queued.suggestions is None  # the TUI shows the rules'
