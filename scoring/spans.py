@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 import pickle
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,9 @@ class SpanConfig:
     """Spans scored below this (before calibration) are not considered at all."""
     show_threshold: float = 0.2
     """Calibrated probability a span needs to be suggested."""
+    max_calibration_texts: int = 400
+    """Held-out texts per fold whose spans the calibration learns from, at most: a few thousand
+    spans fit its ~20 weights, and scoring more texts only costs time."""
     calibration_folds: int = 2
     """Folds of texts the calibration's span scores come from (each scored by a tagger fitted on
     the other folds)."""
@@ -339,8 +343,10 @@ class Tagger:
 
     def inputs(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
         dimension = self.components.shape[1]
-        projected = (features[:, :dimension] - self.centre) @ self.components.T
-        return with_neighbours(np.hstack([projected, features[:, dimension:]]).astype(np.float32))
+        # In float32: the projection is a few components, and the trees bin them coarsely.
+        shift = (self.centre @ self.components.T).astype(np.float32)
+        projected = features[:, :dimension] @ self.components.T.astype(np.float32) - shift
+        return with_neighbours(np.hstack([projected, features[:, dimension:]]))
 
     def probabilities(self, features: NDArray[np.float32]) -> NDArray[np.float64]:
         return self.probabilities_of([features])[0]
@@ -363,32 +369,47 @@ class Tagger:
 
 
 def fit_tagger(
-    features: NDArray[np.float32], tags: NDArray[np.int64], dimension: int, config: SpanConfig
+    texts: Sequence[NDArray[np.float32]],
+    tags: NDArray[np.int64],
+    dimension: int,
+    config: SpanConfig,
 ) -> Tagger:
-    """Fit a `Tagger` on every word in a span and a sample of the outside words: those with a
-    cheap signal near them first, few with none, at most `max_outside_words` in all.
+    """Fit a `Tagger` on the texts' words (`tags`: theirs, concatenated): every word in a span and
+    a sample of the outside words, those with a cheap signal near them first, few with none, at
+    most `max_outside_words` in all.
 
     No sample or class weights: the calibration maps the tagger's scores to probabilities anyway,
     and with weights the trees bin each feature by weighted percentiles, a third of the fit's time."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
-    states = features[:, :dimension].astype(np.float64)
-    centre = states.mean(axis=0)
-    # Principal axes by SVD of a sample: the states of a few thousand words fix them well.
+    sizes = np.array([t.shape[0] for t in texts], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    total = int(sizes.sum())
     rng = np.random.default_rng(0)
-    sample = states[rng.permutation(len(states))[: config.projection_sample]] - centre
-    _, _, axes = np.linalg.svd(sample, full_matrices=False)
+    # Principal axes by SVD of a sample: the states of a few thousand words fix them well.
+    sampled = np.sort(rng.permutation(total)[: config.projection_sample])
+    text_of = np.searchsorted(starts, sampled, side="right") - 1
+    sample = np.array(
+        [texts[t][r, :dimension] for t, r in zip(text_of, sampled - starts[text_of], strict=True)],
+        dtype=np.float64,
+    ).reshape(-1, dimension)
+    centre = sample.mean(axis=0)
+    _, _, axes = np.linalg.svd(sample - centre, full_matrices=False)
     components = axes[: min(config.components, axes.shape[0])]
     tagger = Tagger(components, centre, None)
-    inputs = tagger.inputs(features)
-    cheap = features[:, dimension:]
+    cheap = np.vstack([t[:, dimension:] for t in texts])
     # A cheap signal: capitalised, after an opening or before a closing quote, or in a rule's
-    # candidate (the length column is positive for every word, so it cannot count).
-    signal = cheap[:, SIGNAL_COLUMNS].max(axis=1) > 0
-    signal = signal | np.concatenate([[False], signal[:-1]]) | np.concatenate([signal[1:], [False]])
+    # candidate (the length column is positive for every word, so it cannot count); a word's
+    # neighbours are in its own text.
+    own = cheap[:, SIGNAL_COLUMNS].max(axis=1) > 0
+    previous_has = np.concatenate([[False], own[:-1]])
+    previous_has[starts] = False
+    next_has = np.concatenate([own[1:], [False]])
+    next_has[starts[1:] - 1] = False
+    signal = own | previous_has | next_has
     outside = tags == OUTSIDE
-    quiet = rng.random(len(tags)) < config.quiet_outside_share
+    quiet = rng.random(total) < config.quiet_outside_share
     kept_outside = np.flatnonzero(outside & (signal | quiet))
     if kept_outside.size > config.max_outside_words:
         # Signal words before quiet ones, at random within each.
@@ -396,6 +417,14 @@ def fit_tagger(
         kept_outside = kept_outside[order[: config.max_outside_words]]
     keep = ~outside
     keep[kept_outside] = True
+    # Inputs for the kept words only, each text's with its own neighbours.
+    inputs = np.vstack(
+        [
+            tagger.inputs(text)[keep[start : start + size]]
+            for text, start, size in zip(texts, starts.tolist(), sizes.tolist(), strict=True)
+            if size and keep[start : start + size].any()
+        ]
+    )
     trees = HistGradientBoostingClassifier(
         learning_rate=config.learning_rate,
         max_iter=config.trees,
@@ -408,7 +437,7 @@ def fit_tagger(
     )
     # One thread: on a shared small machine more threads make the fit slower, not faster.
     with threadpool_limits(1):
-        trees.fit(inputs[keep], tags[keep])
+        trees.fit(inputs, tags[keep])
     tagger.trees = trees
     return tagger
 
@@ -525,13 +554,14 @@ def train_span_model(
                 continue
             fold_model = LabelSpanModel(
                 label,
-                fit_tagger(
-                    np.vstack([features[i].features for i in fit_rows]), fit_tags, dimension, config
-                ),
+                fit_tagger([features[i].features for i in fit_rows], fit_tags, dimension, config),
                 calibration,
                 config,
             )
-            held_out = np.flatnonzero(fold_of == fold).tolist()
+            fold_rows = np.flatnonzero(fold_of == fold)
+            if fold_rows.size > config.max_calibration_texts:
+                fold_rows = np.sort(rng.permutation(fold_rows)[: config.max_calibration_texts])
+            held_out: list[int] = fold_rows.tolist()
             probabilities = fold_model.tagger.probabilities_of(
                 [features[i].features for i in held_out]
             )
@@ -546,7 +576,7 @@ def train_span_model(
         if y.any() and not y.all():
             calibration = SpanCalibration.fit(x, y)
     all_tags = np.concatenate(tags)
-    tagger = fit_tagger(np.vstack([f.features for f in features]), all_tags, dimension, config)
+    tagger = fit_tagger([f.features for f in features], all_tags, dimension, config)
     return LabelSpanModel(
         label,
         tagger,
@@ -635,6 +665,9 @@ def examples_from_answers(answers: Sequence[AnswerWithItem], label: str) -> list
     return [latest[item_id][1] for item_id in sorted(latest)]
 
 
+KEPT_FEATURE_WORDS = 200_000
+"""Words whose features a `SpanSuggester` keeps between trainings, at most (~170 MB in float16:
+the marked texts of a long session)."""
 RETRAIN_NEW_SPANS = 10
 RETRAIN_GROWTH = 0.1
 
@@ -657,6 +690,32 @@ class SpanSuggester:
         self._model_hash = model_hash
         self.config = config
         self.last_seconds: dict[str, float] = {}
+        self.last_encoded = 0
+        """Texts whose token states the last `features_of` computed (the others were kept)."""
+        self._kept: OrderedDict[str, TextFeatures] = OrderedDict()
+        self._kept_words = 0
+
+    def features_of(self, texts: Sequence[str]) -> dict[str, TextFeatures]:
+        """Each text's features, the token states computed only for texts not kept from an
+        earlier call: a scorer that stays up (`--watch`) encodes each marked text once, not at
+        every training. Kept in float16, the least recently used dropped past
+        `KEPT_FEATURE_WORDS` words."""
+        missing = [text for text in dict.fromkeys(texts) if text not in self._kept]
+        self.last_encoded = len(missing)
+        if missing:
+            for text, states in zip(missing, self.token_states(missing), strict=True):
+                computed = text_features(text, states)
+                self._kept[text] = replace(computed, features=computed.features.astype(np.float16))
+                self._kept_words += len(computed.words)
+        out: dict[str, TextFeatures] = {}
+        for text in texts:
+            kept = self._kept[text]
+            self._kept.move_to_end(text)
+            out[text] = replace(kept, features=kept.features.astype(np.float32))
+        while self._kept_words > KEPT_FEATURE_WORDS and len(self._kept) > len(out):
+            _, dropped = self._kept.popitem(last=False)
+            self._kept_words -= len(dropped.words)
+        return out
 
     @property
     def model_hash(self) -> str:
@@ -685,10 +744,7 @@ class SpanSuggester:
                 for e in examples
             }
         )
-        features_of: dict[str, TextFeatures] = {}
-        if texts:
-            for text, states in zip(texts, self.token_states(texts), strict=True):
-                features_of[text] = text_features(text, states)
+        features_of = self.features_of(texts)
         models: dict[str, LabelSpanModel] = {}
         for label, examples in examples_of.items():
             if not any(e.spans for e in examples):

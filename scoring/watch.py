@@ -73,6 +73,8 @@ class Watcher:
     ) -> None:
         self.store = store
         self.loaded = loaded
+        self.spans = SpanSuggester.of_encoder(loaded.encoder)
+        """One for the watcher's life: it keeps the marked texts' features between trainings."""
         self.config = config
         self.holder = holder
         self.stop = stop
@@ -192,7 +194,7 @@ class Watcher:
             encode_query=pool.encode_query,
             embedding=embedding,
             started_at=started_at,
-            spans=SpanSuggester.of_encoder(self.loaded.encoder),
+            spans=self.spans,
         )
         self.rounds_run += 1
         # Only a round that ran counts: after a failure the same answers still call for one.

@@ -348,3 +348,31 @@ def test_a_failing_span_step_still_publishes_the_batch(db_path: Path) -> None:
     assert result.batch_id is not None
     queued = store.queued_item("ann", result.batch_id, result.entries[0].item_id)
     assert queued is not None and queued.suggestions is None  # the TUI shows the rules'
+
+
+def test_training_again_encodes_only_the_texts_marked_since(db_path: Path) -> None:
+    store, marked, unanswered = marked_store(db_path, 30, seed=7)
+    encoded: list[str] = []
+
+    def counting(texts: Sequence[str]) -> list[TokenStates]:
+        encoded.extend(texts)
+        return fake_token_states(texts)
+
+    suggester = SpanSuggester(counting, "fake-graph")
+    first = suggester.train(store)
+    assert len(encoded) == suggester.last_encoded == 30
+    for item_id in unanswered[:3]:
+        store.record_answer(
+            item_id,
+            NewAnswer("ann", "accept", spans=(Span(0, 4, "BOOK"),), view_id="ner_manual"),
+        )
+    again = suggester.train(store)
+    assert suggester.last_encoded == 3 and len(encoded) == 33
+    assert again.models["BOOK"].training["texts"] == first.models["BOOK"].training["texts"] + 3
+    # The kept features are the ones computed afresh (to float16 precision).
+    kept = suggester.features_of(encoded)
+    assert suggester.last_encoded == 0
+    for text, states in zip(encoded, fake_token_states(encoded), strict=True):
+        fresh = text_features(text, states)
+        assert kept[text].words == fresh.words and kept[text].candidates == fresh.candidates
+        np.testing.assert_allclose(kept[text].features, fresh.features, rtol=1e-3, atol=1e-3)
