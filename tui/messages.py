@@ -6,7 +6,7 @@ carry (requests, answers, items, reports) is frozen. Each is named for a fact th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -17,6 +17,7 @@ from hnbooks.store.records import (
     FeedMode,
     Round,
     SearchHit,
+    Span,
 )
 from hnbooks.tui.scorer_process import ScorerStatus
 from hnbooks.tui.session import AnswerToWrite, ShownItem, UndoToWrite, WriteRequest
@@ -130,12 +131,14 @@ class ClaimsLost(Message, bubble=False):
 
 @dataclass
 class SearchFinished(Message, bubble=False):
-    """Hits of one query, with this annotator's current answer to each (by item id)."""
+    """Hits of one query, with this annotator's current answer to each and the spans it marks
+    (by item id)."""
 
     query: str
     mode: str
     hits: tuple[SearchHit, ...]
     answers: dict[int, str]
+    spans: dict[int, tuple[Span, ...]] = field(default_factory=dict)
 
 
 @dataclass

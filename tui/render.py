@@ -21,7 +21,9 @@ from hnbooks.store.records import Span
 CANDIDATE_STYLE = "underline #61afef"
 ACTIVE_STYLE = "bold black on #98c379"
 CURSOR_STYLE = "reverse"
-MATCH_STYLE = "bold black on #e5c07b"
+# A query's matches: coloured and underlined, never filled, so a marked span (filled in its
+# label's colour) still shows where it covers a match.
+MATCH_STYLE = "bold underline #e5c07b"
 HINT_STYLE = "bold black on #e06c75"
 HINT_TYPED_STYLE = "black on #5c6370"
 # One style per label, by the label's position in the database's label list.

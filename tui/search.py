@@ -32,7 +32,13 @@ from hnbooks.tui.messages import (
     SearchFinished,
     WriteFailed,
 )
-from hnbooks.tui.render import highlighted, one_line, printable, snippet_with_matches
+from hnbooks.tui.render import (
+    highlighted,
+    label_style,
+    one_line,
+    printable,
+    snippet_with_matches,
+)
 from hnbooks.tui.session import AnswerToWrite, UndoToWrite, client_key
 from hnbooks.tui.span_editor import SpanEditScreen
 
@@ -143,22 +149,25 @@ class SearchScreen(SessionScreen):
                 cancelled=cancelled.is_set,
             )
             answers: dict[int, str] = {}
+            spans: dict[int, tuple[Span, ...]] = {}
             for hit in hits:
                 current = session.store.answers_of_item(hit.item.id, session.annotator)
                 if current:
                     answers[hit.item.id] = current[-1].answer
+                    spans[hit.item.id] = current[-1].spans
         except Exception as error:  # noqa: BLE001 - whatever stops the search is shown, not raised
             if not cancelled.is_set():
                 message = str(error) if isinstance(error, StoreError) else repr(error)
                 self.post_message(SearchFailed(query, message))
             return
         if not cancelled.is_set():
-            self.post_message(SearchFinished(query, mode, tuple(hits), answers))
+            self.post_message(SearchFinished(query, mode, tuple(hits), answers, spans))
 
     @on(SearchFinished)
     def show_hits(self, event: SearchFinished) -> None:
         self.hits = event.hits
         self.answers = dict(event.answers)
+        self.spans_given = dict(event.spans)
         hit_list = self.query_one("#hits", OptionList)
         hit_list.set_options(Option(self.hit_prompt(hit)) for hit in self.hits)
         more = "+" if len(self.hits) >= SEARCH_LIMIT else ""
@@ -184,10 +193,15 @@ class SearchScreen(SessionScreen):
 
     @on(OptionList.OptionHighlighted, "#hits")
     def show_hit_text(self, event: OptionList.OptionHighlighted) -> None:
-        hit = self.hits[event.option_index]
-        text = highlighted(printable(hit.item.text), hit.match_ranges)
-        self.query_one("#hit-text", Static).update(text)
+        self.show_hit(self.hits[event.option_index])
         self.query_one("#hit-scroll", VerticalScroll).scroll_home(animate=False)
+
+    def show_hit(self, hit: SearchHit) -> None:
+        """The hit's text: the query's matches highlighted, the spans marked here filled in."""
+        text = highlighted(printable(hit.item.text), hit.match_ranges)
+        for span in self.spans_given.get(hit.item.id, ()):
+            text.stylize(label_style(self.session.labels, span.label), span.start, span.end)
+        self.query_one("#hit-text", Static).update(text)
 
     def action_mark_spans(self) -> None:
         """Mark spans on the highlighted hit; kept, the hit is accepted with them."""
@@ -228,11 +242,12 @@ class SearchScreen(SessionScreen):
             return
         self.answers.pop(undone.item_id, None)
         self.spans_given.pop(undone.item_id, None)
+        hit_list = self.query_one("#hits", OptionList)
         for index, hit in enumerate(self.hits):
             if hit.item.id == undone.item_id:
-                self.query_one("#hits", OptionList).replace_option_prompt_at_index(
-                    index, self.hit_prompt(hit)
-                )
+                hit_list.replace_option_prompt_at_index(index, self.hit_prompt(hit))
+                if hit_list.highlighted == index:
+                    self.show_hit(hit)
         self.render_status(f"undid {undone.answer} of item {undone.item_id}")
 
     def action_answer(self, answer: AnswerValue) -> None:
@@ -267,6 +282,8 @@ class SearchScreen(SessionScreen):
         hit_list.replace_option_prompt_at_index(index, self.hit_prompt(hit))
         if index + 1 < len(self.hits):
             hit_list.highlighted = index + 1
+        else:
+            self.show_hit(hit)
 
     @on(AnswerSaved)
     def answer_saved(self, event: AnswerSaved) -> None:

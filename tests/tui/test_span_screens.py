@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from rich.text import Text
+from textual.widgets import Static
+
 from hnbooks.store.db import Store
 from hnbooks.store.records import NewAnswer, Span
+from hnbooks.tui.render import label_style
 from hnbooks.tui.review import ReviewScreen
 from hnbooks.tui.search import SearchScreen
 from hnbooks.tui.span_editor import SpanEditScreen
@@ -71,6 +75,15 @@ def test_review_edit_left_with_q_writes_nothing(
     assert spans_in_force(store, item_ids[0]) == [("accept", (HOBBIT,), "top")]
 
 
+def marked_in_hit_pane(screen: object) -> list[tuple[int, int]]:
+    """Where the search screen's hit pane draws a span in the BOOK label's colour."""
+    assert isinstance(screen, SearchScreen)
+    content = screen.query_one("#hit-text", Static).content
+    assert isinstance(content, Text)
+    style = label_style(screen.session.labels, "BOOK")
+    return [(s.start, s.end) for s in content.spans if str(s.style) == style]
+
+
 def test_search_hits_are_marked_and_undone(
     db_path: Path, store: Store, item_ids: list[int]
 ) -> None:
@@ -89,10 +102,24 @@ def test_search_hits_are_marked_and_undone(
             assert isinstance(app.screen, SearchScreen)
             assert "✓ I finally read" in screen_text(app)
             assert spans_in_force(store, item_ids[0]) == [("accept", (HOBBIT,), "search")]
+            # The answer moved on to the next hit; back on this one, its span is drawn.
+            assert marked_in_hit_pane(app.screen) == []
+            await pilot.press("up")
+            await settle(pilot)
+            assert marked_in_hit_pane(app.screen) == [(HOBBIT.start, HOBBIT.end)]
             await pilot.press("u")
             await settle(pilot)
             assert "undid accept" in screen_text(app)
             assert "✓ I finally read" not in screen_text(app)
+            assert marked_in_hit_pane(app.screen) == []
+            # A new search shows the spans of the answers in force on its hits.
+            await pilot.press("e", "tab", "ctrl+s")
+            await settle(pilot)
+            await pilot.press("slash", *"hobbit", "enter")
+            await settle(pilot)
+            assert marked_in_hit_pane(app.screen) == [(HOBBIT.start, HOBBIT.end)]
+            await pilot.press("u")
+            await settle(pilot)
 
     asyncio.run(scenario())
     assert spans_in_force(store, item_ids[0]) == []
