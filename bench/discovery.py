@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from hnbooks.lab.cli import SHIPPED_FEATURES
 from hnbooks.lab.datasets import Dataset, default_cache_dir, load_dataset
 from hnbooks.lab.simulate import (
     FeatureSet,
@@ -358,7 +359,7 @@ def render(
         "```",
         "",
         f"Features: `{args.features}`; budget {args.budget} labels in batches of {args.batch_size}; "
-        f"near-duplicates of positives {'eligible' if args.near_duplicates_of_positives else 'blocked (the default)'}; "
+        f"near-duplicates of positives {'eligible, a tenth of a batch at most (the default)' if args.near_duplicates_of_positives else 'blocked'}; "
         f"runs per cell: "
         + ", ".join(f"{task} {n}" for task, n in runs.items())
         + f"; random seed {args.random_seed}.",
@@ -433,7 +434,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--features", choices=["tfidf", "onnx", "both"], default="tfidf")
+    parser.add_argument(
+        "--features",
+        choices=["tfidf", "onnx", "both"],
+        default=SHIPPED_FEATURES,
+        help="default: what hnbooks-score ranks with",
+    )
     parser.add_argument(
         "--tasks", default=",".join(t.key for t in TASKS), help="comma-separated task keys"
     )
@@ -452,9 +458,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--random-seed", type=int, default=0)
     parser.add_argument(
-        "--near-duplicates-of-positives",
-        action="store_true",
-        help="let near-duplicates of accepted texts be chosen (RoundConfig.near_duplicates_of_positives)",
+        "--block-near-duplicates-of-positives",
+        dest="near_duplicates_of_positives",
+        action="store_false",
+        help="refuse near-duplicates of accepted texts too (the scorer lets a tenth of a batch"
+        " through: RoundConfig.near_duplicates_of_positives)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="3 groups, 3 topics, 2 sets: a smoke run"

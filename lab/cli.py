@@ -29,7 +29,9 @@ from hnbooks.models.registry import DEFAULT_MODEL, MODELS
 if TYPE_CHECKING:
     from hnbooks.scoring.encoder import Device
 
-DEFAULT_FEATURES = "tfidf"
+SHIPPED_FEATURES = "onnx"
+"""What `hnbooks-score` ranks the pool with, so what the simulation measures unless told: the
+encoder's embeddings alone (TF-IDF side by side is a study, docs/discovery.md)."""
 STRATEGY_HELP = (
     "default: the scorer's default mix; top, uncertain, novel, stratified: one selection channel "
     "alone; mix: the shares given with --mix; random: label uniformly drawn items; stream-ema: "
@@ -109,9 +111,10 @@ STRATEGY_HELP = (
 @click.option(
     "--features",
     type=click.Choice(["onnx", "tfidf", "both"]),
-    default=DEFAULT_FEATURES,
+    default=SHIPPED_FEATURES,
     show_default=True,
-    help="onnx: the encoder's embeddings; both: TF-IDF and embeddings side by side.",
+    help="onnx: the encoder's embeddings, what hnbooks-score ranks with; tfidf: TF-IDF; both:"
+    " TF-IDF and embeddings side by side.",
 )
 @click.option(
     "--heldout",
@@ -121,9 +124,11 @@ STRATEGY_HELP = (
     help="Share of each class held out (never labelled) to measure the final head's average precision.",
 )
 @click.option(
-    "--near-duplicates-of-positives",
-    is_flag=True,
-    help="Let near-duplicates (cosine > 0.95) of accepted texts be chosen (off in hnbooks-score by default).",
+    "--near-duplicates-of-positives/--no-near-duplicates-of-positives",
+    default=True,
+    show_default=True,
+    help="Let near-duplicates (cosine > 0.95) of accepted texts be chosen, a tenth of a batch at"
+    " most, as hnbooks-score does; --no-... blocks them like those of rejected texts.",
 )
 @click.option(
     "--json",

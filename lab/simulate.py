@@ -338,8 +338,8 @@ class LoopConfig:
     budget: int = 300
     head: HeadConfig = field(default_factory=HeadConfig)
     ema_alpha: float = DEFAULT_ALPHA
-    near_duplicates_of_positives: bool = False
-    """As `RoundConfig.near_duplicates_of_positives`: off, as in `hnbooks-score` by default."""
+    near_duplicates_of_positives: bool = True
+    """As `RoundConfig.near_duplicates_of_positives` (on, as in `hnbooks-score`)."""
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -62,11 +62,22 @@ class RoundConfig:
     random_seed: int | None = None
     threshold: float = 0.5
     head: HeadConfig = field(default_factory=HeadConfig)
-    near_duplicates_of_positives: bool = False
-    """Let near-duplicates (cosine > 0.95) of accepted texts be chosen. Off by default: the product
-    promise is that nothing close to an answered text comes back. In the discovery suite (README,
-    docs/discovery.md) turning it on lifts R52 recall at 300 labels from 0.96 to 0.99 with the seed
-    query (0.92 to 1.00 without): many R52 reports are templates differing only in their figures."""
+    near_duplicates_of_positives: bool = True
+    """Let near-duplicates (cosine > 0.95) of accepted texts be chosen, at most
+    `near_duplicates_per_batch` a batch, each marked as such for the annotator; those of rejected
+    or queued texts never, nor a text's exact duplicate (cosine > 0.9999). Finding every positive
+    is the goal, and a near-twin of an accepted text is the likeliest positive left: in the
+    discovery suite (docs/discovery.md) R52 recall at 300 labels rose from 0.92 to 0.99, where
+    reports are templates differing only in their figures."""
+    near_duplicates_per_batch: int | None = None
+    """Default: a tenth of the batch (at least one), so one template cannot fill a batch."""
+
+    def near_duplicate_cap(self) -> int:
+        if not self.near_duplicates_of_positives:
+            return 0
+        if self.near_duplicates_per_batch is not None:
+            return self.near_duplicates_per_batch
+        return max(1, self.batch_size // 10)
 
     def cold_start_query(self) -> str:
         if self.seed_query:
@@ -273,6 +284,12 @@ def train_and_select(
             dtype=np.intp,
         ),
         threshold=config.threshold,
+        positive_rows=(
+            labelled_ids[labels].astype(np.intp)
+            if config.near_duplicates_of_positives
+            else np.empty(0, dtype=np.intp)
+        ),
+        near_duplicates_per_batch=config.near_duplicate_cap(),
     )
     picks = select_batch(context, config.batch_size, config.mix, rng, ranking)
     seconds["select"] = time.perf_counter() - clock
@@ -283,11 +300,11 @@ def blocked_ids_except_positives(
     blocked_ids: NDArray[np.int64], positive_ids: NDArray[np.int64]
 ) -> NDArray[np.int64]:
     """The rows whose near-duplicates selection refuses when `near_duplicates_of_positives` is on:
-    answered or queued, less the positives.
+    answered or queued, less the positives (whose near-duplicates are capped instead).
 
     A near-duplicate of a rejected text is almost surely negative too, so skipping it saves a
     label. A near-duplicate of a positive is the likeliest positive left, and an item of its own
-    to find (see `RoundConfig.near_duplicates_of_positives` for what it is worth on R52).
+    to find.
     """
     if positive_ids.size == 0:
         return blocked_ids
@@ -424,7 +441,8 @@ def run_classification_round(
         known_negatives=int((~labels).sum()),
     )
     entries = [
-        BatchEntry(p.row, p.strategy, p.score, p.rank, p.inclusion_probability) for p in picks
+        BatchEntry(p.row, p.strategy, p.score, p.rank, p.inclusion_probability, p.near_duplicate_of)
+        for p in picks
     ]
     report = replace(
         report,

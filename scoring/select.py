@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -17,6 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 NEAR_DUPLICATE_COSINE = 0.95
+EXACT_DUPLICATE_COSINE = 0.9999
+"""Above this two texts read as the same token sequence (the vectors' float16 storage apart):
+never served again, even where near-duplicates of an accepted text are."""
 CLUSTER_COSINE = 0.8
 ANCHOR_BLOCK = 512
 """Labelled rows compared with the novelty sample at a time (sample x block floats in memory)."""
@@ -32,6 +35,8 @@ class Pick:
     score: float
     rank: int
     inclusion_probability: float | None = None
+    near_duplicate_of: int | None = None
+    """The accepted row this pick nearly duplicates (cosine above `near_duplicate_cosine`)."""
 
 
 @dataclass
@@ -49,6 +54,10 @@ class SelectionContext:
     blocked_rows: NDArray[np.intp]
     """Rows answered or queued: nothing too close to them is chosen again."""
     threshold: float = 0.5
+    positive_rows: NDArray[np.intp] = field(default_factory=lambda: np.empty(0, dtype=np.intp))
+    """Accepted rows (not in `blocked_rows`) whose near-duplicates may be chosen, at most
+    `near_duplicates_per_batch` of them; their exact duplicates never."""
+    near_duplicates_per_batch: int = 0
     near_duplicate_cosine: float = NEAR_DUPLICATE_COSINE
     cluster_cosine: float = CLUSTER_COSINE
     cluster_cap: int | None = None
@@ -66,6 +75,13 @@ class DiversityGuard:
             if len(context.blocked_rows)
             else np.zeros((0, 0), dtype=np.float32)
         )
+        self.positive_vectors = (
+            context.vectors(context.positive_rows)
+            if len(context.positive_rows)
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        self.near_duplicate_of: dict[int, int] = {}
+        """Admitted rows that nearly duplicate an accepted row, and which."""
         self.picked_vectors: list[NDArray[np.float32]] = []
         self.picked_leader: list[int] = []
         self.leader_sizes: list[int] = []
@@ -75,6 +91,17 @@ class DiversityGuard:
         limit = self.context.near_duplicate_cosine
         if self.blocked_vectors.shape[0] and float(np.max(self.blocked_vectors @ vector)) > limit:
             return False
+        duplicated: int | None = None
+        if self.positive_vectors.shape[0]:
+            similarity_to_positives = self.positive_vectors @ vector
+            closest = int(np.argmax(similarity_to_positives))
+            if float(similarity_to_positives[closest]) > limit:
+                if (
+                    float(similarity_to_positives[closest]) > EXACT_DUPLICATE_COSINE
+                    or len(self.near_duplicate_of) >= self.context.near_duplicates_per_batch
+                ):
+                    return False
+                duplicated = int(self.context.positive_rows[closest])
         leader = -1
         if self.picked_vectors:
             similarity = np.stack(self.picked_vectors) @ vector
@@ -91,6 +118,8 @@ class DiversityGuard:
         self.leader_sizes[leader] += 1
         self.picked_vectors.append(vector)
         self.picked_leader.append(leader)
+        if duplicated is not None:
+            self.near_duplicate_of[row] = duplicated
         return True
 
 
@@ -207,7 +236,12 @@ class BatchInProgress:
         self.known_position.update(zip(unknown, self.ranking.positions_of(unknown), strict=True))
         scores = self.ranking.scores_of(np.array(rows, dtype=np.intp))
         return [
-            replace(pick, score=float(score), rank=self.known_position[pick.row])
+            replace(
+                pick,
+                score=float(score),
+                rank=self.known_position[pick.row],
+                near_duplicate_of=self.guard.near_duplicate_of.get(pick.row),
+            )
             for pick, score in zip(self.picks, scores, strict=True)
         ]
 

@@ -393,6 +393,8 @@ class AnnotateScreen(SpanMarking, SessionScreen):
                     why.append(f" · item {shown.position + 1}/{shown.batch_size}")
                 why.append(" · ")
             why.append(one_line(shown.strategy, 20), "bold")
+            if shown.near_duplicate_of is not None:
+                why.append(f" · near-duplicate of accepted item {shown.near_duplicate_of}", "bold")
             if shown.score is not None:
                 why.append(f" · score {shown.score:.3f}")
             if shown.rank is not None:

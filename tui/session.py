@@ -48,6 +48,8 @@ class ShownItem:
     words: tuple[tuple[int, int], ...]
     spans: tuple[Span, ...] = ()
     """Spans to start from (an undone answer's), not yet stored."""
+    near_duplicate_of: int | None = None
+    """The accepted item this one nearly duplicates, where that is why it is shown."""
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
     """Unique per showing: the answer's client key, so one showing can never be answered twice."""
 
@@ -77,6 +79,7 @@ def shown_item(
     batch_size: int | None = None,
     spans: tuple[Span, ...] = (),
     suggestions: tuple[SpanSuggestion, ...] | None = None,
+    near_duplicate_of: int | None = None,
 ) -> ShownItem:
     """Everything the screen shows for `item`; runs in a worker thread (it reads the store).
 
@@ -100,6 +103,7 @@ def shown_item(
         ),
         words=tuple(word_spans(item.text)),
         spans=spans,
+        near_duplicate_of=near_duplicate_of,
     )
 
 
@@ -115,6 +119,7 @@ def shown_from_queue(store: Store, queued: QueuedItem) -> ShownItem:
         position=queued.position,
         batch_size=queued.batch_size,
         suggestions=queued.suggestions,
+        near_duplicate_of=queued.near_duplicate_of,
     )
 
 

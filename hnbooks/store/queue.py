@@ -125,7 +125,7 @@ class QueueQueries(SuggestionQueries):
             )
             conn.executemany(
                 "INSERT INTO batch_items (batch_id, position, item_id, strategy, score, rank,"
-                " inclusion_probability) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " inclusion_probability, near_duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         batch_id,
@@ -135,6 +135,7 @@ class QueueQueries(SuggestionQueries):
                         e.score,
                         e.rank,
                         e.inclusion_probability,
+                        e.near_duplicate_of,
                     )
                     for position, e in enumerate(entries)
                 ],
@@ -373,6 +374,7 @@ class QueueQueries(SuggestionQueries):
             rank=row["rank"],
             label=row["batch_label"],
             suggestions=self.span_suggestions_of(row["batch_id"], row["item_id"]),
+            near_duplicate_of=row["near_duplicate_of"],
         )
 
     def batch_progress(self, batch_id: int, annotator: str) -> tuple[int, int]:

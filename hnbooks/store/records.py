@@ -122,6 +122,8 @@ class QueuedItem:
     label: str
     suggestions: tuple[SpanSuggestion, ...] | None = None
     """The scorer's span suggestions for this item, best first; None when its batch has none."""
+    near_duplicate_of: int | None = None
+    """The accepted item this one nearly duplicates, where that is why it may be shown."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,8 @@ class BatchEntry:
     score: float | None = None
     rank: int | None = None
     inclusion_probability: float | None = None
+    near_duplicate_of: int | None = None
+    """The accepted item this one nearly duplicates (shown to the annotator as such)."""
 
 
 @dataclass(frozen=True)

@@ -349,6 +349,16 @@ def m008_span_suggestions(db: Database) -> None:
     )
 
 
+@migrations()
+def m009_near_duplicates_of_accepted(db: Database) -> None:
+    """Which accepted item a batch item nearly duplicates, where that is why it was chosen (the
+    TUI says so)."""
+    execute_statements(
+        db.conn,
+        "ALTER TABLE batch_items ADD COLUMN near_duplicate_of INTEGER REFERENCES items(id);",
+    )
+
+
 READ_AS_IS = frozenset({"m005_database_id", "m006_answer_passthrough"})
 """Migrations a read-only opening can do without: what they add no query needs (a read-only
 opening never migrates; lacking any other migration it refuses, saying how to upgrade)."""

@@ -115,3 +115,12 @@ def test_importing_the_command_loads_no_model_runtime() -> None:
     ).stdout
     loaded = {name.split(".")[0] for name in json.loads(output)}
     assert not loaded & {"sklearn", "onnxruntime", "tokenizers", "torch", "textual", "scipy"}
+
+
+def test_help_shows_the_scorers_features_as_the_default() -> None:
+    result = CliRunner().invoke(simulate, ["--help"], terminal_width=200)
+    assert result.exit_code == 0
+    flat = " ".join(result.output.split())
+    assert "what hnbooks-score ranks with" in flat and "[default: onnx]" in flat
+    near = "--near-duplicates-of-positives / --no-near-duplicates-of-positives"
+    assert near in flat

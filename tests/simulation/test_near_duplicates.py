@@ -1,4 +1,5 @@
-"""Selection skips near-duplicates of rejected texts but not of positives (scoring.job)."""
+"""Selection skips near-duplicates of rejected texts and exact duplicates, but takes a few
+near-duplicates of positives a batch, marked as such (scoring.job)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ def test_near_duplicates_of_positives_stay_eligible_only_when_asked(
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(60, 16))
     vectors[:10, 0] += 3.0  # rows 0-9 are positives
-    vectors[10] = vectors[0] + 0.01 * rng.normal(size=16)  # near-duplicate of a labelled positive
-    vectors[11] = vectors[50] + 0.01 * rng.normal(size=16)  # near-duplicate of a rejected row
+    vectors[10] = vectors[0] + 0.05 * rng.normal(size=16)  # near-duplicate of a labelled positive
+    vectors[11] = vectors[50] + 0.05 * rng.normal(size=16)  # near-duplicate of a rejected row
+    vectors[12] = vectors[1]  # the same text as a labelled positive
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     pool = ArrayPool(np.arange(60), vectors.astype(np.float32))
     labelled = np.array([0, 1, 50], dtype=np.int64)
@@ -56,6 +58,40 @@ def test_near_duplicates_of_positives_stay_eligible_only_when_asked(
         ),
         rng=np.random.default_rng(0),
     )
-    chosen = {pick.row for pick in trained.picks}
+    chosen = {pick.row: pick for pick in trained.picks}
     assert (10 in chosen) == near_duplicates_of_positives
-    assert 11 not in chosen
+    if near_duplicates_of_positives:
+        assert chosen[10].near_duplicate_of == 0  # said so to the annotator
+    assert 11 not in chosen and 12 not in chosen
+    assert all(p.near_duplicate_of is None for row, p in chosen.items() if row != 10)
+
+
+def test_near_duplicates_of_positives_are_capped_per_batch() -> None:
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(80, 16))
+    vectors[:10, 0] += 3.0
+    # Near-twins of three accepted templates, six each (one per template fits a batch: twins of
+    # one are near-duplicates of each other too).
+    for template in range(3):
+        first = 10 + 6 * template
+        vectors[first : first + 6] = vectors[template] + 0.05 * rng.normal(size=(6, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    pool = ArrayPool(np.arange(80), vectors.astype(np.float32))
+    labelled = np.array([0, 1, 2, 60], dtype=np.int64)
+    labels = np.array([True, True, True, False])
+    eligible = np.setdiff1d(np.arange(80), labelled)
+    trained = train_and_select(
+        pool,
+        labelled,
+        labels,
+        eligible,
+        labelled,
+        random_positive=np.zeros(0, dtype=bool),
+        random_probability=np.zeros(0),
+        config=RoundConfig(label="positive", batch_size=20, mix=Mix.only("top"), random_seed=0),
+        rng=np.random.default_rng(0),
+    )
+    twins = [p for p in trained.picks if p.near_duplicate_of is not None]
+    assert len(trained.picks) == 20
+    assert len(twins) == 2  # a tenth of the batch, the default
+    assert {(p.row - 10) // 6 for p in twins} == {p.near_duplicate_of for p in twins} < {0, 1, 2}

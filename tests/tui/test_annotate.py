@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hnbooks.store.db import Store, StoreError
-from hnbooks.store.records import NewAnswer
+from hnbooks.store.records import BatchEntry, NewAnswer
 from hnbooks.tui.annotate import AnnotateScreen
 from hnbooks.tui.app import AnnotateApp
 from hnbooks.tui.session import AnswerToWrite
@@ -496,5 +496,26 @@ def test_an_unexpected_error_reading_the_queue_is_shown_and_the_next_poll_reads_
             assert raised, "the fetch never failed"
             assert "RuntimeError: the queue index is gone" in notified
             assert shown_text(app) == TEXTS[0]
+
+    asyncio.run(scenario())
+
+
+def test_a_near_duplicate_of_an_accepted_item_says_so(
+    db_path: Path, store: Store, item_ids: list[int]
+) -> None:
+    store.record_answer(item_ids[5], NewAnswer(annotator="ann", answer="accept"))
+    batch_id = store.publish_batch(
+        [BatchEntry(item_ids[0], "top", 0.9, 0, near_duplicate_of=item_ids[5])], source="test"
+    )
+
+    async def scenario() -> None:
+        app = make_app(db_path)
+        async with app.run_test(size=(120, 24)) as pilot:
+            await settle(pilot)
+            assert shown_text(app) == TEXTS[0]
+            assert (
+                f"batch {batch_id} · item 1/1 · top · near-duplicate of accepted item {item_ids[5]}"
+                in screen_text(app)
+            )
 
     asyncio.run(scenario())
