@@ -388,6 +388,12 @@ def render(
         "",
         metric_table(results, "heldout_ap", args.all_columns),
         "",
+        "Coverage of the 90% found-so-far interval `hnbooks stats` shows: the share of rounds"
+        " (after each batch, every run) whose interval held the true share of the pool's positives"
+        " found (goal ≥ 0.85; mix columns only, the baselines draw no stratified random picks):",
+        "",
+        metric_table(results, "found_so_far_coverage", args.all_columns),
+        "",
         "Discovery curves:",
         "",
         "```",
@@ -423,6 +429,7 @@ def as_json(results: dict[str, dict[str, Cell]]) -> dict[str, Any]:
         "share_found_none",
         "heldout_ap",
         "prevalence",
+        "found_so_far_coverage",
     )
     return {
         task: {name: {key: cell.mean(key) for key in keys} for name, cell in row.items()}

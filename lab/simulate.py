@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from hnbooks.lab.datasets import Dataset
 from hnbooks.lab.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredStream
+from hnbooks.scoring.estimate import RandomAnswers, pool_estimates
 from hnbooks.scoring.head import Head, HeadConfig
 from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
 from hnbooks.scoring.select import Mix
@@ -379,6 +380,8 @@ class RunResult:
     budget: int
     stream_scored: int | None = None
     """stream-ema only: items the stream scored (shown or dropped)."""
+    interval_checks: list[bool] = field(default_factory=list)
+    """After each mix round: did the 90% found-so-far interval hold the true share found."""
 
     def metrics(self) -> dict[str, Any]:
         return {
@@ -418,6 +421,13 @@ class LoopState:
         self.labels: list[bool] = []
         self.random_rows: list[int] = []
         self.random_probability: list[float] = []
+        self.random_draw: list[int] = []
+        """Per random answer, the draw it came from (an index into `draws`)."""
+        self.draws: list[tuple[int, int]] = []
+        """Per draw: the unlabelled items it chose from (M_t) and the positives known outside
+        them (F_t), as `scoring.estimate.RandomAnswers` needs."""
+        self.interval_checks: list[bool] = []
+        """After each round with random answers: did the found-so-far interval hold the truth."""
         self.found: list[bool] = []
         self.channels: list[str] = []
         self.answered_rows: list[int] = []
@@ -433,14 +443,49 @@ class LoopState:
         self.labels.append(verdict)
         return verdict
 
-    def answer(self, row: int, channel: str, inclusion_probability: float | None = None) -> None:
-        """The oracle answers one item chosen by `channel`."""
+    def begin_draw(self) -> int:
+        """A new draw from today's unlabelled pool; its random answers name it."""
+        self.draws.append((int(self.eligible_rows().size), int(sum(self.labels))))
+        return len(self.draws) - 1
+
+    def answer(
+        self,
+        row: int,
+        channel: str,
+        inclusion_probability: float | None = None,
+        draw: int | None = None,
+    ) -> None:
+        """The oracle answers one item chosen by `channel` (a random pick: with its inclusion
+        probability and the `begin_draw` it came from)."""
         self.found.append(self.record(row))
         self.channels.append(channel)
         self.answered_rows.append(row)
         if inclusion_probability is not None:
             self.random_rows.append(row)
             self.random_probability.append(inclusion_probability)
+            self.random_draw.append(self.begin_draw() if draw is None else draw)
+
+    def check_found_so_far(self) -> None:
+        """Record whether the scorer's found-so-far interval (`pool_estimates`, as `hnbooks stats`
+        shows it) holds the true share of the pool's positives found."""
+        if not self.random_rows:
+            return
+        positive, probability = self.random_answers()
+        draws = np.array(self.random_draw, dtype=np.int64)
+        sizes = np.array([self.draws[d][0] for d in draws], dtype=np.float64)
+        outside = np.array([self.draws[d][1] for d in draws], dtype=np.float64)
+        known = int(sum(self.labels))
+        estimate = pool_estimates(
+            RandomAnswers(positive, probability, draws, sizes, outside),
+            known_positives=known,
+            pool_count=int(self.draw.pool_rows.size),
+            unlabelled_count=int(self.eligible_rows().size),
+            known_negatives=len(self.labels) - known,
+        ).found_so_far
+        if estimate.low is None or estimate.high is None or not self.draw.pool_positives:
+            return
+        truth = known / self.draw.pool_positives
+        self.interval_checks.append(estimate.low - 1e-9 <= truth <= estimate.high + 1e-9)
 
     @property
     def spent(self) -> int:
@@ -470,8 +515,9 @@ def draw_random(
     if count == 0:
         return
     probability = count / eligible.size
+    draw = state.begin_draw()
     for row in rng.choice(eligible, count, replace=False):
-        state.answer(int(row), channel, probability)
+        state.answer(int(row), channel, probability, draw)
 
 
 def seed_batch(
@@ -571,6 +617,7 @@ def run_once(
                 rng=rng,
                 vectors=lambda rows: features.geometry[np.asarray(rows, dtype=np.int64)],
             )
+            round_draw = state.begin_draw()
             # Shuffled as run_round shuffles a published batch: the order answered is not the rank.
             for index in rng.permutation(len(trained.picks)):
                 pick = trained.picks[index]
@@ -578,7 +625,9 @@ def run_once(
                     pick.row,
                     pick.strategy,
                     pick.inclusion_probability if pick.strategy == "random" else None,
+                    round_draw,
                 )
+            state.check_found_so_far()
         if progress is not None:
             progress(state.spent - before)
         if state.spent == before:
@@ -599,6 +648,7 @@ def run_once(
         stream_scored=len(stream.scored)
         if stream is not None
         else (0 if config.strategy == "stream-ema" else None),
+        interval_checks=state.interval_checks,
     )
 
 
@@ -735,8 +785,16 @@ class SimulationSummary:
             "findable": mean_of([r.findable for r in self.runs]),
             "pool": mean_of([r.pool_size for r in self.runs]),
             "positives_by_channel": positives_by_channel(self.runs),
+            "found_so_far_coverage": interval_coverage(self.runs),
+            "found_so_far_checks": sum(len(r.interval_checks) for r in self.runs),
             "runs": [run.as_dict() for run in self.runs],
         }
+
+
+def interval_coverage(runs: Sequence[RunResult]) -> float | None:
+    """Share of the rounds (of every run) whose found-so-far interval held the truth."""
+    checks = [held for run in runs for held in run.interval_checks]
+    return float(np.mean(checks)) if checks else None
 
 
 def task_rng(random_seed: int, repeat: int) -> np.random.Generator:

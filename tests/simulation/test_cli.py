@@ -20,6 +20,7 @@ JSON_KEYS = {
     "share_found_none",
     "heldout_ap",
     "prevalence",
+    "found_so_far_coverage",
     "runs",
 }
 
@@ -65,6 +66,9 @@ def test_json_output_is_one_object_with_the_metrics(tmp_path: Path) -> None:
     assert JSON_KEYS <= set(payload)
     assert len(payload["runs"]) == payload["repeats"] == 2
     assert payload["strategy"] == "default" and payload["features"] == "tfidf"
+    # Seeds are given, so every batch is a model round, each checked once: 3 a run.
+    assert payload["found_so_far_checks"] == 3 * len(payload["runs"])
+    assert 0 <= payload["found_so_far_coverage"] <= 1
     again = CliRunner().invoke(simulate, args)
     assert json.loads(again.stdout) == payload
 
