@@ -25,6 +25,7 @@ from hnbooks.console import (
     encoder_options,
     err_console,
     fail,
+    fmt_count_interval,
     fmt_interval,
     fmt_number,
     is_quiet,
@@ -460,6 +461,15 @@ def stats_command(db_path: str, as_json: bool) -> None:
         out_console.print(people)
     if stats.rounds:
         out_console.print(rounds_table(stats.rounds))
+        latest = stats.rounds[-1].report
+        left = latest.positives_left()
+        if left is not None and left.estimate is not None:
+            level = f"{left.level:.0%} interval" if left.level else "interval"
+            out_console.print(
+                f"About {left.estimate:,.0f} {latest.label} positives are left to find"
+                f" ({level} {fmt_count_interval(left, bare=True)}), from the {left.n} random"
+                f" answers as of round {stats.rounds[-1].id}."
+            )
 
 
 def rounds_table(rounds: list[Round]) -> Table:
@@ -471,6 +481,7 @@ def rounds_table(rounds: list[Round]) -> Table:
         "found in last batch",
         "CV AP",
         "found so far",
+        "left to find",
         "prevalence",
         "recall",
         "device",
@@ -486,6 +497,7 @@ def rounds_table(rounds: list[Round]) -> Table:
             data_text(", ".join(f"{k} {v}" for k, v in found.items()) or "—"),
             fmt_number(report.cv_average_precision),
             report.found_so_far.as_percent() or "—" if report.found_so_far else "—",
+            fmt_count_interval(report.positives_left()),
             fmt_interval(report.prevalence),
             fmt_interval(report.recall),
             data_text((report.embedding.device or "") if report.embedding else ""),

@@ -160,6 +160,16 @@ def fmt_number(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def fmt_count_interval(value: EstimateReport | None, bare: bool = False) -> str:
+    """'12 [4, 40]' for an estimated count (`bare`: '4-40', the interval alone), or '—'."""
+    if value is None or value.estimate is None:
+        return "—"
+    if value.low is None or value.high is None:
+        return "—" if bare else f"{value.estimate:,.0f}"
+    interval = f"{value.low:,.0f}-{value.high:,.0f}"
+    return interval if bare else f"{value.estimate:,.0f} [{interval}]"
+
+
 def fmt_interval(value: EstimateReport | None) -> str:
     """'0.0002 [0.0001, 0.0004]', or '—' without an estimate."""
     if value is None or value.estimate is None:

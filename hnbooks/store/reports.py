@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 RoundMode = Literal["model", "seed", "empty"]
@@ -222,6 +222,23 @@ class RoundReport:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=False)
+
+    def positives_left(self) -> EstimateReport | None:
+        """Positives estimated still to find in the pool when the round ran, with the interval:
+        the pool's estimated positives (prevalence x pool) less those answered positive."""
+        prevalence = self.prevalence
+        if prevalence is None or prevalence.estimate is None or not self.pool:
+            return None
+
+        def left(share: float | None) -> float | None:
+            return None if share is None else max(0.0, share * self.pool - self.positives)
+
+        return replace(
+            prevalence,
+            estimate=left(prevalence.estimate),
+            low=left(prevalence.low),
+            high=left(prevalence.high),
+        )
 
     @classmethod
     def from_json(cls, raw: str | dict[str, Any]) -> RoundReport:

@@ -16,6 +16,7 @@ from hnbooks.cli import cli
 from hnbooks.importing import ImportFault, import_file
 from hnbooks.store.db import Store
 from hnbooks.store.records import NewAnswer
+from hnbooks.store.reports import EstimateReport, RoundReport
 from tests.helpers import table_counts, write_jsonl
 
 
@@ -293,6 +294,21 @@ def test_stats_json(tmp_path: Path, bookfinder_files: list[Path]) -> None:
     assert stats["items"] > 1000 and stats["answers"] > 1000
     assert stats["spans"] >= 400 and stats["positives"] > 100
     assert set(stats["answers_by_answer"]) == {"accept", "reject", "ignore"}
+
+
+def test_stats_says_how_many_positives_are_left_to_find(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    store = Store(db)
+    prevalence = EstimateReport(0.01, 0.005, 0.02, n=40, method="test", level=0.9)
+    store.record_round(
+        RoundReport(mode="model", label="BOOK", pool=1000, positives=3, prevalence=prevalence)
+    )
+    store.close()
+    code, out, _ = run("stats", "--db", str(db))
+    flat = " ".join(out.split())
+    assert code == 0
+    # 1,000 items at 1% (0.5-2%) hold 10 (5-20) positives; 3 are found.
+    assert "About 7 BOOK positives are left to find (90% interval 2-17)" in flat
 
 
 def test_every_command_explains_itself() -> None:
