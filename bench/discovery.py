@@ -65,6 +65,7 @@ class Column:
     seed_query: bool = False
     marker: str = "*"
     mix: Mix | None = None
+    adaptive: bool = False
 
 
 COLUMNS = (
@@ -74,6 +75,8 @@ COLUMNS = (
     Column("stratified", "stratified", marker="s"),
     Column("default", "default", marker="D"),
     Column("default+query", "default", seed_query=True, marker="Q"),
+    Column("adaptive", "default", marker="A", adaptive=True),
+    Column("adaptive+query", "default", seed_query=True, marker="B", adaptive=True),
     Column("random", "random", marker="r"),
     Column("stream-ema", "stream-ema", marker="E"),
 )
@@ -229,6 +232,7 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
                     batch_size=args.batch_size,
                     budget=args.budget,
                     near_duplicates_of_positives=args.near_duplicates_of_positives,
+                    adaptive_mix=column.adaptive,
                 )
                 summaries.append(
                     simulate(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ from hnbooks.lab.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredSt
 from hnbooks.scoring.estimate import RandomAnswers, pool_estimates
 from hnbooks.scoring.head import Head, HeadConfig
 from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
-from hnbooks.scoring.select import Mix
+from hnbooks.scoring.select import ChannelYield, Mix, adaptive_mix
 
 if TYPE_CHECKING:
     from hnbooks.scoring.encoder import Device
@@ -341,6 +341,8 @@ class LoopConfig:
     ema_alpha: float = DEFAULT_ALPHA
     near_duplicates_of_positives: bool = True
     """As `RoundConfig.near_duplicates_of_positives` (on, as in `hnbooks-score`)."""
+    adaptive_mix: bool = False
+    """Move the shares toward the channels finding positives (`scoring.select.adaptive_mix`)."""
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -442,6 +444,14 @@ class LoopState:
         self.labelled_rows.append(row)
         self.labels.append(verdict)
         return verdict
+
+    def channel_yields(self) -> dict[str, ChannelYield]:
+        """Per channel, its answers and positives so far (seeds given are no channel's)."""
+        answered: Counter[str] = Counter(self.channels)
+        positives: Counter[str] = Counter(
+            c for c, found in zip(self.channels, self.found, strict=True) if found
+        )
+        return {name: ChannelYield(answered[name], positives[name]) for name in answered}
 
     def begin_draw(self) -> int:
         """A new draw from today's unlabelled pool; its random answers name it."""
@@ -605,6 +615,10 @@ def run_once(
         else:
             labelled_rows, labels = state.arrays()
             random_positive, random_probability = state.random_answers()
+            selection = round_config(config, size, head_seed)
+            if config.adaptive_mix:
+                adapted = adaptive_mix(selection.mix, state.channel_yields(), rng)
+                selection = replace(selection, mix=adapted.mix)
             trained = train_and_select(
                 pool,
                 labelled_rows,
@@ -613,7 +627,7 @@ def run_once(
                 np.sort(labelled_rows),
                 random_positive=random_positive,
                 random_probability=random_probability,
-                config=round_config(config, size, head_seed),
+                config=selection,
                 rng=rng,
                 vectors=lambda rows: features.geometry[np.asarray(rows, dtype=np.int64)],
             )
@@ -771,6 +785,7 @@ class SimulationSummary:
             "keep_positives": self.spec.keep_positives,
             "heldout_share": self.spec.heldout_share,
             "near_duplicates_of_positives": self.config.near_duplicates_of_positives,
+            "adaptive_mix": self.config.adaptive_mix,
             "repeats": len(self.runs),
             "random_seed": self.random_seed,
             "positives_per_100": mean("positives_per_100"),

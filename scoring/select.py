@@ -523,3 +523,61 @@ def k_center(
         nearest[best] = 2.0
     # A few spares: the guard may refuse near-duplicates; the caller stops at `count` accepted.
     return chosen[: count * 3]
+
+
+ADAPTIVE_CHANNELS = ("top", "uncertain", "novel")
+"""The channels whose shares an adaptive mix moves; the random share stays as given."""
+
+
+@dataclass(frozen=True)
+class ChannelYield:
+    """What one channel's picks for a label have given so far."""
+
+    answered: int
+    positives: int
+
+
+@dataclass(frozen=True)
+class AdaptedMix:
+    mix: Mix
+    why: str
+    """One line for the round report: each channel's positives / answers and chance to be best."""
+
+
+def adaptive_mix(
+    base: Mix,
+    yields: Mapping[str, ChannelYield],
+    rng: np.random.Generator,
+    *,
+    novel_floor: float = 0.05,
+    draws: int = 2000,
+) -> AdaptedMix:
+    """Thompson sampling over the channels: each of top, uncertain and novel gets the part of
+    the batch outside the random share in proportion to its posterior chance (Beta(1 + positives,
+    1 + negatives) of its answers so far) of having the highest positive rate, novel at least
+    `novel_floor` of the batch (it finds second clusters, whose worth shows late). The random
+    share is kept as it is: the prevalence and recall estimates rest on it."""
+    total = sum(base.values())
+    random_share = base["random"]
+    moving = [name for name in ADAPTIVE_CHANNELS if base[name] > 0]
+    if len(moving) < 2:
+        return AdaptedMix(base, "fixed: fewer than two channels to adapt")
+    seen = {name: yields.get(name, ChannelYield(0, 0)) for name in moving}
+    samples = np.stack(
+        [rng.beta(1 + y.positives, 1 + y.answered - y.positives, size=draws) for y in seen.values()]
+    )
+    best = np.bincount(np.argmax(samples, axis=0), minlength=len(moving)) / draws
+    free = total - random_share
+    novel_floor *= total
+    shares = {name: free * float(p) for name, p in zip(moving, best, strict=True)}
+    if "novel" in shares and shares["novel"] < novel_floor:
+        others = [name for name in moving if name != "novel"]
+        rest = sum(shares[name] for name in others)
+        scale = (free - novel_floor) / rest if rest > 0 else 0.0
+        shares = {name: shares[name] * scale for name in others} | {"novel": novel_floor}
+    shares["random"] = random_share
+    why = ", ".join(
+        f"{name} {y.positives}/{y.answered} best {p:.0%}"
+        for (name, y), p in zip(seen.items(), best, strict=True)
+    )
+    return AdaptedMix(Mix(shares), f"Thompson sampling: {why}")
