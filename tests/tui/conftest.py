@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,26 @@ def publish(store: Store, item_ids: list[int], strategy: str = "top") -> int:
     return store.publish_batch(entries, source="test")
 
 
+IDLE_GRANULARITY_S = 1 / 100
+"""How long Pilot's idle check sleeps between looks (Textual's default 1/50 s): each key press and
+pause waits at least two of these, most of the TUI tests' time. The share of it that counts as
+busy is Textual's (1/20). A value much smaller (1/200) let some checks read the screen before a
+worker's result had landed."""
+
+
+@pytest.fixture(autouse=True, scope="package")
+def quick_idle_checks() -> Iterator[None]:
+    """Pilot's waits for an idle app look twice as often, each look still asking the app to have
+    been busy for under 1/20 of it."""
+    from textual import _wait
+
+    saved = _wait.SLEEP_GRANULARITY, _wait.SLEEP_IDLE
+    _wait.SLEEP_GRANULARITY = IDLE_GRANULARITY_S
+    _wait.SLEEP_IDLE = IDLE_GRANULARITY_S / 20
+    yield
+    _wait.SLEEP_GRANULARITY, _wait.SLEEP_IDLE = saved
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "tui.db"
@@ -75,9 +95,10 @@ def make_app(db_path: Path, annotator: str = "ann", **kwargs: Any) -> AnnotateAp
 
 
 async def wait_until(
-    pilot: Pilot[None], condition: Callable[[], bool], attempts: int = 200
+    pilot: Pilot[None], condition: Callable[[], bool], attempts: int = 400
 ) -> None:
-    """Let the app work until `condition` holds (each attempt waits for the app to go idle)."""
+    """Let the app work until `condition` holds (each attempt waits for the app to go idle; 400
+    of them wait about as long as 200 did at Textual's own idle granularity)."""
     for _ in range(attempts):
         if condition():
             return
