@@ -36,3 +36,15 @@ def test_the_tui_app_module_is_what_loads_textual() -> None:
 def test_core_loads_neither_textual_nor_the_model_runtime(module: str) -> None:
     loaded = modules_loaded_by(module)
     assert not loaded & {"textual", *MODEL_RUNTIME}
+
+
+@pytest.mark.parametrize("module", ["hnbooks.tui.cli", "hnbooks.store.db", "hnbooks.cli"])
+def test_opening_the_store_does_not_load_pandas(module: str) -> None:
+    # sqlite-utils would load pandas and pyarrow (0.3 s) on every process start.
+    assert not modules_loaded_by(module) & {"pandas", "pyarrow"}
+
+
+def test_pandas_still_imports_after_the_store() -> None:
+    code = "import hnbooks.store.db, pandas; print(pandas.DataFrame({'a': [1]}).shape)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "(1, 1)", result.stderr

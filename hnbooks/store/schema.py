@@ -9,10 +9,22 @@ migration this code does not know was written by a newer hnbooks, and is refused
 from __future__ import annotations
 
 import sqlite3
+import sys
 import uuid
 from collections.abc import Callable
 
-from sqlite_utils import Database, Migrations
+if "pandas" in sys.modules:
+    from sqlite_utils import Database, Migrations
+else:
+    # sqlite-utils imports pandas (and with it pyarrow) where installed, only to map pandas
+    # values to column types, which hnbooks never inserts: 0.3 s of every process's start (the
+    # TUI, the scorer, each parser process). Hidden while sqlite-utils loads, then shown again to
+    # whatever imports it later (the Ray engine, the benchmarks).
+    sys.modules["pandas"] = None  # type: ignore[assignment]
+    try:
+        from sqlite_utils import Database, Migrations
+    finally:
+        del sys.modules["pandas"]
 
 Migration = Callable[[sqlite3.Connection], None]
 
