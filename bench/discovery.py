@@ -89,6 +89,8 @@ class Task:
     dataset: str
     specs: Callable[[Dataset, int, np.random.Generator], list[TaskSpec]]
     """The task's variants (one per positive group or topic), `count` of them at most."""
+    one_variant: bool = False
+    """The task has a single variant, run `count` times (each run a new draw of the pool)."""
 
 
 USER_QUERIES = {
@@ -126,6 +128,8 @@ USER_QUERIES = {
     "veg-oil": "vegetable oil",
     "iron-steel": "iron steel",
     "strategic-metal": "strategic metals",
+    # The shared Hacker News answers.
+    "BOOK": "book books reading",
 }
 
 
@@ -164,11 +168,23 @@ def disjunct(dataset: Dataset, count: int, rng: np.random.Generator) -> list[Tas
     return specs
 
 
+def bookfinder_task(dataset: Dataset, count: int, rng: np.random.Generator) -> list[TaskSpec]:
+    """Real HN comments (the shared answers): 10 of the BOOK texts kept among the others."""
+    return [TaskSpec(("BOOK",), keep_positives=10, seeds=1, seed_query=class_query("BOOK"))]
+
+
 TASKS = (
     Task("20ng-4", "20NG, 4 kept per group, 1 seed", "20ng", per_group(4, 1)),
     Task("20ng-18", "20NG, 18 kept per group, 2 seeds", "20ng", per_group(18, 2)),
     Task("r52", "R52 topics with 10-95 texts, 1 seed", "r52", r52_topics),
     Task("disjunct", "20NG disjunct: 5 from each of 4 groups, 1 seed", "20ng", disjunct),
+    Task(
+        "bookfinder",
+        "HN bookfinder answers: 10 BOOK texts kept, 1 seed",
+        "bookfinder",
+        bookfinder_task,
+        one_variant=True,
+    ),
 )
 
 
@@ -191,6 +207,7 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
         "20ng-18": args.groups,
         "r52": args.topics,
         "disjunct": args.quads,
+        "bookfinder": args.bookfinder_runs,
     }
     features_by_dataset: dict[str, tuple[Dataset, FeatureSet]] = {}
     results: dict[str, dict[str, Cell]] = {}
@@ -240,7 +257,7 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
                         features,
                         spec,
                         config,
-                        repeats=args.repeats,
+                        repeats=args.repeats * (counts[task.key] if task.one_variant else 1),
                         random_seed=args.random_seed,
                     )
                 )
@@ -464,6 +481,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--topics", type=int, default=12, help="R52 topics (of 32 with 10-95 texts)"
     )
     parser.add_argument("--quads", type=int, default=8, help="4-group sets for the disjunct task")
+    parser.add_argument(
+        "--bookfinder-runs", type=int, default=10, help="runs of the bookfinder task (real HN)"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs per group / topic / set")
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=20)
@@ -501,7 +521,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             Column(name, "mix", seed_query=True, marker=marker, mix=parse_mix(shares))
         )
     if args.quick:
-        args.groups, args.topics, args.quads = 3, 3, 2
+        args.groups, args.topics, args.quads, args.bookfinder_runs = 3, 3, 2, 3
     args.tasks = set(args.tasks.split(","))
     args.columns = set(args.columns.split(",")) | {text.partition(":")[0] for text in args.mix}
     return args
