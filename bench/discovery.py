@@ -66,6 +66,7 @@ class Column:
     marker: str = "*"
     mix: Mix | None = None
     adaptive: bool = False
+    keyword_feedback: int = 0
 
 
 COLUMNS = (
@@ -75,6 +76,8 @@ COLUMNS = (
     Column("stratified", "stratified", marker="s"),
     Column("default", "default", marker="D"),
     Column("default+query", "default", seed_query=True, marker="Q"),
+    Column("default+feedback", "default", marker="F", keyword_feedback=2),
+    Column("default+query+feedback", "default", seed_query=True, marker="G", keyword_feedback=2),
     Column("adaptive", "default", marker="A", adaptive=True),
     Column("adaptive+query", "default", seed_query=True, marker="B", adaptive=True),
     Column("random", "random", marker="r"),
@@ -197,6 +200,9 @@ class Cell:
     def mean(self, key: str) -> float | None:
         return mean_of([s.as_dict()[key] for s in self.summaries])
 
+    def runs(self) -> int:
+        return sum(len(s.runs) for s in self.summaries)
+
     def curve(self) -> np.ndarray:
         return np.mean([s.mean_curve() for s in self.summaries], axis=0)
 
@@ -250,6 +256,7 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
                     budget=args.budget,
                     near_duplicates_of_positives=args.near_duplicates_of_positives,
                     adaptive_mix=column.adaptive,
+                    keyword_feedback=column.keyword_feedback,
                 )
                 summaries.append(
                     simulate(
@@ -265,7 +272,7 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
             results[task.key][column.name] = cell
             log(
                 f"{task.key:9s} {column.name:14s} {cell.mean('positives_per_100'):6.3f} /100 labels, "
-                f"recall {cell.mean('recall_at_budget') or 0:.3f} ({len(specs)}x{args.repeats} runs, "
+                f"recall {cell.mean('recall_at_budget') or 0:.3f} ({cell.runs()} runs, "
                 f"{time.perf_counter() - started:.0f} s)"
             )
     return results
@@ -367,10 +374,7 @@ def render(
     results: dict[str, dict[str, Cell]], args: argparse.Namespace, command: str, seconds: float
 ) -> str:
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    runs = {
-        task: len(next(iter(row.values())).summaries) * args.repeats
-        for task, row in results.items()
-    }
+    runs = {task: next(iter(row.values())).runs() for task, row in results.items()}
     parts = [
         f"Measured {when} on {platform.machine()} with {os.cpu_count()} CPU cores (shared, timings noisy), "
         f"{seconds / 60:.0f} min in all.",

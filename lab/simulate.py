@@ -38,7 +38,7 @@ from hnbooks.lab.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredSt
 from hnbooks.scoring.estimate import RandomAnswers, pool_estimates
 from hnbooks.scoring.head import Head, HeadConfig
 from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
-from hnbooks.scoring.select import ChannelYield, Mix, adaptive_mix
+from hnbooks.scoring.select import ChannelYield, Mix, Pick, adaptive_mix
 
 if TYPE_CHECKING:
     from hnbooks.scoring.encoder import Device
@@ -341,6 +341,9 @@ class LoopConfig:
     ema_alpha: float = DEFAULT_ALPHA
     near_duplicates_of_positives: bool = True
     """As `RoundConfig.near_duplicates_of_positives` (on, as in `hnbooks-score`)."""
+    keyword_feedback: int = 0
+    """Picks a batch from a keyword search for the terms most typical of the accepted texts
+    (pseudo-relevance feedback), in place of the lowest-ranked top picks."""
     adaptive_mix: bool = False
     """Move the shares toward the channels finding positives (`scoring.select.adaptive_mix`)."""
 
@@ -516,6 +519,40 @@ class LoopState:
         return self.draw.positive[rows], np.array(self.random_probability, dtype=np.float64)
 
 
+FEEDBACK_TERMS = 8
+
+
+def feedback_query(features: FeatureSet, state: LoopState) -> str:
+    """The terms whose TF-IDF weight is highest in the accepted texts over the rejected ones."""
+    rows, labels = state.arrays()
+    positives = features.keyword_matrix[rows[labels]]
+    weight = np.asarray(positives.mean(axis=0)).ravel()
+    if (~labels).any():
+        weight = weight - np.asarray(features.keyword_matrix[rows[~labels]].mean(axis=0)).ravel()
+    vocabulary = features.vectorizer.get_feature_names_out()
+    best = np.argsort(-weight)[:FEEDBACK_TERMS]
+    return " ".join(str(vocabulary[i]) for i in best if weight[i] > 0)
+
+
+def with_keyword_feedback(
+    picks: list[Pick], features: FeatureSet, state: LoopState, count: int
+) -> list[Pick]:
+    """`picks` with up to `count` of the lowest-ranked top picks replaced by the best keyword
+    matches of `feedback_query` not labelled or picked yet."""
+    query = feedback_query(features, state)
+    if not query:
+        return picks
+    scores = features.keyword_scores(query)
+    taken = {p.row for p in picks}
+    eligible = state.eligible_rows()
+    ranked = eligible[np.argsort(-scores[eligible], kind="stable")]
+    extra = [int(r) for r in ranked if scores[r] > 0 and int(r) not in taken][:count]
+    tops = [i for i, p in enumerate(picks) if p.strategy == "top"]
+    replaced = set(sorted(tops, key=lambda i: picks[i].rank, reverse=True)[: len(extra)])
+    kept = [p for i, p in enumerate(picks) if i not in replaced]
+    return kept + [Pick(row, "keyword", float(scores[row]), -1) for row in extra[: len(replaced)]]
+
+
 def draw_random(
     state: LoopState, count: int, rng: np.random.Generator, channel: str = "random"
 ) -> None:
@@ -631,10 +668,13 @@ def run_once(
                 rng=rng,
                 vectors=lambda rows: features.geometry[np.asarray(rows, dtype=np.int64)],
             )
+            picks = list(trained.picks)
+            if config.keyword_feedback:
+                picks = with_keyword_feedback(picks, features, state, config.keyword_feedback)
             round_draw = state.begin_draw()
             # Shuffled as run_round shuffles a published batch: the order answered is not the rank.
-            for index in rng.permutation(len(trained.picks)):
-                pick = trained.picks[index]
+            for index in rng.permutation(len(picks)):
+                pick = picks[index]
                 state.answer(
                     pick.row,
                     pick.strategy,
