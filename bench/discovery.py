@@ -10,10 +10,12 @@ Tasks (every one a one-vs-rest problem made rare by dropping positives from the 
   20ng-18    20 Newsgroups, 18 kept (~0.13%), 2 seeds
   r52        Reuters R52 topics with 10-95 texts, all kept, 1 seed
   disjunct   20 Newsgroups, 5 texts kept from each of 4 groups, all positive, 1 seed
+  bookfinder the shared Hacker News answers, 10 BOOK texts kept among the others, 1 seed
 
-    python bench/discovery.py                          # the suite, ~25 min on 2 cores
-    python bench/discovery.py --quick                  # a smoke run in a few minutes
-    python bench/discovery.py --features both --write-doc docs/discovery.md
+    python bench/discovery.py                          # the suite, ~5 min on 2 cores (cached embeddings)
+    python bench/discovery.py --quick                  # a smoke run
+    python bench/discovery.py --groups 20 --topics 16 --quads 12 --bookfinder-runs 20 \
+        --write-doc docs/discovery.md                  # the published tables
 """
 
 from __future__ import annotations

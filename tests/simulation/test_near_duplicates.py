@@ -8,7 +8,7 @@ import pytest
 
 from hnbooks.scoring.job import RoundConfig, blocked_ids_except_positives, train_and_select
 from hnbooks.scoring.pool import ArrayPool
-from hnbooks.scoring.select import Mix
+from hnbooks.scoring.select import Mix, Pick
 
 
 def test_positives_are_taken_out_of_the_blocked_rows() -> None:
@@ -25,6 +25,35 @@ def test_positives_are_taken_out_of_the_blocked_rows() -> None:
     ]
 
 
+def top_picks(
+    vectors: np.ndarray,
+    labelled: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    near_duplicates_of_positives: bool = True,
+) -> list[Pick]:
+    """A round choosing by score alone over `vectors` (normalised here), `labelled` answered."""
+    unit = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    return train_and_select(
+        ArrayPool(np.arange(len(unit)), unit),
+        labelled,
+        labels,
+        np.setdiff1d(np.arange(len(unit)), labelled),
+        labelled,
+        random_positive=np.zeros(0, dtype=bool),
+        random_probability=np.zeros(0),
+        config=RoundConfig(
+            label="positive",
+            batch_size=batch_size,
+            mix=Mix.only("top"),
+            random_seed=0,
+            near_duplicates_of_positives=near_duplicates_of_positives,
+        ),
+        rng=np.random.default_rng(0),
+    ).picks
+
+
 @pytest.mark.parametrize("near_duplicates_of_positives", [True, False])
 def test_near_duplicates_of_positives_stay_eligible_only_when_asked(
     near_duplicates_of_positives: bool,
@@ -35,30 +64,16 @@ def test_near_duplicates_of_positives_stay_eligible_only_when_asked(
     vectors[10] = vectors[0] + 0.05 * rng.normal(size=16)  # near-duplicate of a labelled positive
     vectors[11] = vectors[50] + 0.05 * rng.normal(size=16)  # near-duplicate of a rejected row
     vectors[12] = vectors[1]  # the same text as a labelled positive
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    pool = ArrayPool(np.arange(60), vectors.astype(np.float32))
     labelled = np.array([0, 1, 50], dtype=np.int64)
-    labels = np.array([True, True, False])
-    eligible = np.setdiff1d(np.arange(60), labelled)
     # A batch as large as the pool: everything eligible is taken unless the guard refuses it.
-    trained = train_and_select(
-        pool,
+    picks = top_picks(
+        vectors,
         labelled,
-        labels,
-        eligible,
-        labelled,
-        random_positive=np.zeros(0, dtype=bool),
-        random_probability=np.zeros(0),
-        config=RoundConfig(
-            label="positive",
-            batch_size=eligible.size,
-            mix=Mix.only("top"),
-            random_seed=0,
-            near_duplicates_of_positives=near_duplicates_of_positives,
-        ),
-        rng=np.random.default_rng(0),
+        np.array([True, True, False]),
+        batch_size=60 - labelled.size,
+        near_duplicates_of_positives=near_duplicates_of_positives,
     )
-    chosen = {pick.row: pick for pick in trained.picks}
+    chosen = {pick.row: pick for pick in picks}
     assert (10 in chosen) == near_duplicates_of_positives
     if near_duplicates_of_positives:
         assert chosen[10].near_duplicate_of == 0  # said so to the annotator
@@ -75,23 +90,9 @@ def test_near_duplicates_of_positives_are_capped_per_batch() -> None:
     for template in range(3):
         first = 10 + 6 * template
         vectors[first : first + 6] = vectors[template] + 0.05 * rng.normal(size=(6, 16))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    pool = ArrayPool(np.arange(80), vectors.astype(np.float32))
     labelled = np.array([0, 1, 2, 60], dtype=np.int64)
-    labels = np.array([True, True, True, False])
-    eligible = np.setdiff1d(np.arange(80), labelled)
-    trained = train_and_select(
-        pool,
-        labelled,
-        labels,
-        eligible,
-        labelled,
-        random_positive=np.zeros(0, dtype=bool),
-        random_probability=np.zeros(0),
-        config=RoundConfig(label="positive", batch_size=20, mix=Mix.only("top"), random_seed=0),
-        rng=np.random.default_rng(0),
-    )
-    twins = [p for p in trained.picks if p.near_duplicate_of is not None]
-    assert len(trained.picks) == 20
+    picks = top_picks(vectors, labelled, np.array([True, True, True, False]), batch_size=20)
+    twins = [p for p in picks if p.near_duplicate_of is not None]
+    assert len(picks) == 20
     assert len(twins) == 2  # a tenth of the batch, the default
     assert {(p.row - 10) // 6 for p in twins} == {p.near_duplicate_of for p in twins} < {0, 1, 2}
