@@ -56,6 +56,8 @@ from hnbooks.scoring.select import Mix, parse_mix
 
 DOC_START = "<!-- bench:discovery:start -->"
 DOC_END = "<!-- bench:discovery:end -->"
+README_START = "<!-- bench:discovery-summary:start -->"
+README_END = "<!-- bench:discovery-summary:end -->"
 
 
 @dataclass(frozen=True)
@@ -430,14 +432,56 @@ def render(
     return "\n".join(parts)
 
 
-def write_doc(path: Path, body: str) -> None:
-    """Replace the measured section of `path` (between the bench markers), keeping the prose around it."""
-    block = f"{DOC_START}\n{body}\n{DOC_END}"
+def summary_cell(cell: Cell, with_recall: bool) -> str:
+    value = cell.mean("positives_per_100") or 0.0
+    recall = cell.mean("recall_at_budget")
+    return f"{value:.3g}" + (f" (recall {recall:.3f})" if with_recall and recall else "")
+
+
+def summary_table(results: dict[str, dict[str, Cell]], command: str) -> str:
+    """The README's table: per task the default mix with and without the seed query, against
+    analytic random and stream-ema, with the command and date that measured it."""
+    when = datetime.date.today().isoformat()
+    lines = [
+        f"Measured {when} with `{command}` (the scorer's features and defaults; new positives per"
+        " 100 labels, 300 labels in batches of 20):",
+        "",
+        "| task | prevalence | analytic random | stream-ema | default mix | default mix + seed query"
+        " | × random | × stream-ema |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task in TASKS:
+        row = results.get(task.key)
+        if not row or "default" not in row:
+            continue
+        analytic = row["default"].mean("random_per_100") or 0.0
+        prevalence = row["default"].mean("prevalence") or 0.0
+        stream = row["stream-ema"].mean("positives_per_100") if "stream-ema" in row else None
+        default = row["default"].mean("positives_per_100") or 0.0
+        query = row["default+query"].mean("positives_per_100") if "default+query" in row else None
+        best = query if query is not None else default
+
+        lines.append(
+            f"| {task.title} | 1/{1 / prevalence:,.0f} | {analytic:.3g} | "
+            + (f"{stream:.3g}" if stream is not None else "-")
+            + f" | {summary_cell(row['default'], task.key == 'r52')} | "
+            + (summary_cell(row["default+query"], task.key == "r52") if query is not None else "-")
+            + f" | {ratio(best, analytic)} | "
+            + (ratio(best, stream) if stream else "-")
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def write_doc(path: Path, body: str, start: str = DOC_START, end: str = DOC_END) -> None:
+    """Replace the measured section of `path` (between the `start` and `end` markers), keeping
+    the prose around it."""
+    block = f"{start}\n{body}\n{end}"
     if path.exists():
         text = path.read_text(encoding="utf-8")
-        if DOC_START in text and DOC_END in text:
-            before, rest = text.split(DOC_START, 1)
-            after = rest.split(DOC_END, 1)[1]
+        if start in text and end in text:
+            before, rest = text.split(start, 1)
+            after = rest.split(end, 1)[1]
             path.write_text(before + block + after, encoding="utf-8")
             return
         path.write_text(text.rstrip() + "\n\n" + block + "\n", encoding="utf-8")
@@ -510,6 +554,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="put the tables and chart into this markdown file",
     )
+    parser.add_argument(
+        "--write-readme",
+        type=Path,
+        default=None,
+        help="put the summary table into this markdown file (between its discovery-summary markers)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the means as JSON here")
     parser.add_argument(
         "--mix",
@@ -545,6 +595,10 @@ def main(argv: list[str] | None = None) -> None:
     print(body)
     if args.write_doc:
         write_doc(args.write_doc, body)
+    if args.write_readme:
+        write_doc(
+            args.write_readme, summary_table(results, command.strip()), README_START, README_END
+        )
     if args.json:
         args.json.write_text(json.dumps(as_json(results), indent=2), encoding="utf-8")
 
