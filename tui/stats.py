@@ -102,6 +102,14 @@ def compact(number: float) -> str:
     return f"{number:.0f}"
 
 
+def format_count(count: EstimateReport) -> str:
+    """An estimated count with its interval: '7 (2–17)'."""
+    shown = f"{count.estimate:,.0f}"
+    if count.low is not None and count.high is not None:
+        return f"{shown} ({count.low:,.0f}–{count.high:,.0f})"
+    return shown
+
+
 def format_recall(recall: EstimateReport | None) -> str:
     """'40% (20–70)', or '–' when the report has no such estimate (recall, found so far)."""
     if recall is None:
@@ -135,6 +143,9 @@ def latest_estimates(rounds: tuple[Round, ...]) -> Text:
         line.append("found so far ", "bold")
         line.append(format_recall(found), "bold cyan")
         line.append(f" · CV AP {format_score(report.cv_average_precision)}")
+        left = report.positives_left()
+        if left is not None and left.estimate is not None:
+            line.append(f" · left to find {format_count(left)}")
         if level is not None:
             line.append(f" · {100 * level:.0f}% intervals", "dim")
         line.append(f"\nrecall {format_recall(report.recall)}")

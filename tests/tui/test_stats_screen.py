@@ -35,6 +35,7 @@ def model_report(number: int) -> RoundReport:
     return RoundReport(
         mode="model",
         label="BOOK",
+        pool=50_000,
         answers=100 * number,
         positives=4 * number,
         cv_average_precision=0.2 + 0.2 * number,
@@ -81,7 +82,8 @@ def test_the_newest_estimates_and_calibration_fit_80x24(rounds_db: Path) -> None
     lines = shown.splitlines()
     assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
     # Every figure of the newest round, none cut at 80 columns.
-    assert "found so far 60% (10–100) · CV AP 0.60 · 90% intervals" in shown
+    # 50,000 items at 1/5k (1/10k-1/2.5k) hold 10 (5-20) positives; 8 are found.
+    assert "found so far 60% (10–100) · CV AP 0.60 · left to find 2 (0–12) · 90% intervals" in shown
     assert "recall 50% (20–80) · prevalence 1/5k (2.5k–10k)" in shown
     assert "3 rounds · 0 answers (0 yours) · session 0 answered, 0 positive" in shown
     assert "60% (10–100)" in shown and "30% (5–100)" in shown  # per round, in the table
