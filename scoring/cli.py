@@ -163,8 +163,6 @@ def main(
         parsed_mix = parse_mix(mix)
     except ValueError as error:
         fail(str(error))
-    if watch and engine != "local":
-        fail("--watch embeds in this process; run --engine ray without --watch")
     holder = LeaseHolder.this_process("watch" if watch else "once")
     with open_store(db_path) as store:
         if store.item_count() == 0 and not watch:
@@ -186,7 +184,18 @@ def main(
         try:
             if watch:
                 watch_database(
-                    store, db_path, config, holder, model, models_dir, device, low_water, as_json
+                    store,
+                    db_path,
+                    config,
+                    holder,
+                    model,
+                    models_dir,
+                    device,
+                    low_water,
+                    as_json,
+                    engine=engine,
+                    ray_address=ray_address,
+                    ray_workers=ray_workers,
                 )
                 return
             result = score_once(
@@ -304,9 +313,14 @@ def watch_database(
     device: str,
     low_water: int | None,
     as_json: bool = False,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
 ) -> None:
-    """Run the watching scorer until SIGINT or SIGTERM."""
-    from hnbooks.scoring.prepare import load_encoder
+    """Run the watching scorer until SIGINT or SIGTERM (new texts embedded on Ray with
+    `engine` "ray", scored here)."""
+    from hnbooks.scoring.prepare import connect_ray, load_encoder
     from hnbooks.scoring.watch import WatchConfig, Watcher
 
     class JsonLinesWatcher(Watcher):
@@ -339,8 +353,13 @@ def watch_database(
     log(
         f"watching {db_path} as {holder.describe()} (batch {config.batch_size}, low water {watch_config.low_water})"
     )
+    cluster = connect_ray(ray_address, device, ray_workers) if engine == "ray" else None
     watcher_class = JsonLinesWatcher if as_json else Watcher
-    watcher_class(store, loaded, watch_config, holder, stop, log).run()
+    try:
+        watcher_class(store, loaded, watch_config, holder, stop, log, cluster).run()
+    finally:
+        if cluster is not None:
+            cluster.close()
     log("stopped")
 
 

@@ -20,13 +20,22 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from hnbooks.scoring.job import RoundConfig, RoundResult, run_round
-from hnbooks.scoring.prepare import LoadedEncoder, embed_new_texts, prepared
+from hnbooks.scoring.prepare import (
+    LoadedEncoder,
+    embed_new_texts,
+    embed_new_texts_on_ray,
+    prepared,
+)
 from hnbooks.scoring.spans import SpanSuggester
 from hnbooks.store import Store
 from hnbooks.store.reports import EmbeddingReport
 from hnbooks.store.scorer import LEASE_TTL_S, LeaseHolder, ScorerState
+
+if TYPE_CHECKING:
+    from hnbooks.scoring.ray_engine import RayCluster
 
 Log = Callable[[str], None]
 
@@ -70,9 +79,12 @@ class Watcher:
         holder: LeaseHolder,
         stop: threading.Event,
         log: Log,
+        cluster: RayCluster | None = None,
     ) -> None:
         self.store = store
         self.loaded = loaded
+        self.cluster = cluster
+        """Where new texts are embedded (`--engine ray`); None: in this process."""
         self.spans = SpanSuggester.of_encoder(loaded.encoder)
         """One for the watcher's life: it keeps the marked texts' features between trainings."""
         self.config = config
@@ -221,6 +233,16 @@ class Watcher:
             if total:
                 self.say("embedding", progress=done / total, detail=f"{done:,} of {total:,} texts")
 
+        if self.cluster is not None:
+
+            def on_shard(name: str) -> None:
+                if self.stop.is_set():
+                    raise StopRequested
+
+            self.say("embedding", detail=f"on Ray: {self.cluster.workers.describe()}")
+            return embed_new_texts_on_ray(
+                self.store, self.loaded, self.cluster, on_shard=on_shard, bar=False
+            )
         return embed_new_texts(self.store, self.loaded, on_chunk=on_chunk, bar=False)
 
     # -- the lease --------------------------------------------------------------------------------

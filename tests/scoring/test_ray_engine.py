@@ -175,3 +175,50 @@ def test_the_scorer_and_the_tui_import_no_ray_until_the_ray_engine_runs() -> Non
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_watching_scorer_embeds_new_texts_on_ray(
+    tmp_path: Path, tiny_model_dir: Path, ray_cluster: None, tiny_registered: None
+) -> None:
+    import threading
+    import time
+
+    from hnbooks.scoring.job import RoundConfig
+    from hnbooks.scoring.prepare import load_encoder
+    from hnbooks.scoring.ray_engine import connect
+    from hnbooks.scoring.watch import WatchConfig, Watcher
+    from hnbooks.store.db import Store
+    from hnbooks.store.scorer import LeaseHolder
+
+    db = tmp_path / "x.db"
+    store, _ = store_with_texts(db, texts(60))
+    loaded = load_encoder(str(db), TINY_SPEC.name, str(tiny_model_dir.parent), "cpu")
+    cluster = connect(None, "cpu", 1)
+    holder = LeaseHolder.this_process("watch")
+    watching = Store(db)
+    assert watching.acquire_scorer_lease(holder).holder == holder
+    config = WatchConfig(round=RoundConfig(label="BOOK", batch_size=10), low_water=5, poll_s=0.05)
+    stop = threading.Event()
+    watcher = Watcher(watching, loaded, config, holder, stop, lambda line: None, cluster)
+    thread = threading.Thread(target=watcher.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while store.batch_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        report = store.rounds()[-1].report
+        assert report.batch_id is not None and report.embedding is not None
+        assert (report.embedding.engine, report.embedding.workers) == ("ray", 1)
+        assert loaded.cache.filled_count == 60
+        # Texts imported while it watches are embedded on Ray too, without a restart.
+        store.close()
+        store, _ = store_with_texts(db, texts(20, offset=60))
+        while loaded.cache.filled_count < 80 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert loaded.cache.filled_count == 80
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        watching.close()
+        store.close()
+    assert not thread.is_alive()
