@@ -777,9 +777,11 @@ class SpanSuggester:
         models: dict[str, LabelSpanModel] = {}
         for entry in stored:
             try:
-                models[entry.label] = LabelSpanModel.from_bytes(entry.weights)
+                model = LabelSpanModel.from_bytes(entry.weights)
             except (ValueError, pickle.UnpicklingError, AttributeError, ImportError):
                 continue
+            # The stored row names the label (a rename updates it, not the pickle).
+            models[entry.label] = replace(model, label=entry.label)
         return SpanModel(store.labels(), models) if models else None
 
     def load_or_train(self, store: Store) -> SpanModel:

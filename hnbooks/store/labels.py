@@ -111,7 +111,14 @@ class LabelQueries(Connection):
                     )
                     changed.add(int(answer_id))
             conn.execute("UPDATE batches SET label = ? WHERE label = ?", (new, old))
-            conn.execute("UPDATE rounds SET label = ? WHERE label = ?", (new, old))
+            conn.execute(
+                "UPDATE rounds SET label = ?, report = json_set(report, '$.label', ?)"
+                " WHERE label = ?",
+                (new, new, old),
+            )
+            # The span models learned from this label's marks, and what they suggested.
+            conn.execute("UPDATE span_models SET label = ? WHERE label = ?", (new, old))
+            conn.execute("UPDATE span_suggestions SET label = ? WHERE label = ?", (new, old))
         return len(changed)
 
     def remove_label(self, name: str, *, force: bool = False) -> LabelUsage:

@@ -376,3 +376,21 @@ def test_training_again_encodes_only_the_texts_marked_since(db_path: Path) -> No
         fresh = text_features(text, states)
         assert kept[text].words == fresh.words and kept[text].candidates == fresh.candidates
         np.testing.assert_allclose(kept[text].features, fresh.features, rtol=1e-3, atol=1e-3)
+
+
+def test_a_renamed_label_renames_its_span_model_suggestions_and_round_reports(
+    db_path: Path,
+) -> None:
+    from hnbooks.store.reports import RoundReport
+
+    store, _, unanswered = marked_store(db_path, 30, seed=8)
+    suggester = SpanSuggester(fake_token_states, "fake-graph")
+    suggester.train(store)
+    store.record_round(RoundReport(mode="model", label="BOOK"))
+    store.rename_label("BOOK", "TITLE")
+    assert [m.label for m in store.span_models("fake-graph")] == ["TITLE"]
+    assert store.rounds()[-1].report.label == "TITLE"
+    suggested = suggester.suggestions_for(store, unanswered[:5])
+    assert suggested is not None and any(suggested.values())
+    assert {s.label for found in suggested.values() for s in found} == {"TITLE"}
+    assert any(s.source == "model" for found in suggested.values() for s in found)
