@@ -374,7 +374,10 @@ class QueueQueries(SuggestionQueries):
             rank=row["rank"],
             label=row["batch_label"],
             suggestions=self.span_suggestions_of(row["batch_id"], row["item_id"]),
-            near_duplicate_of=row["near_duplicate_of"],
+            # A database opened read-only before its m009 migration has no such column.
+            near_duplicate_of=row["near_duplicate_of"]
+            if "near_duplicate_of" in row.keys()
+            else None,
         )
 
     def batch_progress(self, batch_id: int, annotator: str) -> tuple[int, int]:

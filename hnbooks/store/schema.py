@@ -371,7 +371,9 @@ def m009_near_duplicates_of_accepted(db: Database) -> None:
     )
 
 
-READ_AS_IS = frozenset({"m005_database_id", "m006_answer_passthrough"})
+READ_AS_IS = frozenset(
+    {"m005_database_id", "m006_answer_passthrough", "m009_near_duplicates_of_accepted"}
+)
 """Migrations a read-only opening can do without: what they add no query needs (a read-only
 opening never migrates; lacking any other migration it refuses, saying how to upgrade)."""
 

@@ -15,7 +15,7 @@ import pytest
 
 from hnbooks.store import schema
 from hnbooks.store.db import Store, StoreError
-from tests.helpers import store_with_texts
+from tests.helpers import publish, store_with_texts
 
 RELEASE_DB = Path(__file__).parent / "data" / "release-0.1.0.db"
 
@@ -161,6 +161,24 @@ def test_read_only_opening_reads_a_database_lacking_only_its_identity(tmp_path: 
     }
     assert "m005_database_id" not in applied
     assert applied < schema.KNOWN_MIGRATIONS
+
+
+def test_read_only_opening_reads_batches_from_before_near_duplicates_were_recorded(
+    tmp_path: Path,
+) -> None:
+    store, ids = store_with_texts(tmp_path / "x.db", ["one text", "another text"])
+    batch_id = publish(store, ids)
+    store.close()
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    conn.execute("ALTER TABLE batch_items DROP COLUMN near_duplicate_of")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm009_near_duplicates_of_accepted'")
+    conn.close()
+    with Store(tmp_path / "x.db", readonly=True) as reader:
+        queued = reader.queued_item("ann", batch_id, ids[0])
+        assert queued is not None and queued.near_duplicate_of is None
+        assert [e.item_id for e in reader.queue()] == ids
+    with Store(tmp_path / "x.db") as writer:  # a writer's opening adds the column back
+        assert writer.queued_item("ann", batch_id, ids[1]) is not None
 
 
 def test_read_only_opening_refuses_writes(tmp_path: Path) -> None:
