@@ -514,7 +514,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--features",
-        choices=["tfidf", "onnx", "both"],
+        choices=["tfidf", "onnx", "both", "hashed"],
         default=SHIPPED_FEATURES,
         help="default: what hnbooks-score ranks with",
     )

@@ -110,11 +110,12 @@ STRATEGY_HELP = (
 )
 @click.option(
     "--features",
-    type=click.Choice(["onnx", "tfidf", "both"]),
+    type=click.Choice(["onnx", "tfidf", "both", "hashed"]),
     default=SHIPPED_FEATURES,
     show_default=True,
     help="onnx: the encoder's embeddings, what hnbooks-score ranks with; tfidf: TF-IDF; both:"
-    " TF-IDF and embeddings side by side.",
+    " TF-IDF and embeddings side by side; hashed: hashed-word TF-IDF (no vocabulary) and"
+    " embeddings.",
 )
 @click.option(
     "--heldout",

@@ -54,7 +54,7 @@ STRATEGY_MIXES: dict[str, Mix] = {
 """Pool strategies: the scorer's default mix and each selection channel alone."""
 BASELINES = ("random", "stream-ema")
 STRATEGIES = (*STRATEGY_MIXES, "mix", *BASELINES)
-FEATURE_KINDS = ("onnx", "tfidf", "both")
+FEATURE_KINDS = ("onnx", "tfidf", "both", "hashed")
 EMBED_CHUNK = 1024
 """Texts per call to the encoder, so progress can be shown on a long first embedding."""
 TFIDF_VOCABULARY = 20_000
@@ -99,6 +99,23 @@ class EncoderSource:
 
     key: str
     embed: Embedder
+
+
+HASHED_FEATURES = 2**18
+
+
+def hashed_tfidf(texts: Sequence[str]) -> Any:
+    """Sublinear TF-IDF over words hashed into `HASHED_FEATURES` columns, rows L2-normalised."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+    counts = HashingVectorizer(
+        n_features=HASHED_FEATURES,
+        alternate_sign=False,
+        norm=None,
+        stop_words="english",
+        dtype=np.float32,
+    ).transform(texts)
+    return TfidfTransformer(sublinear_tf=True).fit_transform(counts).tocsr()
 
 
 def tfidf_features(texts: Sequence[str]) -> tuple[Any, Any]:
@@ -217,6 +234,15 @@ def build_features(
     if kind == "onnx":
         return FeatureSet(kind, embeddings, embeddings, tfidf, vectorizer, encoder.key)
     from scipy import sparse
+
+    if kind == "hashed":
+        # What a scorer could keep at 10M items: words hashed into HASHED_FEATURES columns (no
+        # vocabulary to hold), IDF from document counts, beside the embeddings.
+        lexical = hashed_tfidf(dataset.texts)
+        combined = sparse.hstack([lexical, sparse.csr_matrix(embeddings)], format="csr")
+        return FeatureSet(
+            kind, combined.astype(np.float32), embeddings, tfidf, vectorizer, encoder.key
+        )
 
     combined = sparse.hstack([tfidf, sparse.csr_matrix(embeddings)], format="csr", dtype=np.float32)
     return FeatureSet(kind, combined, embeddings, tfidf, vectorizer, encoder.key)
