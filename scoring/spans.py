@@ -812,15 +812,6 @@ class SpanSuggester:
         new_spans = store.marked_span_count() - trained_on
         return new_spans >= max(RETRAIN_NEW_SPANS, RETRAIN_GROWTH * trained_on)
 
-    def current(self, store: Store) -> SpanModel:
-        """The stored span models, or models trained again where `retrain_due`."""
-        stored = store.span_models(self.model_hash)
-        if not self.retrain_due(store, stored):
-            loaded = self._loaded(store, stored)
-            if loaded is not None:
-                return loaded
-        return self.train(store)
-
     def suggestions_for(
         self, store: Store, item_ids: Sequence[int]
     ) -> dict[int, list[SpanSuggestion]] | None:

@@ -28,7 +28,7 @@ from hnbooks.store.db import Store
 from hnbooks.store.records import BatchEntry, NewAnswer, Span
 from hnbooks.suggest import suggest_candidates, word_spans
 from hnbooks.tui.session import shown_from_queue
-from tests.helpers import store_with_texts
+from tests.helpers import publish, store_with_texts
 
 UNICODE_TEXTS = [
     'I loved 三体 by 刘慈欣 😀, then read "The Dark Forest" 👩‍👩‍👧 twice.',
@@ -244,7 +244,6 @@ def test_a_round_stores_suggestions_the_queue_record_and_the_tui_carry(db_path: 
 
 def test_a_batch_without_stored_suggestions_shows_the_rules(db_path: Path) -> None:
     store, ids = store_with_texts(db_path, ['I read "The Hobbit" twice.'])
-    from tests.helpers import publish
 
     batch_id = publish(store, ids)
     queued = store.queued_item("ann", batch_id, ids[0])
@@ -255,7 +254,8 @@ def test_a_batch_without_stored_suggestions_shows_the_rules(db_path: Path) -> No
 
 def test_the_stored_model_serves_until_enough_new_spans_are_marked(db_path: Path) -> None:
     examples = [SpanExample(f"{e.text} ({n})", e.spans) for n, e in enumerate(title_texts(60, 3))]
-    store, ids = store_with_texts(db_path, [e.text for e in examples])
+    store, ids = store_with_texts(db_path, [e.text for e in examples] + ["Try Ubik, it is short."])
+    batch_id = publish(store, ids[-1:])
 
     def mark(first: int, last: int) -> None:
         for item_id, example in zip(ids[first:last], examples[first:last], strict=True):
@@ -266,13 +266,15 @@ def test_the_stored_model_serves_until_enough_new_spans_are_marked(db_path: Path
 
     mark(0, 30)
     suggester = SpanSuggester(fake_token_states, "fake-graph")
-    assert suggester.current(store).trained
+    suggester.after_publish(store, batch_id)  # the first marks: trained, suggestions stored
     (first,) = store.span_models("fake-graph")
+    queued = store.queued_item("ann", batch_id, ids[-1])
+    assert queued is not None and queued.suggestions is not None
     mark(30, 32)  # a few more spans: the stored model still serves
-    assert suggester.current(store).trained
+    suggester.after_publish(store, batch_id)
     assert store.span_models("fake-graph")[0].trained_at == first.trained_at
     mark(32, 60)  # many more: trained again, on all of them
-    suggester.current(store)
+    suggester.after_publish(store, batch_id)
     (again,) = store.span_models("fake-graph")
     assert again.trained_at > first.trained_at
     assert again.report["spans"] == store.marked_span_count() > first.report["spans"]
