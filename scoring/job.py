@@ -272,23 +272,21 @@ def train_and_select(
         eligible[eligible_ids] = True
     if score_file is not None:
         ranking = StreamedRanking(score_file, eligible)
+    # With near-duplicates of positives eligible, the positives leave the blocked rows and cap
+    # their near-duplicates instead; without, none is set apart and all stay blocked.
+    positive_ids = (
+        labelled_ids[labels] if config.near_duplicates_of_positives else np.empty(0, dtype=np.int64)
+    )
     context = SelectionContext(
         scores=scores,
         eligible=eligible,
         vectors=vectors or (lambda rows: pool.rows(rows)),
         labelled_rows=labelled_ids.astype(np.intp),
         blocked_rows=np.asarray(
-            blocked_ids_except_positives(blocked_ids, labelled_ids[labels])
-            if config.near_duplicates_of_positives
-            else blocked_ids,
-            dtype=np.intp,
+            blocked_ids_except_positives(blocked_ids, positive_ids), dtype=np.intp
         ),
         threshold=config.threshold,
-        positive_rows=(
-            labelled_ids[labels].astype(np.intp)
-            if config.near_duplicates_of_positives
-            else np.empty(0, dtype=np.intp)
-        ),
+        positive_rows=positive_ids.astype(np.intp),
         near_duplicates_per_batch=config.near_duplicate_cap(),
     )
     picks = select_batch(context, config.batch_size, config.mix, rng, ranking)

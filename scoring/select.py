@@ -70,21 +70,18 @@ class DiversityGuard:
     def __init__(self, context: SelectionContext, cluster_cap: int) -> None:
         self.context = context
         self.cluster_cap = cluster_cap
-        self.blocked_vectors = (
-            context.vectors(context.blocked_rows)
-            if len(context.blocked_rows)
-            else np.zeros((0, 0), dtype=np.float32)
-        )
-        self.positive_vectors = (
-            context.vectors(context.positive_rows)
-            if len(context.positive_rows)
-            else np.zeros((0, 0), dtype=np.float32)
-        )
+        self.blocked_vectors = self.vectors_of(context.blocked_rows)
+        self.positive_vectors = self.vectors_of(context.positive_rows)
         self.near_duplicate_of: dict[int, int] = {}
         """Admitted rows that nearly duplicate an accepted row, and which."""
         self.picked_vectors: list[NDArray[np.float32]] = []
         self.picked_leader: list[int] = []
         self.leader_sizes: list[int] = []
+
+    def vectors_of(self, rows: NDArray[np.intp]) -> NDArray[np.float32]:
+        if not len(rows):
+            return np.zeros((0, 0), dtype=np.float32)
+        return self.context.vectors(rows)
 
     def admit(self, row: int, strategy_capped: bool = True) -> bool:
         vector = self.context.vectors(np.array([row]))[0]
