@@ -51,14 +51,17 @@ def label_style(labels: Sequence[str], label: str) -> str:
 def item_text(
     display_text: str,
     *,
+    matches: Iterable[tuple[int, int]] = (),
     candidates: Iterable[tuple[int, int]] = (),
     spans: Iterable[Span] = (),
     labels: Sequence[str] = (),
     selection: tuple[int, int] | None = None,
 ) -> Text:
-    """The item's (already printable) text with candidates underlined, marked spans filled in their
-    label's colour and the selection on top."""
+    """The item's (already printable) text with a query's matches and candidates underlined,
+    marked spans filled in their label's colour over them and the selection on top."""
     text = Text(display_text, no_wrap=False, overflow="fold")
+    for start, end in matches:
+        text.stylize(MATCH_STYLE, start, end)
     for start, end in candidates:
         text.stylize(CANDIDATE_STYLE, start, end)
     for span in spans:
@@ -87,15 +90,6 @@ def with_jump_hints(
         position = min(end, start + len(label))
     shown.append_text(styled[position:])
     return shown
-
-
-def highlighted(
-    display_text: str, ranges: Iterable[tuple[int, int]], style: str = MATCH_STYLE
-) -> Text:
-    text = Text(display_text, overflow="fold")
-    for start, end in ranges:
-        text.stylize(style, start, end)
-    return text
 
 
 def snippet_with_matches(text: str, ranges: Sequence[tuple[int, int]], width: int = 200) -> Text:

@@ -33,8 +33,7 @@ from hnbooks.tui.messages import (
     WriteFailed,
 )
 from hnbooks.tui.render import (
-    highlighted,
-    label_style,
+    item_text,
     one_line,
     printable,
     snippet_with_matches,
@@ -198,9 +197,12 @@ class SearchScreen(SessionScreen):
 
     def show_hit(self, hit: SearchHit) -> None:
         """The hit's text: the query's matches highlighted, the spans marked here filled in."""
-        text = highlighted(printable(hit.item.text), hit.match_ranges)
-        for span in self.spans_given.get(hit.item.id, ()):
-            text.stylize(label_style(self.session.labels, span.label), span.start, span.end)
+        text = item_text(
+            printable(hit.item.text),
+            matches=hit.match_ranges,
+            spans=self.spans_given.get(hit.item.id, ()),
+            labels=self.session.labels,
+        )
         self.query_one("#hit-text", Static).update(text)
 
     def action_mark_spans(self) -> None:
