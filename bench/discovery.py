@@ -462,7 +462,7 @@ def summary_table(results: dict[str, dict[str, Cell]], command: str) -> str:
         best = query if query is not None else default
 
         lines.append(
-            f"| {task.title} | 1/{1 / prevalence:,.0f} | {analytic:.3g} | "
+            f"| {task.title} | {f'1/{1 / prevalence:,.0f}' if prevalence else '0'} | {analytic:.3g} | "
             + (f"{stream:.3g}" if stream is not None else "-")
             + f" | {summary_cell(row['default'], task.key == 'r52')} | "
             + (summary_cell(row["default+query"], task.key == "r52") if query is not None else "-")

@@ -500,9 +500,11 @@ class LoopState:
         self.channels.append(channel)
         self.answered_rows.append(row)
         if inclusion_probability is not None:
+            if draw is None:
+                raise ValueError("a random pick needs the draw it came from (begin_draw)")
             self.random_rows.append(row)
             self.random_probability.append(inclusion_probability)
-            self.random_draw.append(self.begin_draw() if draw is None else draw)
+            self.random_draw.append(draw)
 
     def check_found_so_far(self) -> None:
         """Record whether the scorer's found-so-far interval (`pool_estimates`, as `hnbooks stats`
