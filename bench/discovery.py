@@ -438,13 +438,15 @@ def summary_cell(cell: Cell, with_recall: bool) -> str:
     return f"{value:.3g}" + (f" (recall {recall:.3f})" if with_recall and recall else "")
 
 
-def summary_table(results: dict[str, dict[str, Cell]], command: str) -> str:
+def summary_table(
+    results: dict[str, dict[str, Cell]], args: argparse.Namespace, command: str
+) -> str:
     """The README's table: per task the default mix with and without the seed query, against
     analytic random and stream-ema, with the command and date that measured it."""
     when = datetime.date.today().isoformat()
     lines = [
-        f"Measured {when} with `{command}` (the scorer's features and defaults; new positives per"
-        " 100 labels, 300 labels in batches of 20):",
+        f"Measured {when} with `{command}` (`{args.features}` features; new positives per 100"
+        f" labels, {args.budget} labels in batches of {args.batch_size}):",
         "",
         "| task | prevalence | analytic random | stream-ema | default mix | default mix + seed query"
         " | × random | × stream-ema |",
@@ -597,7 +599,10 @@ def main(argv: list[str] | None = None) -> None:
         write_doc(args.write_doc, body)
     if args.write_readme:
         write_doc(
-            args.write_readme, summary_table(results, command.strip()), README_START, README_END
+            args.write_readme,
+            summary_table(results, args, command.strip()),
+            README_START,
+            README_END,
         )
     if args.json:
         args.json.write_text(json.dumps(as_json(results), indent=2), encoding="utf-8")
