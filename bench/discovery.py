@@ -516,7 +516,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--features",
-        choices=["tfidf", "onnx", "both", "hashed"],
+        choices=["words", "onnx", "tfidf", "both"],
         default=SHIPPED_FEATURES,
         help="default: what hnbooks-score ranks with",
     )

@@ -3,7 +3,9 @@
 Builds synthetic pools of random unit vectors (no encoding) at two sizes, 100k and 1M by default
 (items written in bulk, see `synthetic_pool.py`), with a few hundred answers (planted positives, rejects and stratified random answers), then times
 `run_round` in a fresh process per size so each peak RSS is its own. The ratio of the two peaks shows
-whether memory stays flat as the pool grows.
+whether memory stays flat as the pool grows. As shipped, the head reads each text's hashed word
+counts beside its vector (counted once with the real counter when a pool is built; `--no-words`:
+embeddings alone).
 
     python bench/round.py                  # 100k and 1M
     python bench/round.py --sizes 20000,200000 --keep
@@ -31,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic_pool import disk_bytes  # noqa: E402
+from synthetic_pool import count_words, disk_bytes  # noqa: E402
 
 DIM = 384
 POSITIVES = 400
@@ -85,14 +87,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(db_path: Path, repeats: int) -> dict[str, float]:
+def measure(db_path: Path, repeats: int, words: bool) -> dict[str, float]:
     """Run in a fresh process: open the cache, run rounds, report the median time and peak RSS."""
     # Imports and their memory are paid before the clock and the baseline start.
     import sklearn.linear_model  # noqa: F401
 
     from hnbooks.scoring.cache import EmbeddingCache
     from hnbooks.scoring.job import RoundConfig, run_round
-    from hnbooks.scoring.pool import CachedPool
+    from hnbooks.scoring.pool import CachedPool, PoolVectors, WordPool
+    from hnbooks.scoring.terms import TermCache
     from hnbooks.store.db import Store
 
     baseline_rss = peak_rss_mb()
@@ -101,7 +104,9 @@ def measure(db_path: Path, repeats: int) -> dict[str, float]:
         store = Store(db_path)
         started = time.perf_counter()
         cache = EmbeddingCache.open(db_path, "synthetic", DIM)
-        pool = CachedPool(cache, store)
+        pool: PoolVectors = CachedPool(cache, store)
+        if words:
+            pool = WordPool(pool, TermCache.open(db_path, store.database_id()))
         result = run_round(
             store, pool, RoundConfig(label="BOOK", batch_size=50, random_seed=repeat)
         )
@@ -127,10 +132,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folder", type=Path, default=None, help="reuse / keep pools here")
     parser.add_argument("--keep", action="store_true", help="keep the built pools")
+    parser.add_argument(
+        "--no-words",
+        dest="words",
+        action="store_false",
+        help="score embeddings alone (hnbooks-score --no-words); default: words beside them, as shipped",
+    )
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.repeats)))
+        print(json.dumps(measure(args.measure, args.repeats, args.words)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     folder = args.folder or Path(tempfile.mkdtemp(prefix="hnbooks-round-"))
@@ -148,6 +159,9 @@ def main() -> None:
                     f"built {items:,} items in {time.perf_counter() - started:.0f} s",
                     file=sys.stderr,
                 )
+            if args.words and not db_path.with_name(db_path.name + ".terms.json").exists():
+                seconds = count_words(db_path)
+                print(f"counted the words of {items:,} items in {seconds:.0f} s", file=sys.stderr)
             output = subprocess.run(
                 [
                     sys.executable,
@@ -156,6 +170,7 @@ def main() -> None:
                     str(db_path),
                     "--repeats",
                     str(args.repeats),
+                    *([] if args.words else ["--no-words"]),
                 ],
                 capture_output=True,
                 text=True,
@@ -181,7 +196,7 @@ def main() -> None:
     print(f"peak RSS {large:,} vs {small:,}: {ratio:.3f}x; round time {time_ratio:.2f}x")
     print(
         f"on disk at {large:,}: database {on_disk['database'] / large:.0f} B/item,"
-        f" vectors {on_disk['vectors'] / large:.0f} B/item"
+        f" vectors {on_disk['vectors'] / large:.0f} B/item, words {on_disk['words'] / large:.0f} B/item"
     )
     print(
         json.dumps(
@@ -195,6 +210,7 @@ def main() -> None:
                 "peak_rss_mb_smallest": round(results[small]["peak_rss_mb"], 1),
                 "rss_ratio_vs_smallest": round(ratio, 3),
                 "bytes_per_item": round(sum(on_disk.values()) / large),
+                "words": args.words,
                 "load_1min": round(os.getloadavg()[0], 1),
             }
         )

@@ -101,11 +101,26 @@ def fill_vectors(
 
 
 def disk_bytes(db_path: Path) -> dict[str, int]:
-    """Bytes on disk of the database (with its WAL) and of its vector cache."""
+    """Bytes on disk of the database (with its WAL), of its vector cache and of its word counts."""
     database = sum(
         path.stat().st_size
         for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm"))
         if path.exists()
     )
     vectors = sum(path.stat().st_size for path in db_path.parent.glob(db_path.name + ".vectors*"))
-    return {"database": database, "vectors": vectors}
+    words = sum(path.stat().st_size for path in db_path.parent.glob(db_path.name + ".terms*"))
+    return {"database": database, "vectors": vectors, "words": words}
+
+
+def count_words(db_path: Path) -> float:
+    """Count every text's words into the cache beside the database, as hnbooks-score does; the
+    seconds it took."""
+    from hnbooks.scoring.terms import TermCache, count_missing_terms
+    from hnbooks.store.db import Store
+
+    store = Store(db_path)
+    try:
+        report = count_missing_terms(store, TermCache.open(db_path, store.database_id()))
+    finally:
+        store.close()
+    return report.seconds

@@ -29,9 +29,9 @@ from hnbooks.models.registry import DEFAULT_MODEL, MODELS
 if TYPE_CHECKING:
     from hnbooks.scoring.encoder import Device
 
-SHIPPED_FEATURES = "onnx"
-"""What `hnbooks-score` ranks the pool with, so what the simulation measures unless told: the
-encoder's embeddings alone (TF-IDF side by side is a study, docs/discovery.md)."""
+SHIPPED_FEATURES = "words"
+"""What `hnbooks-score` ranks the pool with, so what the simulation measures unless told: each
+text's hashed-word TF-IDF beside the encoder's embeddings (`hnbooks.scoring.terms`)."""
 STRATEGY_HELP = (
     "default: the scorer's default mix; top, uncertain, novel, stratified: one selection channel "
     "alone; mix: the shares given with --mix; random: label uniformly drawn items; stream-ema: "
@@ -110,12 +110,12 @@ STRATEGY_HELP = (
 )
 @click.option(
     "--features",
-    type=click.Choice(["onnx", "tfidf", "both", "hashed"]),
+    type=click.Choice(["words", "onnx", "tfidf", "both"]),
     default=SHIPPED_FEATURES,
     show_default=True,
-    help="onnx: the encoder's embeddings, what hnbooks-score ranks with; tfidf: TF-IDF; both:"
-    " TF-IDF and embeddings side by side; hashed: hashed-word TF-IDF (no vocabulary) and"
-    " embeddings.",
+    help="words: hashed-word TF-IDF beside the encoder's embeddings, what hnbooks-score ranks"
+    " with; onnx: the embeddings alone (hnbooks-score --no-words); tfidf: TF-IDF over a"
+    " vocabulary; both: that TF-IDF and the embeddings side by side.",
 )
 @click.option(
     "--heldout",
@@ -149,7 +149,7 @@ STRATEGY_HELP = (
     type=click.Choice(sorted(MODELS)),
     default=DEFAULT_MODEL,
     show_default=True,
-    help="Encoder for --features onnx/both.",
+    help="Encoder for --features words/onnx/both.",
 )
 @models_dir_option
 @click.option(

@@ -54,7 +54,7 @@ STRATEGY_MIXES: dict[str, Mix] = {
 """Pool strategies: the scorer's default mix and each selection channel alone."""
 BASELINES = ("random", "stream-ema")
 STRATEGIES = (*STRATEGY_MIXES, "mix", *BASELINES)
-FEATURE_KINDS = ("onnx", "tfidf", "both", "hashed")
+FEATURE_KINDS = ("words", "onnx", "tfidf", "both")
 EMBED_CHUNK = 1024
 """Texts per call to the encoder, so progress can be shown on a long first embedding."""
 TFIDF_VOCABULARY = 20_000
@@ -101,21 +101,15 @@ class EncoderSource:
     embed: Embedder
 
 
-HASHED_FEATURES = 2**18
-
-
 def hashed_tfidf(texts: Sequence[str]) -> Any:
-    """Sublinear TF-IDF over words hashed into `HASHED_FEATURES` columns, rows L2-normalised."""
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    """What `hnbooks-score` reads of each text's words (`hnbooks.scoring.terms`): sublinear TF-IDF
+    over words hashed into `HASHED_COLUMNS` columns, IDF from these texts' document counts, rows
+    L2-normalised."""
+    from hnbooks.scoring.terms import hashed_counts, inverse_document_frequency, tfidf_matrix
 
-    counts = HashingVectorizer(
-        n_features=HASHED_FEATURES,
-        alternate_sign=False,
-        norm=None,
-        stop_words="english",
-        dtype=np.float32,
-    ).transform(texts)
-    return TfidfTransformer(sublinear_tf=True).fit_transform(counts).tocsr()
+    counts = hashed_counts(texts)
+    document_counts = np.bincount(counts.indices, minlength=counts.shape[1])
+    return tfidf_matrix(counts, inverse_document_frequency(document_counts, counts.shape[0]))
 
 
 def tfidf_features(texts: Sequence[str]) -> tuple[Any, Any]:
@@ -220,9 +214,10 @@ def build_features(
     encoder: EncoderSource | None = None,
     progress: Progress | None = None,
 ) -> FeatureSet:
-    """`tfidf`: TF-IDF for the head, its LSA for distances. `onnx`: embeddings for both. `both`: the
-    head reads TF-IDF and embeddings side by side; distances use the embeddings. The seed query
-    always searches TF-IDF, as a keyword search would."""
+    """`words` (what hnbooks-score ships): the head reads hashed-word TF-IDF and embeddings side by
+    side, distances use the embeddings. `onnx` (`hnbooks-score --no-words`): embeddings for both.
+    `tfidf`: TF-IDF for the head, its LSA for distances. `both`: TF-IDF over a vocabulary and
+    embeddings. The seed query always searches TF-IDF, as a keyword search would."""
     if kind not in FEATURE_KINDS:
         raise ValueError(f"features must be one of {', '.join(FEATURE_KINDS)}, not {kind!r}")
     vectorizer, tfidf = tfidf_features(dataset.texts)
@@ -235,9 +230,9 @@ def build_features(
         return FeatureSet(kind, embeddings, embeddings, tfidf, vectorizer, encoder.key)
     from scipy import sparse
 
-    if kind == "hashed":
-        # What a scorer could keep at 10M items: words hashed into HASHED_FEATURES columns (no
-        # vocabulary to hold), IDF from document counts, beside the embeddings.
+    if kind == "words":
+        # What hnbooks-score ships: words hashed into columns (no vocabulary to hold at any pool
+        # size), IDF from document counts, before the embeddings.
         lexical = hashed_tfidf(dataset.texts)
         combined = sparse.hstack([lexical, sparse.csr_matrix(embeddings)], format="csr")
         return FeatureSet(

@@ -106,6 +106,14 @@ if TYPE_CHECKING:
     default=None,
     help="--engine ray: encoders to run [default: one per GPU of the cluster, else one per CPU core].",
 )
+@click.option(
+    "--words/--no-words",
+    default=True,
+    show_default=True,
+    help="The head reads each text's hashed word counts (TF-IDF) beside its embedding: in the "
+    "discovery suite that finds 5-25% more positives than embeddings alone. Counted once per "
+    "text, kept beside the database (about a fifth of the vectors' size).",
+)
 @json_option(
     "The round as one JSON object on stdout: batch_id, items, mode, picked, report "
     "(with --watch: one JSON line per round)."
@@ -127,13 +135,15 @@ def main(
     engine: str,
     ray_address: str | None,
     ray_workers: int | None,
+    words: bool,
     as_json: bool,
 ) -> None:
     """Score the whole pool and publish the next batch to annotate.
 
     \b
     Each run:
-      1. embeds only the texts not embedded yet (vectors cached beside the database),
+      1. embeds only the texts not embedded yet (vectors cached beside the database), and counts
+         their words,
       2. trains the head on every answer so far (before any positive: seed channel only),
       3. scores every unlabelled text and picks a mix of top / uncertain / novel / random,
       4. publishes the batch and the round's report in one transaction.
@@ -196,6 +206,7 @@ def main(
                     engine=engine,
                     ray_address=ray_address,
                     ray_workers=ray_workers,
+                    words=words,
                 )
                 return
             result = score_once(
@@ -209,6 +220,7 @@ def main(
                 ray_address,
                 as_json,
                 ray_workers=ray_workers,
+                words=words,
             )
         finally:
             store.release_scorer_lease(holder)
@@ -254,6 +266,7 @@ def score_once(
     ray_address: str | None = None,
     as_json: bool = False,
     ray_workers: int | None = None,
+    words: bool = True,
 ) -> RoundResult:
     from hnbooks.scoring.job import run_round
     from hnbooks.scoring.prepare import prepare_pool
@@ -270,6 +283,7 @@ def score_once(
             engine=engine,
             ray_address=ray_address,
             ray_workers=ray_workers,
+            words=words,
         )
     except OSError as error:
         cache_failure(db_path, error)
@@ -317,6 +331,7 @@ def watch_database(
     engine: str = "local",
     ray_address: str | None = None,
     ray_workers: int | None = None,
+    words: bool = True,
 ) -> None:
     """Run the watching scorer until SIGINT or SIGTERM (new texts embedded on Ray with
     `engine` "ray", scored here)."""
@@ -340,7 +355,7 @@ def watch_database(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        loaded = load_encoder(db_path, model, models_dir, device)
+        loaded = load_encoder(db_path, model, models_dir, device, words=words)
     except OSError as error:
         cache_failure(db_path, error)
 

@@ -100,6 +100,19 @@ def text_fingerprints(text_keys: Sequence[str]) -> np.ndarray:
     return fallback
 
 
+class KeyedRows(Protocol):
+    """What planning needs of a cache of per-item rows keyed by text fingerprints (the embedding
+    cache, the word counts of `hnbooks.scoring.terms`)."""
+
+    verified_through: int
+
+    def bind(self, database_id: str | None) -> str | None: ...
+
+    def stored_keys(self, item_ids: np.ndarray) -> np.ndarray: ...
+
+    def unusable_rows(self, stop: int, start: int = 0) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Plan:
     """What the cache must (re)embed: ids ascending, with the fingerprint each must be written with."""
@@ -121,12 +134,12 @@ class EmbeddingPass:
     rebuilt: str | None
     """Why the cache was emptied for this database first (None: it was not)."""
 
-    def mark_checked(self, cache: EmbeddingCache) -> None:
+    def mark_checked(self, cache: KeyedRows) -> None:
         """Record that every id up to `checked_through` was compared (and embedded where needed)."""
         cache.verified_through = max(cache.verified_through, self.checked_through)
 
 
-def begin_pass(store: TextStore, cache: EmbeddingCache) -> EmbeddingPass:
+def begin_pass(store: TextStore, cache: KeyedRows) -> EmbeddingPass:
     """Bind the cache to this database and plan what the store holds that the cache lacks."""
     rebuilt = cache.bind(store.database_id())
     checked_through = store.max_item_id()
@@ -135,7 +148,7 @@ def begin_pass(store: TextStore, cache: EmbeddingCache) -> EmbeddingPass:
     return EmbeddingPass(plan, max(stored_items - int(plan.ids.size), 0), checked_through, rebuilt)
 
 
-def plan_embedding(store: TextStore, cache: EmbeddingCache, chunk: int = 65536) -> Plan:
+def plan_embedding(store: TextStore, cache: KeyedRows, chunk: int = 65536) -> Plan:
     """Compare the cache with the store, `chunk` items at a time.
 
     Ids up to `cache.verified_through` were checked and embedded by this process before (a text the
@@ -239,21 +252,12 @@ def embed_missing(
 
     if progress is not None:
         progress(0, total)
-    wanted = plan.ids
-    position = 0
-    # Reading starts at the first id to embed: a resumed run skips the texts embedded before.
-    for item_id, text in store.iter_item_texts(after_id=int(wanted[0]) - 1, chunk=chunk):
-        while position < wanted.size and wanted[position] < item_id:
-            position += 1
-        if position == wanted.size:
-            break
-        if wanted[position] == item_id:
-            pending_ids.append(item_id)
-            pending_keys.append(int(plan.keys[position]))
-            pending_texts.append(text)
-            position += 1
-            if len(pending_ids) >= chunk:
-                embed_pending()
+    for item_id, key, text in planned_texts(store, plan, chunk):
+        pending_ids.append(item_id)
+        pending_keys.append(key)
+        pending_texts.append(text)
+        if len(pending_ids) >= chunk:
+            embed_pending()
     if pending_ids:
         embed_pending()
     cache.flush()
@@ -270,3 +274,20 @@ def embed_missing(
         invalid=plan.invalid,
         unusable_output=left_out,
     )
+
+
+def planned_texts(store: TextStore, plan: Plan, chunk: int) -> Iterator[tuple[int, int, str]]:
+    """(id, fingerprint, text) of each id the plan names, in id order. Reading starts at the first
+    of them: a resumed run skips the texts done before."""
+    wanted = plan.ids
+    if wanted.size == 0:
+        return
+    position = 0
+    for item_id, text in store.iter_item_texts(after_id=int(wanted[0]) - 1, chunk=chunk):
+        while position < wanted.size and wanted[position] < item_id:
+            position += 1
+        if position == wanted.size:
+            break
+        if wanted[position] == item_id:
+            yield item_id, int(plan.keys[position]), text
+            position += 1

@@ -28,7 +28,13 @@ from hnbooks.scoring.estimate import (
     recall_estimate,
 )
 from hnbooks.scoring.head import Head, HeadConfig, train_head
-from hnbooks.scoring.pool import PoolVectors, pool_size, presence_mask, top_by_cosine
+from hnbooks.scoring.pool import (
+    PoolVectors,
+    embeddings_of,
+    pool_size,
+    presence_mask,
+    top_by_cosine,
+)
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
 from hnbooks.scoring.spans import SpanSuggester
 from hnbooks.scoring.streamed import ScoreFile, StreamedRanking, nth_true
@@ -227,7 +233,7 @@ def train_and_select(
     No store: `run_round` and the discovery simulation both call this. Random pool items stand in
     as pseudo-negatives while true negatives number fewer than `config.head.pseudo_negatives`; the
     prior comes from the stratified random answers (IPW). `vectors` gives the unit vectors that
-    selection measures distance with (default: the pool's own rows). `streamed` keeps the scores in
+    selection measures distance with (default: the pool's embeddings). `streamed` keeps the scores in
     a temporary file instead of memory (same picks); `eligible`, a mask over ids, may stand for
     `eligible_ids`.
     """
@@ -280,7 +286,7 @@ def train_and_select(
     context = SelectionContext(
         scores=scores,
         eligible=eligible,
-        vectors=vectors or (lambda rows: pool.rows(rows)),
+        vectors=vectors or embeddings_of(pool).rows,
         labelled_rows=labelled_ids.astype(np.intp),
         blocked_rows=np.asarray(
             blocked_ids_except_positives(blocked_ids, positive_ids), dtype=np.intp

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,6 +17,7 @@ from hnbooks.scoring.cache import npy_header
 
 if TYPE_CHECKING:
     from hnbooks.scoring.cache import EmbeddingCache
+    from hnbooks.scoring.terms import StoredRows, TermCache
 
 IdArray = NDArray[np.int64]
 Matrix = NDArray[np.float32]
@@ -81,6 +82,7 @@ def top_by_cosine(
 ) -> list[tuple[int, float]]:
     """The `limit` pool items closest (cosine) to a unit query vector, skipping `excluded` ids."""
     query = np.asarray(query, dtype=np.float32).ravel()
+    pool = embeddings_of(pool)
     best_ids: list[NDArray[np.int64]] = []
     best_scores: list[NDArray[np.float32]] = []
     excluded_ids = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
@@ -209,9 +211,86 @@ class CachedPool:
                     yield part_ids, block
 
 
+class WordRows:
+    """A chunk of `WordPool` rows: hashed TF-IDF (CSR arrays over `HASHED_COLUMNS` columns) and
+    the embeddings, side by side. Only what scoring asks of a chunk is built: `features @ coef`,
+    with no sparse matrix made per chunk (that costs more than the product at 10M items)."""
+
+    def __init__(
+        self, words: StoredRows, tfidf: NDArray[np.float32], embeddings: Matrix, columns: int
+    ) -> None:
+        self.words = words
+        self.tfidf = tfidf
+        self.embeddings = embeddings
+        self.word_columns = columns
+        self.shape = (embeddings.shape[0], columns + embeddings.shape[1])
+
+    def __matmul__(self, coef: NDArray[np.floating]) -> NDArray[np.float64]:
+        words = self.words
+        row_of_entry = np.repeat(np.arange(words.row_lengths.size), words.row_lengths)
+        word_part = np.bincount(
+            row_of_entry,
+            weights=self.tfidf * coef[: self.word_columns][words.columns],
+            minlength=words.row_lengths.size,
+        )
+        dense_part = self.embeddings @ coef[self.word_columns :].astype(np.float32)
+        return np.asarray(word_part + dense_part, dtype=np.float64)
+
+    def as_matrix(self) -> Any:
+        """scipy CSR of the words and embeddings side by side (what the head is trained on)."""
+        from scipy import sparse
+
+        words = self.words
+        indptr = np.concatenate(([0], np.cumsum(words.row_lengths)))
+        lexical = sparse.csr_matrix(
+            (self.tfidf, words.columns, indptr),
+            shape=(words.row_lengths.size, self.word_columns),
+        )
+        return sparse.hstack([lexical, sparse.csr_matrix(self.embeddings)], format="csr")
+
+
+class WordPool:
+    """The embedding pool with each item's hashed word TF-IDF before its vector: what the head
+    reads by default (see `hnbooks.scoring.terms`). Distances and the seed query still use the
+    embeddings alone (`embeddings_of`)."""
+
+    def __init__(self, embeddings: PoolVectors, terms: TermCache) -> None:
+        from hnbooks.scoring.terms import HASHED_COLUMNS
+
+        self.embeddings = embeddings
+        self.terms = terms
+        self.word_columns = HASHED_COLUMNS
+        self.dim = HASHED_COLUMNS + embeddings.dim
+        # One IDF for the whole round: the counts do not change while it runs.
+        self._idf = terms.idf()
+
+    def item_ids(self) -> IdArray:
+        return self.embeddings.item_ids()
+
+    def _word_rows(self, item_ids: NDArray[np.integer], vectors: Matrix) -> WordRows:
+        words = self.terms.rows(item_ids)
+        return WordRows(words, words.tfidf(self._idf), vectors, self.word_columns)
+
+    def rows(self, item_ids: NDArray[np.integer]) -> Any:
+        """scipy CSR rows: words then embeddings."""
+        ids = np.asarray(item_ids, dtype=np.int64)
+        return self._word_rows(ids, self.embeddings.rows(ids)).as_matrix()
+
+    def chunks(self, rows: int = SCORE_CHUNK_ROWS) -> Iterator[tuple[IdArray, Any]]:
+        for ids, vectors in self.embeddings.chunks(rows):
+            yield ids, self._word_rows(ids, vectors)
+
+
+def embeddings_of(pool: PoolVectors) -> PoolVectors:
+    """The unit vectors of a pool, which selection measures distance with and the seed query is
+    compared to: a `WordPool`'s embeddings, any other pool itself."""
+    return pool.embeddings if isinstance(pool, WordPool) else pool
+
+
 def pool_size(pool: PoolVectors) -> tuple[int, int]:
     """(items with a vector, largest such id; -1 when none) without listing every id where the
     pool can say so."""
+    pool = embeddings_of(pool)
     if isinstance(pool, CachedPool):
         return pool.item_count(), pool.largest_id()
     ids = pool.item_ids()
@@ -220,6 +299,7 @@ def pool_size(pool: PoolVectors) -> tuple[int, int]:
 
 def presence_mask(pool: PoolVectors) -> NDArray[np.bool_]:
     """bool (largest id + 1,): True where the id has a vector."""
+    pool = embeddings_of(pool)
     if isinstance(pool, CachedPool):
         return pool.presence_mask()
     ids = pool.item_ids()

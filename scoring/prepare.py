@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from hnbooks.scoring.cache import EmbeddingCache
     from hnbooks.scoring.embed import EmbedProgress, EmbedReport
     from hnbooks.scoring.encoder import Encoder
-    from hnbooks.scoring.pool import CachedPool
+    from hnbooks.scoring.pool import PoolVectors
     from hnbooks.scoring.ray_engine import RayCluster, ShardDone
+    from hnbooks.scoring.terms import TermCache
 
 
 @dataclass
@@ -41,11 +42,14 @@ class LoadedEncoder:
     model: str
     provider: str
     """Where and how texts are encoded, e.g. "CPU, 2 threads, int8"."""
+    terms: TermCache | None = None
+    """The database's word counts, when the head reads words beside the embeddings."""
 
 
 @dataclass
 class PreparedPool:
-    pool: CachedPool
+    pool: PoolVectors
+    """The embeddings, with the words before them when the encoder was loaded with words."""
     encode_query: Callable[[str], Any]
     embedding: EmbeddingReport
     """The encoder (model, where it ran) and what this preparation embedded, for the round's report."""
@@ -59,9 +63,16 @@ class PreparedPool:
 
 
 def load_encoder(
-    db_path: str, model: str | None, models_dir: str | None, device: str, *, variant: str = "auto"
+    db_path: str,
+    model: str | None,
+    models_dir: str | None,
+    device: str,
+    *,
+    variant: str = "auto",
+    words: bool = False,
 ) -> LoadedEncoder:
-    """Open the exported model and the database's embedding cache.
+    """Open the exported model and the database's embedding cache (and, with `words`, its word
+    counts: see `hnbooks.scoring.terms`).
 
     `model` is a registered name (None: the default model); an unknown name, or a model that is not
     exported (or is damaged) in `models_dir` (default: `default_models_dir()`), ends the command
@@ -94,14 +105,24 @@ def load_encoder(
     cache = EmbeddingCache.open(db_path, encoder.model_hash, encoder.dimension)
     if cache.reset_reason:
         console.print(f"embedding cache rebuilt: {cache.reset_reason}", style="yellow")
-    return LoadedEncoder(encoder, cache, model, provider)
+    terms = None
+    if words:
+        from hnbooks.scoring.terms import TermCache
+
+        terms = TermCache.open(db_path)
+        if terms.reset_reason:
+            console.print(f"word counts rebuilt: {terms.reset_reason}", style="yellow")
+    return LoadedEncoder(encoder, cache, model, provider, terms)
 
 
 @contextmanager
-def embed_progress(bar: bool, on_chunk: EmbedProgress | None = None) -> Iterator[EmbedProgress]:
-    """A progress callback that moves a bar on the terminal (when `bar`), then calls `on_chunk`."""
+def progress_bar(
+    bar: bool, what: str = "embedding", on_chunk: EmbedProgress | None = None
+) -> Iterator[EmbedProgress]:
+    """A progress callback that moves a bar named `what` on the terminal (when `bar`), then calls
+    `on_chunk`."""
     with Progress(
-        TextColumn("embedding"),
+        TextColumn(what),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
@@ -130,7 +151,7 @@ def embed_new_texts(
     called after each chunk too, and may raise to stop early (what was embedded stays cached)."""
     from hnbooks.scoring.embed import embed_missing
 
-    with embed_progress(bar, on_chunk) as advance:
+    with progress_bar(bar, on_chunk=on_chunk) as advance:
         report = embed_missing(store, loaded.encoder, loaded.cache, progress=advance)
     return describe_embedding(report, loaded, bar=bar)
 
@@ -200,7 +221,7 @@ def embed_new_texts_on_ray(
     workers = cluster.workers
     device = f"{workers.describe()}, {loaded.encoder.variant}"
     console.print(Text.assemble(("embedding on ", "bold"), device))
-    with embed_progress(bar) as advance:
+    with progress_bar(bar) as advance:
         report = embed_missing_on_ray(
             store,
             loaded.cache,
@@ -235,19 +256,42 @@ def connect_ray(address: str | None, device: str, workers: int | None) -> RayClu
         fail(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: {error}")
 
 
-def prepared(store: Store, loaded: LoadedEncoder, embedding: EmbeddingReport) -> PreparedPool:
-    """The pool as it stands in the cache now, with a query encoder for the seed channel."""
-    from hnbooks.scoring.pool import CachedPool
+def prepared(
+    store: Store, loaded: LoadedEncoder, embedding: EmbeddingReport, *, bar: bool = True
+) -> PreparedPool:
+    """The pool as it stands in the cache now, with a query encoder for the seed channel; with
+    word counts, the words of texts new since the last count are counted first (a progress bar
+    on the terminal when `bar`)."""
+    from hnbooks.scoring.pool import CachedPool, WordPool
 
     def encode_query(query: str) -> Any:
         return loaded.encoder.encode([query])[0]
 
+    pool: PoolVectors = CachedPool(loaded.cache, store)
+    if loaded.terms is not None:
+        count_new_words(store, loaded.terms, bar=bar)
+        pool = WordPool(pool, loaded.terms)
     return PreparedPool(
-        pool=CachedPool(loaded.cache, store),
+        pool=pool,
         encode_query=encode_query,
         embedding=embedding,
         encoder=loaded.encoder,
     )
+
+
+def count_new_words(store: Store, terms: TermCache, *, bar: bool = True) -> None:
+    """Count the words of the texts `terms` lacks, saying so on the terminal when `bar`."""
+    from hnbooks.scoring.terms import count_missing_terms
+
+    with progress_bar(bar, "counting words") as advance:
+        report = count_missing_terms(store, terms, progress=advance)
+    if report.rebuilt:
+        console.print(f"word counts rebuilt: {report.rebuilt}", style="yellow")
+    if report.counted and bar:
+        console.print(
+            f"counted the words of {report.counted:,} new texts in {report.seconds:.1f} s; "
+            f"{report.already_counted:,} already counted"
+        )
 
 
 def prepare_pool(
@@ -260,8 +304,10 @@ def prepare_pool(
     engine: str = "local",
     ray_address: str | None = None,
     ray_workers: int | None = None,
+    words: bool = False,
 ) -> PreparedPool:
-    """Open the exported model, embed what is not cached yet, and return the pool's vectors.
+    """Open the exported model, embed what is not cached yet, and return the pool's vectors
+    (with `words`, each text's word counts before its vector).
 
     `engine` "ray" embeds on a Ray cluster (`ray_address`; None: a local one) and scores here:
     `device` then says where the workers encode, and this process encodes only the seed query.
@@ -270,11 +316,11 @@ def prepare_pool(
         cluster = connect_ray(ray_address, device, ray_workers)
         try:
             loaded = load_encoder(
-                db_path, model, models_dir, "cpu", variant=cluster.workers.variant
+                db_path, model, models_dir, "cpu", variant=cluster.workers.variant, words=words
             )
             embedding = embed_new_texts_on_ray(store, loaded, cluster)
         finally:
             cluster.close()
         return prepared(store, loaded, embedding)
-    loaded = load_encoder(db_path, model, models_dir, device)
+    loaded = load_encoder(db_path, model, models_dir, device, words=words)
     return prepared(store, loaded, embed_new_texts(store, loaded))

@@ -198,7 +198,7 @@ class Watcher:
         config = replace(
             self.config.round, random_seed=None if seed is None else seed + self.rounds_run
         )
-        pool = prepared(self.store, self.loaded, embedding)
+        pool = prepared(self.store, self.loaded, embedding, bar=False)
         result = run_round(
             self.store,
             pool.pool,

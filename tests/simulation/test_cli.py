@@ -125,6 +125,6 @@ def test_help_shows_the_scorers_features_as_the_default() -> None:
     result = CliRunner().invoke(simulate, ["--help"], terminal_width=200)
     assert result.exit_code == 0
     flat = " ".join(result.output.split())
-    assert "what hnbooks-score ranks with" in flat and "[default: onnx]" in flat
+    assert "what hnbooks-score ranks with" in flat and "[default: words]" in flat
     near = "--near-duplicates-of-positives / --no-near-duplicates-of-positives"
     assert near in flat
