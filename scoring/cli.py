@@ -398,6 +398,8 @@ def print_round(report: RoundReport, size: int) -> None:
             "positives in the last batch",
             ", ".join(f"{k} {v}/{answered.get(k, 0)}" for k, v in found.items()),
         )
+    if report.mode == "model" and report.features:
+        table.add_row("the head read", report.features)
     if report.cv_average_precision is not None:
         table.add_row("head CV average precision", f"{report.cv_average_precision:.3f}")
     so_far = report.found_so_far

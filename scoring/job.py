@@ -31,6 +31,7 @@ from hnbooks.scoring.head import Head, HeadConfig, train_head
 from hnbooks.scoring.pool import (
     PoolVectors,
     embeddings_of,
+    features_of,
     pool_size,
     presence_mask,
     top_by_cosine,
@@ -380,6 +381,7 @@ def run_classification_round(
         batch_size=config.batch_size,
         last_batch=last_batch_yield(store, verdicts),
         embedding=embedding,
+        features=features_of(pool),
     )
 
     if positives == 0:

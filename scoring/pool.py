@@ -287,6 +287,11 @@ def embeddings_of(pool: PoolVectors) -> PoolVectors:
     return pool.embeddings if isinstance(pool, WordPool) else pool
 
 
+def features_of(pool: PoolVectors) -> str:
+    """What a head trained on `pool` reads, as round reports say it."""
+    return "words + embeddings" if isinstance(pool, WordPool) else "embeddings"
+
+
 def pool_size(pool: PoolVectors) -> tuple[int, int]:
     """(items with a vector, largest such id; -1 when none) without listing every id where the
     pool can say so."""

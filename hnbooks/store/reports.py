@@ -219,6 +219,9 @@ class RoundReport:
     last_batch: BatchYieldReport | None = None
     embedding: EmbeddingReport | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    features: str | None = None
+    """What the head read: "words + embeddings" or "embeddings"; None in reports written before it
+    was recorded (embeddings)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=False)
@@ -287,6 +290,7 @@ class RoundReport:
             calibration=_calibration(data.get("calibration")),
             last_batch=last_batch,
             embedding=embedding,
+            features=_text(data.get("features")),
             seconds={str(k): float(v) for k, v in seconds.items() if _number(v) is not None}
             if isinstance(seconds, dict)
             else {},

@@ -230,6 +230,8 @@ def test_a_round_finds_by_words_what_the_embeddings_do_not_show(tmp_path: Path) 
             count_missing_terms(store, terms)
             pool = WordPool(pool, terms)
         result = run_round(store, pool, config)
+        stored = store.rounds()[-1].report
+        assert stored.features == ("words + embeddings" if words else "embeddings")
         return len({entry.item_id for entry in result.entries} & positives)
 
     with_words = positives_picked(tmp_path / "words", words=True)
