@@ -131,6 +131,8 @@ class TermCache:
         self.verified_through = 0
         """Ids up to this one were compared with their texts by this process: later checks
         start after it (as `EmbeddingCache.verified_through`)."""
+        self._readers: dict[Path, int] = {}
+        """Read-only descriptors kept open: a round reads both files once per chunk."""
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -163,7 +165,21 @@ class TermCache:
         if self.writing_path.exists():
             self._clear_uncommitted_rows()
 
+    def _reader(self, path: Path) -> int:
+        if path not in self._readers:
+            self._readers[path] = os.open(path, os.O_RDONLY)
+        return self._readers[path]
+
+    def close(self) -> None:
+        for descriptor in self._readers.values():
+            os.close(descriptor)
+        self._readers.clear()
+
+    def __del__(self) -> None:
+        self.close()
+
     def _create(self) -> None:
+        self.close()
         for path in (self.commit_path, self.index_path, self.entries_path, self.writing_path):
             path.unlink(missing_ok=True)
         self.entries_path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +225,7 @@ class TermCache:
         with self.index_path.open("r+b", buffering=0) as handle:
             rows = os.fstat(handle.fileno()).st_size // INDEX_ROW_BYTES
             for first in range(0, rows, SCAN_ROWS):
-                block = self._read_index(handle, first, min(first + SCAN_ROWS, rows))
+                block = self._read_index(handle.fileno(), first, min(first + SCAN_ROWS, rows))
                 beyond = block[:, 0] + block[:, 1] > self.entries_end
                 beyond |= (block[:, 2] != 0) & (block[:, 0] == self.entries_end)
                 if beyond.any():
@@ -225,9 +241,9 @@ class TermCache:
         return inverse_document_frequency(self.document_counts, self.documents)
 
     @staticmethod
-    def _read_index(handle: Any, start: int, stop: int) -> NDArray[np.int64]:
+    def _read_index(descriptor: int, start: int, stop: int) -> NDArray[np.int64]:
         """Index rows [start, stop) as int64 (stop - start, 3); rows past the file's end are zeros."""
-        data = os.pread(handle.fileno(), (stop - start) * INDEX_ROW_BYTES, start * INDEX_ROW_BYTES)
+        data = os.pread(descriptor, (stop - start) * INDEX_ROW_BYTES, start * INDEX_ROW_BYTES)
         block = np.zeros((stop - start, INDEX_FIELDS), dtype=np.int64)
         read = np.frombuffer(data, dtype=INDEX_DTYPE)
         block.ravel()[: read.size] = read
@@ -250,11 +266,11 @@ class TermCache:
         if ids.size == 0:
             return block
         low, high = int(ids.min()), int(ids.max())
-        with self.index_path.open("rb", buffering=0) as handle:
-            if high - low + 1 <= 4 * ids.size + 1024:
-                return self._read_index(handle, low, high + 1)[ids - low]
-            for n, item_id in enumerate(ids.tolist()):
-                block[n] = self._read_index(handle, item_id, item_id + 1)[0]
+        descriptor = self._reader(self.index_path)
+        if high - low + 1 <= 4 * ids.size + 1024:
+            return self._read_index(descriptor, low, high + 1)[ids - low]
+        for n, item_id in enumerate(ids.tolist()):
+            block[n] = self._read_index(descriptor, item_id, item_id + 1)[0]
         return block
 
     def rows(self, item_ids: NDArray[np.integer]) -> StoredRows:
@@ -268,23 +284,22 @@ class TermCache:
         if total:
             low = int(starts[lengths > 0].min())
             high = int((starts + lengths)[lengths > 0].max())
-            with self.entries_path.open("rb", buffering=0) as handle:
-                if high - low <= 2 * total + 4096:
-                    # Texts counted together lie together: one read, then a gather.
-                    span = np.frombuffer(
-                        os.pread(handle.fileno(), (high - low) * 4, low * 4), dtype=ENTRY_DTYPE
-                    )
-                    positions = np.repeat(starts - low - np.cumsum(lengths) + lengths, lengths)
-                    entries[:] = span[positions + np.arange(total)]
-                else:
-                    offset = 0
-                    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-                        if length:
-                            entries[offset : offset + length] = np.frombuffer(
-                                os.pread(handle.fileno(), length * 4, start * 4),
-                                dtype=ENTRY_DTYPE,
-                            )
-                            offset += length
+            descriptor = self._reader(self.entries_path)
+            if high - low <= 2 * total + 4096:
+                # Texts counted together lie together: one read, then a gather.
+                span = np.frombuffer(
+                    os.pread(descriptor, (high - low) * 4, low * 4), dtype=ENTRY_DTYPE
+                )
+                positions = np.repeat(starts - low - np.cumsum(lengths) + lengths, lengths)
+                entries[:] = span[positions + np.arange(total)]
+            else:
+                offset = 0
+                for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+                    if length:
+                        entries[offset : offset + length] = np.frombuffer(
+                            os.pread(descriptor, length * 4, start * 4), dtype=ENTRY_DTYPE
+                        )
+                        offset += length
         return StoredRows(
             lengths.astype(np.int64),
             (entries >> COUNT_BITS).astype(np.int32),
