@@ -105,6 +105,17 @@ def new_memmap(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.memmap[Any,
     return created
 
 
+def write_json_durably(path: Path, data: Any) -> None:
+    """Replace `path` with `data` as JSON, on disk before the rename: a kill leaves the old file
+    or the new one, whole."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
 class EmbeddingCache:
     """Item vectors of one model, float16 on disk, read through memory maps."""
 
@@ -277,12 +288,7 @@ class EmbeddingCache:
             "dtype": "float16",
             "database_id": self.database_id,
         }
-        temporary = self._temporary(self.metadata_path)
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(metadata, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.metadata_path)
+        write_json_durably(self.metadata_path, metadata)
 
     def bind(self, database_id: str | None) -> str | None:
         """Tie the cache to the database `database_id`; return why it was rebuilt, if it was.

@@ -228,38 +228,21 @@ def embed_missing(
     left_out = 0
     padded_slots = 0.0
     token_slots = 0
-    pending_ids: list[int] = []
-    pending_keys: list[int] = []
-    pending_texts: list[str] = []
-
-    def embed_pending() -> None:
-        nonlocal done, padded_slots, token_slots, left_out
-        vectors = np.asarray(encoder.embed(pending_texts))
-        ids = np.asarray(pending_ids, dtype=np.int64)
-        keys = np.asarray(pending_keys, dtype=KEY_DTYPE)
+    if progress is not None:
+        progress(0, total)
+    for chunk_ids, chunk_keys, texts in planned_chunks(store, plan, chunk):
+        vectors = np.asarray(encoder.embed(texts))
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        keys = np.asarray(chunk_keys, dtype=KEY_DTYPE)
         good = usable(vectors)
         left_out += int(np.count_nonzero(~good))
         cache.write_keyed(ids[good], vectors[good], keys[good])
         slots = int(getattr(encoder, "last_token_slots", 0))
         token_slots += slots
         padded_slots += float(getattr(encoder, "last_pad_waste", 0.0)) * slots
-        done += len(pending_ids)
-        pending_ids.clear()
-        pending_keys.clear()
-        pending_texts.clear()
+        done += len(ids)
         if progress is not None:
             progress(done, total)
-
-    if progress is not None:
-        progress(0, total)
-    for item_id, key, text in planned_texts(store, plan, chunk):
-        pending_ids.append(item_id)
-        pending_keys.append(key)
-        pending_texts.append(text)
-        if len(pending_ids) >= chunk:
-            embed_pending()
-    if pending_ids:
-        embed_pending()
     cache.flush()
     embedding.mark_checked(cache)
     seconds = time.perf_counter() - started
@@ -276,12 +259,17 @@ def embed_missing(
     )
 
 
-def planned_texts(store: TextStore, plan: Plan, chunk: int) -> Iterator[tuple[int, int, str]]:
-    """(id, fingerprint, text) of each id the plan names, in id order. Reading starts at the first
-    of them: a resumed run skips the texts done before."""
+def planned_chunks(
+    store: TextStore, plan: Plan, chunk: int
+) -> Iterator[tuple[list[int], list[int], list[str]]]:
+    """(ids, fingerprints, texts) of the ids the plan names, in id order, `chunk` at a time.
+    Reading starts at the first of them: a resumed run skips the texts done before."""
     wanted = plan.ids
     if wanted.size == 0:
         return
+    ids: list[int] = []
+    keys: list[int] = []
+    texts: list[str] = []
     position = 0
     for item_id, text in store.iter_item_texts(after_id=int(wanted[0]) - 1, chunk=chunk):
         while position < wanted.size and wanted[position] < item_id:
@@ -289,5 +277,12 @@ def planned_texts(store: TextStore, plan: Plan, chunk: int) -> Iterator[tuple[in
         if position == wanted.size:
             break
         if wanted[position] == item_id:
-            yield item_id, int(plan.keys[position]), text
+            ids.append(item_id)
+            keys.append(int(plan.keys[position]))
+            texts.append(text)
             position += 1
+            if len(ids) >= chunk:
+                yield ids, keys, texts
+                ids, keys, texts = [], [], []
+    if ids:
+        yield ids, keys, texts

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hnbooks.scoring.embed import TextStore, begin_pass, planned_texts
+from hnbooks.scoring.cache import write_json_durably
+from hnbooks.scoring.embed import TextStore, begin_pass, planned_chunks
 from hnbooks.store.connection import fsync_folder
 
 FORMAT_VERSION = 1
@@ -197,12 +198,7 @@ class TermCache:
             "columns": HASHED_COLUMNS,
             "database_id": self.database_id,
         }
-        temporary = self.metadata_path.with_name(self.metadata_path.name + ".tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(metadata, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.metadata_path)
+        write_json_durably(self.metadata_path, metadata)
 
     def bind(self, database_id: str | None) -> str | None:
         """Tie the counts to the database `database_id`; those of another database are emptied
@@ -403,30 +399,13 @@ def count_missing_terms(
     plan = counting.plan
     total = int(plan.ids.size)
     done = 0
-    ids: list[int] = []
-    keys: list[int] = []
-    texts: list[str] = []
-
-    def count_pending() -> None:
-        nonlocal done
-        terms.write_counts(np.asarray(ids), hashed_counts(texts), np.asarray(keys))
-        done += len(ids)
-        ids.clear()
-        keys.clear()
-        texts.clear()
-        if progress is not None:
-            progress(done, total)
-
     if progress is not None and total:
         progress(0, total)
-    for item_id, key, text in planned_texts(store, plan, chunk):
-        ids.append(item_id)
-        keys.append(key)
-        texts.append(text)
-        if len(ids) >= chunk:
-            count_pending()
-    if ids:
-        count_pending()
+    for ids, keys, texts in planned_chunks(store, plan, chunk):
+        terms.write_counts(np.asarray(ids), hashed_counts(texts), np.asarray(keys))
+        done += len(ids)
+        if progress is not None:
+            progress(done, total)
     counting.mark_checked(terms)
     return CountReport(
         done, counting.already_cached, time.perf_counter() - started, counting.rebuilt
