@@ -47,3 +47,30 @@ def table_counts(db_path: Path) -> dict[str, int]:
         }
     finally:
         conn.close()
+
+
+def kill_writer(script: str, args: list[str], lines_before_kill: int) -> int:
+    """Run the Python `script` with `args`, SIGKILL it once it has printed `lines_before_kill`
+    lines (one per finished chunk; by then it is inside the next write), or let it kill itself;
+    the lines it printed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    reported = 0
+    for _line in process.stdout:
+        reported += 1
+        if reported >= lines_before_kill:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    return reported

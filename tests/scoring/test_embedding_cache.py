@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +10,7 @@ import numpy as np
 import pytest
 
 from hnbooks.scoring.cache import INITIAL_CAPACITY, EmbeddingCache, cache_paths
+from tests.helpers import kill_writer
 
 DIM = 8
 HASH = "a" * 64
@@ -183,24 +180,7 @@ WRITER = textwrap.dedent(
 
 def run_writer(db: Path, mode: str, chunks_before_kill: int) -> int:
     """Start the writer, SIGKILL it after it reports `chunks_before_kill` chunks (or let it die)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), "64", mode],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    reported = 0
-    for _line in process.stdout:
-        reported += 1
-        if reported >= chunks_before_kill:
-            # The writer is already busy with the next chunk: this lands somewhere inside a write.
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
-    return reported
+    return kill_writer(WRITER, [str(db), "64", mode], chunks_before_kill)
 
 
 def assert_mask_never_ahead_of_vectors(db: Path, dim: int = 64) -> np.ndarray:

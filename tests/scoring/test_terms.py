@@ -4,10 +4,6 @@ after kill -9 at any moment, and read a chunk at a time as the head scores the p
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -28,7 +24,7 @@ from hnbooks.scoring.terms import (
     tfidf_matrix,
 )
 from hnbooks.store.records import NewAnswer
-from tests.helpers import store_with_texts
+from tests.helpers import kill_writer, store_with_texts
 
 TEXTS = [
     "I loved reading Dune by Frank Herbert",
@@ -136,24 +132,9 @@ def test_sigkill_mid_write_leaves_whole_counts(
         TermCache.open(db, "db").write_counts(
             np.array([900]), hashed_counts(["text 900 words 3 and 4"]), np.array([1900])
         )
-    process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), mode],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    reported = 0
-    for _line in process.stdout:
-        reported += 1
-        if reported >= chunks_before_kill:
-            # The writer is already in its next write: the kill lands inside it.
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=60)
+    reported = kill_writer(WRITER, [str(db), mode], chunks_before_kill)
     if mode == "before-commit":
         assert TermCache(db).writing_path.exists()
-    assert process.returncode == -signal.SIGKILL
 
     terms = TermCache.open(db, "db")
     assert not terms.writing_path.exists()
