@@ -95,8 +95,15 @@ def train_head(
         blocks.append(pseudo_negative_features)
         targets.append(np.zeros(pseudo_count, dtype=bool))
         weights.append(np.full(pseudo_count, config.pseudo_negative_weight))
+    used_columns: NDArray[np.intp] | None = None
     if any(sparse.issparse(b) for b in blocks):
         features = sparse.vstack(blocks).tocsr()
+        # Only the columns some training row uses: the L2-penalised weight of a column no row
+        # uses is 0, so the fit is the same, and over hashed words (2^18 columns, a few thousand
+        # used) it is ten times faster.
+        used_columns = np.unique(features.indices)
+        all_columns = features.shape[1]
+        features = features[:, used_columns]
     else:
         features = np.vstack(blocks)
     target = np.concatenate(targets)
@@ -130,8 +137,12 @@ def train_head(
     if cv_decision is not None:
         slope, offset = platt_fit(cv_decision, target, weight)
     prior_shift = 0.0 if prior is None else logit(prior) - logit(0.5)
+    coef = np.asarray(model.coef_, dtype=np.float64).ravel()
+    if used_columns is not None:
+        coef = np.zeros(all_columns, dtype=np.float64)
+        coef[used_columns] = model.coef_.ravel()
     return Head(
-        coef=np.asarray(model.coef_, dtype=np.float64).ravel(),
+        coef=coef,
         intercept=float(model.intercept_[0]),
         platt_slope=slope,
         platt_offset=offset,
