@@ -162,6 +162,10 @@ def main() -> None:
             if args.words and not db_path.with_name(db_path.name + ".terms.json").exists():
                 seconds = count_words(db_path)
                 print(f"counted the words of {items:,} items in {seconds:.0f} s", file=sys.stderr)
+            # A real pool's vectors took hours to embed and are long on disk when a round runs;
+            # a pool built a minute ago still has gigabytes being written back, which the
+            # round's reads would queue behind.
+            os.sync()
             output = subprocess.run(
                 [
                     sys.executable,
