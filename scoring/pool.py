@@ -213,8 +213,8 @@ class CachedPool:
 
 class WordRows:
     """A chunk of `WordPool` rows: hashed TF-IDF (CSR arrays over `HASHED_COLUMNS` columns) and
-    the embeddings, side by side. Only what scoring asks of a chunk is built: `features @ coef`,
-    with no sparse matrix made per chunk (that costs more than the product at 10M items)."""
+    the embeddings, side by side. Scoring asks only `features @ coef` of a chunk, which numpy
+    answers from the arrays: a scipy matrix built per chunk would cost more than the product."""
 
     def __init__(
         self, words: StoredRows, tfidf: NDArray[np.float32], embeddings: Matrix, columns: int
