@@ -49,6 +49,7 @@ INDEX_ROW_BYTES = INDEX_FIELDS * 8
 SCAN_ROWS = 1 << 16
 COMMIT_HEADER = 2
 ENTRY_DTYPE = np.dtype("<u4")
+ENTRY_BYTES = ENTRY_DTYPE.itemsize
 INDEX_DTYPE = np.dtype("<i8")
 
 
@@ -161,7 +162,7 @@ class TermCache:
             raise ValueError(f"{self.commit_path.name} holds {committed.shape}")
         self.entries_end, self.documents = int(committed[0]), int(committed[1])
         self.document_counts = np.asarray(committed[COMMIT_HEADER:], dtype=np.int64)
-        if self.entries_path.stat().st_size < self.entries_end * ENTRY_DTYPE.itemsize:
+        if self.entries_path.stat().st_size < self.entries_end * ENTRY_BYTES:
             raise ValueError(f"{self.entries_path.name} is shorter than its commit says")
         if self.writing_path.exists():
             self._clear_uncommitted_rows()
@@ -228,7 +229,7 @@ class TermCache:
                     block[beyond] = 0
                     os.pwrite(handle.fileno(), block.tobytes(), first * INDEX_ROW_BYTES)
             os.fsync(handle.fileno())
-        os.truncate(self.entries_path, self.entries_end * ENTRY_DTYPE.itemsize)
+        os.truncate(self.entries_path, self.entries_end * ENTRY_BYTES)
         self.writing_path.unlink()
 
     # -- reading ----------------------------------------------------------------------------------
@@ -271,8 +272,10 @@ class TermCache:
 
     def rows(self, item_ids: NDArray[np.integer]) -> StoredRows:
         """The stored counts of `item_ids`, in their order (no entries for ids without counts)."""
-        ids = np.asarray(item_ids, dtype=np.int64).ravel()
-        block = self._index_rows(ids)
+        return self._rows_of(self._index_rows(np.asarray(item_ids, dtype=np.int64).ravel()))
+
+    def _rows_of(self, block: NDArray[np.int64]) -> StoredRows:
+        """The stored counts of the items whose index rows are `block`."""
         valid = self._committed(block)
         starts, lengths = block[:, 0], np.where(valid, block[:, 1], 0)
         total = int(lengths.sum())
@@ -284,7 +287,8 @@ class TermCache:
             if high - low <= 2 * total + 4096:
                 # Texts counted together lie together: one read, then a gather.
                 span = np.frombuffer(
-                    os.pread(descriptor, (high - low) * 4, low * 4), dtype=ENTRY_DTYPE
+                    os.pread(descriptor, (high - low) * ENTRY_BYTES, low * ENTRY_BYTES),
+                    dtype=ENTRY_DTYPE,
                 )
                 positions = np.repeat(starts - low - np.cumsum(lengths) + lengths, lengths)
                 entries[:] = span[positions + np.arange(total)]
@@ -293,7 +297,8 @@ class TermCache:
                 for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
                     if length:
                         entries[offset : offset + length] = np.frombuffer(
-                            os.pread(descriptor, length * 4, start * 4), dtype=ENTRY_DTYPE
+                            os.pread(descriptor, length * ENTRY_BYTES, start * ENTRY_BYTES),
+                            dtype=ENTRY_DTYPE,
                         )
                         offset += length
         return StoredRows(
@@ -336,8 +341,9 @@ class TermCache:
             counts.data, MAX_COUNT
         ).astype(np.uint32)
 
-        old = self.rows(ids)
-        old_present = self._committed(self._index_rows(ids))
+        old_block = self._index_rows(ids)
+        old = self._rows_of(old_block)
+        old_present = self._committed(old_block)
         document_counts = self.document_counts.copy()
         np.subtract.at(document_counts, old.columns, 1)
         document_counts += np.bincount(counts.indices, minlength=HASHED_COLUMNS)
@@ -346,13 +352,19 @@ class TermCache:
         index_rows = np.stack([starts, lengths, fingerprints], axis=1).astype(INDEX_DTYPE)
         self.writing_path.touch()
         with self.entries_path.open("r+b", buffering=0) as handle:
-            os.pwrite(handle.fileno(), entries.astype(ENTRY_DTYPE).tobytes(), self.entries_end * 4)
+            os.pwrite(
+                handle.fileno(),
+                entries.astype(ENTRY_DTYPE).tobytes(),
+                self.entries_end * ENTRY_BYTES,
+            )
             os.fsync(handle.fileno())
         with self.index_path.open("r+b", buffering=0) as handle:
             order = np.argsort(ids)
             for run in contiguous_runs(ids[order]):
                 rows = order[run]
-                os.pwrite(handle.fileno(), index_rows[rows].tobytes(), int(ids[rows[0]]) * 24)
+                os.pwrite(
+                    handle.fileno(), index_rows[rows].tobytes(), int(ids[rows[0]]) * INDEX_ROW_BYTES
+                )
             os.fsync(handle.fileno())
         self.entries_end += int(lengths.sum())
         self.documents += int(ids.size - np.count_nonzero(old_present))
