@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -26,7 +27,6 @@ from hnbooks.console import (
     err_console,
     fail,
     fmt_count_interval,
-    fmt_interval,
     fmt_number,
     is_quiet,
     json_option,
@@ -40,6 +40,7 @@ from hnbooks.console import (
 from hnbooks.importing import FORMATS
 from hnbooks.printable import inert_json, printable_line
 from hnbooks.store.records import Round
+from hnbooks.store.reports import RoundReport
 
 
 class HnbooksGroup(click.Group):
@@ -460,7 +461,7 @@ def stats_command(db_path: str, as_json: bool) -> None:
             )
         out_console.print(people)
     if stats.rounds:
-        out_console.print(rounds_table(stats.rounds))
+        out_console.print(rounds_table(stats.rounds, out_console.width))
         latest = stats.rounds[-1].report
         left = latest.positives_left()
         if left is not None and left.estimate is not None:
@@ -472,36 +473,44 @@ def stats_command(db_path: str, as_json: bool) -> None:
             )
 
 
-def rounds_table(rounds: list[Round]) -> Table:
-    table = Table(title="scoring rounds")
-    for column in (
-        "round",
-        "answers",
-        "positives",
-        "found in last batch",
-        "CV AP",
-        "found so far",
-        "left to find",
-        "prevalence",
-        "recall",
-        "device",
-    ):
-        table.add_column(column)
+ROUNDS_TABLE_FULL_WIDTH = 120
+"""Below this many columns `hnbooks stats` shows only the rounds' essential columns, each on one
+line: ten columns wrapped to a word per line were unreadable in an 80-column terminal."""
+
+
+def last_batch_positives(report: RoundReport) -> str:
+    """'top 3, uncertain 1': the strategies that found positives in the round's previous batch."""
+    found = report.last_batch.positives if report.last_batch else {}
+    return ", ".join(f"{name} {count}" for name, count in found.items() if count) or "—"
+
+
+def rounds_table(rounds: list[Round], width: int | None = None) -> Table:
+    """One row a scoring round; narrower than `ROUNDS_TABLE_FULL_WIDTH` (a terminal of `width`
+    columns), what the last batch found, the head's CV AP, prevalence, recall and device are left
+    to `hnbooks stats --json`."""
+    full = width is None or width >= ROUNDS_TABLE_FULL_WIDTH
+    columns: list[tuple[str, Callable[[RoundReport], str], bool]] = [
+        ("round", lambda r: "", True),
+        ("answers", lambda r: f"{r.answers:,}", True),
+        ("positives", lambda r: f"{r.positives:,}", True),
+        ("last batch found", last_batch_positives, full),
+        ("CV AP", lambda r: fmt_number(r.cv_average_precision), full),
+        ("found so far", lambda r: (r.found_so_far and r.found_so_far.as_percent()) or "—", True),
+        ("left to find", lambda r: fmt_count_interval(r.positives_left()), True),
+        ("prevalence", lambda r: (r.prevalence and r.prevalence.as_percent()) or "—", full),
+        ("recall", lambda r: (r.recall and r.recall.as_percent()) or "—", full),
+        ("device", lambda r: (r.embedding.device or "") if r.embedding else "", full),
+    ]
+    shown = [(header, value) for header, value, keep in columns if keep]
+    caption = None if full else "more columns in a wider terminal, or with --json"
+    table = Table(title="scoring rounds", caption=caption)
+    for header, _ in shown:
+        table.add_column(header, no_wrap=True)
     for round_ in rounds:
         report = round_.report
-        found = report.last_batch.positives if report.last_batch else {}
-        table.add_row(
-            str(round_.id),
-            str(report.answers),
-            str(report.positives),
-            data_text(", ".join(f"{k} {v}" for k, v in found.items()) or "—"),
-            fmt_number(report.cv_average_precision),
-            report.found_so_far.as_percent() or "—" if report.found_so_far else "—",
-            fmt_count_interval(report.positives_left()),
-            fmt_interval(report.prevalence),
-            fmt_interval(report.recall),
-            data_text((report.embedding.device or "") if report.embedding else ""),
-        )
+        cells = [value(report) for _, value in shown]
+        cells[0] = str(round_.id)
+        table.add_row(*(data_text(cell) for cell in cells))
     return table
 
 

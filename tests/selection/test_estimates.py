@@ -247,3 +247,42 @@ def test_the_scorer_summary_and_hnbooks_stats_show_found_so_far(
     wide.print(hnbooks_cli.rounds_table([Round(1, 0.0, 1.0, "BOOK", report)]))
     table = wide.export_text()
     assert "found so far" in table and "60% (10–100)" in table
+
+
+def test_the_rounds_table_keeps_one_line_a_round_in_an_80_column_terminal() -> None:
+    from rich.console import Console
+
+    from hnbooks import cli as hnbooks_cli
+    from hnbooks.store.records import Round
+    from hnbooks.store.reports import BatchYieldReport
+
+    interval = EstimateReport(0.0012, 0.0004, 0.003, 40, "exact", 0.9)
+    report = RoundReport(
+        mode="model",
+        label="BOOK",
+        pool=40_000_000,
+        answers=1_200,
+        positives=7,
+        cv_average_precision=0.61,
+        prevalence=EstimateReport(0.000213, 0.0000812, 0.000499, 40, "exact", 0.9),
+        recall=interval,
+        found_so_far=interval,
+        last_batch=BatchYieldReport(3, {"top": 14}, {"top": 3, "uncertain": 1, "novel": 0}),
+    )
+    rounds = [Round(n, 0.0, 1.0, "BOOK", report) for n in (1, 2, 3)]
+
+    narrow = Console(width=80, record=True)
+    narrow.print(hnbooks_cli.rounds_table(rounds, narrow.width))
+    text = narrow.export_text()
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert [line.split("│")[1].strip() for line in lines if line.startswith("│")] == ["1", "2", "3"]
+    assert "8,513 [3,241-19,953]" in text and "…" not in text
+    assert "wider terminal" in text
+
+    wide = Console(width=160, record=True)
+    wide.print(hnbooks_cli.rounds_table(rounds, wide.width))
+    text = wide.export_text()
+    assert "top 3, uncertain 1" in text and "novel 0" not in text
+    assert "0.02% (0.008–0.05)" in text and "wider terminal" not in text
+    assert len([line for line in text.splitlines() if line.startswith("│")]) == 3
