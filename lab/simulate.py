@@ -38,6 +38,7 @@ from hnbooks.lab.stream_ema import DEFAULT_ALPHA, EmaUncertaintySorter, ScoredSt
 from hnbooks.scoring.estimate import RandomAnswers, pool_estimates
 from hnbooks.scoring.head import Head, HeadConfig
 from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
+from hnbooks.scoring.pool import WORD_WEIGHT
 from hnbooks.scoring.select import ChannelYield, Mix, Pick, adaptive_mix
 
 if TYPE_CHECKING:
@@ -232,8 +233,8 @@ def build_features(
 
     if kind == "words":
         # What hnbooks-score ships: words hashed into columns (no vocabulary to hold at any pool
-        # size), IDF from document counts, before the embeddings.
-        lexical = hashed_tfidf(dataset.texts)
+        # size), IDF from document counts, of norm WORD_WEIGHT before the embeddings.
+        lexical = hashed_tfidf(dataset.texts) * WORD_WEIGHT
         combined = sparse.hstack([lexical, sparse.csr_matrix(embeddings)], format="csr")
         return FeatureSet(
             kind, combined.astype(np.float32), embeddings, tfidf, vectorizer, encoder.key

@@ -13,7 +13,7 @@ from sklearn.feature_extraction.text import TfidfTransformer
 
 from hnbooks.scoring.embed import text_fingerprints
 from hnbooks.scoring.job import RoundConfig, run_round
-from hnbooks.scoring.pool import ArrayPool, PoolVectors, WordPool
+from hnbooks.scoring.pool import WORD_WEIGHT, ArrayPool, PoolVectors, WordPool
 from hnbooks.scoring.select import Mix
 from hnbooks.scoring.terms import (
     HASHED_COLUMNS,
@@ -49,7 +49,9 @@ def test_the_pools_words_are_scikit_learns_tfidf_and_chunks_score_as_rows(tmp_pa
     pool = WordPool(ArrayPool(ids, embeddings), terms)
     rows = pool.rows(ids[order])
     assert rows.shape == (6, HASHED_COLUMNS + 4)
-    np.testing.assert_allclose(rows[:, :HASHED_COLUMNS].toarray(), expected.toarray(), atol=1e-6)
+    np.testing.assert_allclose(
+        rows[:, :HASHED_COLUMNS].toarray(), WORD_WEIGHT * expected.toarray(), atol=1e-6
+    )
     np.testing.assert_allclose(rows[:, HASHED_COLUMNS:].toarray(), embeddings[order])
 
     coef = np.random.default_rng(1).normal(size=rows.shape[1])

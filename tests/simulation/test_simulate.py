@@ -133,3 +133,26 @@ def test_bad_settings_are_refused() -> None:
     dataset = topic_corpus(per_topic=10)
     with pytest.raises(ValueError, match="seeds"):
         draw_task(dataset, TaskSpec(("zoo",), keep_positives=2, seeds=3), np.random.default_rng(0))
+
+
+def test_the_simulated_words_features_are_what_the_scorer_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`hnbooks simulate --features words` measures the head on the rows `hnbooks-score` builds
+    from its word-count cache and vector cache, weight of the words included."""
+    from hnbooks.lab.simulate import EncoderSource
+    from hnbooks.scoring.pool import ArrayPool, WordPool
+    from hnbooks.scoring.terms import HASHED_COLUMNS, TermCache, hashed_counts
+
+    dataset = topic_corpus(per_topic=10)
+    vectors = np.random.default_rng(0).normal(size=(len(dataset), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    encoder = EncoderSource("fixed", lambda texts: vectors[[dataset.texts.index(t) for t in texts]])
+    simulated = build_features(dataset, "words", encoder=encoder).head_matrix
+
+    ids = np.arange(len(dataset))
+    terms = TermCache.open(tmp_path / "x.db", "db")
+    terms.write_counts(ids, hashed_counts(list(dataset.texts)), ids + 1)
+    scored = WordPool(ArrayPool(ids, vectors), TermCache.open(tmp_path / "x.db", "db")).rows(ids)
+
+    assert simulated.shape == scored.shape == (len(dataset), HASHED_COLUMNS + 8)
+    np.testing.assert_allclose(simulated.toarray(), scored.toarray(), atol=1e-6)
+    assert simulated[:, :HASHED_COLUMNS].nnz and simulated[:, HASHED_COLUMNS:].nnz
