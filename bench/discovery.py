@@ -52,6 +52,7 @@ from hnbooks.lab.simulate import (
     mean_of,
     simulate,
 )
+from hnbooks.scoring.pool import WORD_WEIGHT
 from hnbooks.scoring.select import Mix, parse_mix
 
 DOC_START = "<!-- bench:discovery:start -->"
@@ -229,7 +230,12 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
             dataset = load_dataset(task.dataset)
             features_by_dataset[task.dataset] = (
                 dataset,
-                build_features(dataset, args.features, cache_dir=default_cache_dir()),
+                build_features(
+                    dataset,
+                    args.features,
+                    cache_dir=default_cache_dir(),
+                    word_weight=args.word_weight,
+                ),
             )
             log(
                 f"{task.dataset}: {len(dataset):,} texts, {args.features} features in {time.perf_counter() - started:.0f} s"
@@ -540,6 +546,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--random-seed", type=int, default=0)
+    parser.add_argument(
+        "--word-weight",
+        type=float,
+        default=WORD_WEIGHT,
+        help=f"norm of the words' TF-IDF beside the unit embedding, --features words only"
+        f" (default: {WORD_WEIGHT:g}, what hnbooks-score ships: scoring.pool.WORD_WEIGHT)",
+    )
     parser.add_argument(
         "--block-near-duplicates-of-positives",
         dest="near_duplicates_of_positives",

@@ -214,6 +214,7 @@ def build_features(
     cache_dir: Path | None = None,
     encoder: EncoderSource | None = None,
     progress: Progress | None = None,
+    word_weight: float = WORD_WEIGHT,
 ) -> FeatureSet:
     """`words` (what hnbooks-score ships): the head reads hashed-word TF-IDF and embeddings side by
     side, distances use the embeddings. `onnx` (`hnbooks-score --no-words`): embeddings for both.
@@ -233,8 +234,9 @@ def build_features(
 
     if kind == "words":
         # What hnbooks-score ships: words hashed into columns (no vocabulary to hold at any pool
-        # size), IDF from document counts, of norm WORD_WEIGHT before the embeddings.
-        lexical = hashed_tfidf(dataset.texts) * WORD_WEIGHT
+        # size), IDF from document counts, of norm WORD_WEIGHT before the embeddings (another
+        # `word_weight` only to measure the choice).
+        lexical = hashed_tfidf(dataset.texts) * word_weight
         combined = sparse.hstack([lexical, sparse.csr_matrix(embeddings)], format="csr")
         return FeatureSet(
             kind, combined.astype(np.float32), embeddings, tfidf, vectorizer, encoder.key
