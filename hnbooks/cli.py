@@ -40,7 +40,7 @@ from hnbooks.console import (
 from hnbooks.importing import FORMATS
 from hnbooks.printable import inert_json, printable_line
 from hnbooks.store.records import Round
-from hnbooks.store.reports import RoundReport
+from hnbooks.store.reports import EstimateReport, RoundReport
 
 
 class HnbooksGroup(click.Group):
@@ -484,22 +484,27 @@ def last_batch_positives(report: RoundReport) -> str:
     return ", ".join(f"{name} {count}" for name, count in found.items() if count) or "—"
 
 
+def percent_or_dash(estimate: EstimateReport | None) -> str:
+    """'0.1% (0.04–0.3)', or '—' without an estimate."""
+    return (estimate and estimate.as_percent()) or "—"
+
+
 def rounds_table(rounds: list[Round], width: int | None = None) -> Table:
     """One row a scoring round; narrower than `ROUNDS_TABLE_FULL_WIDTH` (a terminal of `width`
     columns), what the last batch found, the head's CV AP, prevalence, recall and device are left
     to `hnbooks stats --json`."""
     full = width is None or width >= ROUNDS_TABLE_FULL_WIDTH
-    columns: list[tuple[str, Callable[[RoundReport], str], bool]] = [
-        ("round", lambda r: "", True),
-        ("answers", lambda r: f"{r.answers:,}", True),
-        ("positives", lambda r: f"{r.positives:,}", True),
-        ("last batch found", last_batch_positives, full),
-        ("CV AP", lambda r: fmt_number(r.cv_average_precision), full),
-        ("found so far", lambda r: (r.found_so_far and r.found_so_far.as_percent()) or "—", True),
-        ("left to find", lambda r: fmt_count_interval(r.positives_left()), True),
-        ("prevalence", lambda r: (r.prevalence and r.prevalence.as_percent()) or "—", full),
-        ("recall", lambda r: (r.recall and r.recall.as_percent()) or "—", full),
-        ("device", lambda r: (r.embedding.device or "") if r.embedding else "", full),
+    columns: list[tuple[str, Callable[[Round], str], bool]] = [
+        ("round", lambda r: str(r.id), True),
+        ("answers", lambda r: f"{r.report.answers:,}", True),
+        ("positives", lambda r: f"{r.report.positives:,}", True),
+        ("last batch found", lambda r: last_batch_positives(r.report), full),
+        ("CV AP", lambda r: fmt_number(r.report.cv_average_precision), full),
+        ("found so far", lambda r: percent_or_dash(r.report.found_so_far), True),
+        ("left to find", lambda r: fmt_count_interval(r.report.positives_left()), True),
+        ("prevalence", lambda r: percent_or_dash(r.report.prevalence), full),
+        ("recall", lambda r: percent_or_dash(r.report.recall), full),
+        ("device", lambda r: (r.report.embedding and r.report.embedding.device) or "", full),
     ]
     shown = [(header, value) for header, value, keep in columns if keep]
     caption = None if full else "more columns in a wider terminal, or with --json"
@@ -507,10 +512,7 @@ def rounds_table(rounds: list[Round], width: int | None = None) -> Table:
     for header, _ in shown:
         table.add_column(header, no_wrap=True)
     for round_ in rounds:
-        report = round_.report
-        cells = [value(report) for _, value in shown]
-        cells[0] = str(round_.id)
-        table.add_row(*(data_text(cell) for cell in cells))
+        table.add_row(*(data_text(value(round_)) for _, value in shown))
     return table
 
 

@@ -214,7 +214,7 @@ class CachedPool:
 WORD_WEIGHT = 1.5
 """The norm of a text's word TF-IDF row beside its unit embedding in what the head reads: under
 the head's one L2 penalty it sets how much the words may say. Measured on the discovery suite's 20
-Newsgroups tasks (40 runs each, docs/discovery.md): against 1, 2-5% more positives at 1.5 on every
+Newsgroups tasks (40-48 runs each, docs/discovery.md): against 1, 2-5% more positives at 1.5 on every
 task; at 2 the 18-kept task gains as much but the 4-kept one loses 8%."""
 
 
@@ -258,8 +258,8 @@ class WordRows:
 
 class WordPool:
     """The embedding pool with each item's hashed word TF-IDF (of norm `WORD_WEIGHT`) before its
-    vector: what the head reads by default (see `hnbooks.scoring.terms`). Distances and the seed query still use the
-    embeddings alone (`embeddings_of`)."""
+    vector: what the head reads by default (see `hnbooks.scoring.terms`). Distances and the seed
+    query still use the embeddings alone (`embeddings_of`)."""
 
     def __init__(self, embeddings: PoolVectors, terms: TermCache) -> None:
         from hnbooks.scoring.terms import HASHED_COLUMNS
