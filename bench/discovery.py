@@ -265,6 +265,7 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
                     batch_size=args.batch_size,
                     budget=args.budget,
                     near_duplicates_of_positives=args.near_duplicates_of_positives,
+                    query_as_positive=args.query_as_positive,
                     adaptive_mix=column.adaptive,
                     keyword_feedback=column.keyword_feedback,
                 )
@@ -395,6 +396,7 @@ def render(
         "",
         f"Features: `{args.features}`; budget {args.budget} labels in batches of {args.batch_size}; "
         f"near-duplicates of positives {'eligible, a tenth of a batch at most (the default)' if args.near_duplicates_of_positives else 'blocked'}; "
+        f"the cold-start query {'trained on as a positive (the default)' if args.query_as_positive else 'not trained on'}; "
         f"runs per cell: "
         + ", ".join(f"{task} {n}" for task, n in runs.items())
         + f"; random seed {args.random_seed}.",
@@ -559,6 +561,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="refuse near-duplicates of accepted texts too (the scorer lets a tenth of a batch"
         " through: RoundConfig.near_duplicates_of_positives)",
+    )
+    parser.add_argument(
+        "--no-query-as-positive",
+        dest="query_as_positive",
+        action="store_false",
+        help="train the head on the answers alone (the scorer also trains on the cold-start query"
+        " as a positive: RoundConfig.query_as_positive)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="3 groups, 3 topics, 2 sets: a smoke run"

@@ -132,6 +132,13 @@ STRATEGY_HELP = (
     " most, as hnbooks-score does; --no-... blocks them like those of rejected texts.",
 )
 @click.option(
+    "--query-as-positive/--no-query-as-positive",
+    default=True,
+    show_default=True,
+    help="Train the head on the seed query (else the positive class names) as one more positive,"
+    " as hnbooks-score does with its cold-start query.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -174,6 +181,7 @@ def simulate(
     features: str,
     heldout: float,
     near_duplicates_of_positives: bool,
+    query_as_positive: bool,
     as_json: bool,
     data_dir: str | None,
     model: str,
@@ -268,6 +276,7 @@ def simulate(
             batch_size=batch_size,
             budget=budget,
             near_duplicates_of_positives=near_duplicates_of_positives,
+            query_as_positive=query_as_positive,
         )
     except ValueError as error:
         fail(str(error))

@@ -15,7 +15,8 @@ One run:
    query the label's name is the query (the scorer's fallback); slots no match fills are drawn at
    random.
 3. Then batch after batch until the budget is spent: the strategy picks, the oracle answers, the
-   head is retrained on every answer so far.
+   head is retrained on every answer so far and, as in `hnbooks-score`, on the cold-start query as
+   one more positive.
 
 Runs with the same `random_seed` and repeat draw the same task (split, kept positives, seeds), so
 strategies are compared on identical pools.
@@ -82,6 +83,38 @@ class FeatureSet:
     keyword_matrix: Any
     vectorizer: Any
     model: str | None = None
+    embed: Embedder | None = None
+    """The encoder behind the embeddings (None for `tfidf`): texts outside the dataset, such as
+    the seed query, are embedded with it."""
+    word_idf: NDArray[np.float32] | None = None
+    """`words`: the IDF of the hashed words, from the dataset's document counts."""
+    word_weight: float = WORD_WEIGHT
+    _query_rows: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def query_features(self, query: str) -> Any:
+        """The query as one row of `head_matrix`'s features, built as the dataset's rows are (what
+        `hnbooks.scoring.pool.text_features` gives the scorer for the `words` kind)."""
+        if query not in self._query_rows:
+            self._query_rows[query] = self._query_row(query)
+        return self._query_rows[query]
+
+    def _query_row(self, query: str) -> Any:
+        from scipy import sparse
+
+        if self.kind == "tfidf":
+            return self.vectorizer.transform([query]).tocsr()
+        assert self.embed is not None, "embedding features keep their encoder"
+        embedding = unit_rows(np.asarray(self.embed([query]), dtype=np.float32))
+        if self.kind == "onnx":
+            return embedding
+        if self.kind == "words":
+            from hnbooks.scoring.terms import hashed_counts, tfidf_matrix
+
+            assert self.word_idf is not None
+            words = self.word_weight * tfidf_matrix(hashed_counts([query]), self.word_idf)
+        else:
+            words = self.vectorizer.transform([query])
+        return sparse.hstack([words, sparse.csr_matrix(embedding)], format="csr", dtype=np.float32)
 
     def keyword_scores(self, query: str) -> NDArray[np.float64]:
         """TF-IDF cosine between the query and every row (rows are L2-normalised)."""
@@ -102,15 +135,16 @@ class EncoderSource:
     embed: Embedder
 
 
-def hashed_tfidf(texts: Sequence[str]) -> Any:
+def hashed_tfidf(texts: Sequence[str]) -> tuple[Any, NDArray[np.float32]]:
     """What `hnbooks-score` reads of each text's words (`hnbooks.scoring.terms`): sublinear TF-IDF
     over words hashed into `HASHED_COLUMNS` columns, IDF from these texts' document counts, rows
-    L2-normalised."""
+    L2-normalised; and that IDF."""
     from hnbooks.scoring.terms import hashed_counts, inverse_document_frequency, tfidf_matrix
 
     counts = hashed_counts(texts)
     document_counts = np.bincount(counts.indices, minlength=counts.shape[1])
-    return tfidf_matrix(counts, inverse_document_frequency(document_counts, counts.shape[0]))
+    idf = inverse_document_frequency(document_counts, counts.shape[0])
+    return tfidf_matrix(counts, idf), idf
 
 
 def tfidf_features(texts: Sequence[str]) -> tuple[Any, Any]:
@@ -229,21 +263,35 @@ def build_features(
         encoder = onnx_encoder_source()
     embeddings = cached_embeddings(dataset, encoder, cache_dir, progress)
     if kind == "onnx":
-        return FeatureSet(kind, embeddings, embeddings, tfidf, vectorizer, encoder.key)
+        return FeatureSet(
+            kind, embeddings, embeddings, tfidf, vectorizer, encoder.key, embed=encoder.embed
+        )
     from scipy import sparse
 
     if kind == "words":
         # What hnbooks-score ships: words hashed into columns (no vocabulary to hold at any pool
         # size), IDF from document counts, of norm WORD_WEIGHT before the embeddings (another
         # `word_weight` only to measure the choice).
-        lexical = hashed_tfidf(dataset.texts) * word_weight
-        combined = sparse.hstack([lexical, sparse.csr_matrix(embeddings)], format="csr")
+        lexical, word_idf = hashed_tfidf(dataset.texts)
+        combined = sparse.hstack(
+            [lexical * word_weight, sparse.csr_matrix(embeddings)], format="csr"
+        )
         return FeatureSet(
-            kind, combined.astype(np.float32), embeddings, tfidf, vectorizer, encoder.key
+            kind,
+            combined.astype(np.float32),
+            embeddings,
+            tfidf,
+            vectorizer,
+            encoder.key,
+            embed=encoder.embed,
+            word_idf=word_idf,
+            word_weight=word_weight,
         )
 
     combined = sparse.hstack([tfidf, sparse.csr_matrix(embeddings)], format="csr", dtype=np.float32)
-    return FeatureSet(kind, combined, embeddings, tfidf, vectorizer, encoder.key)
+    return FeatureSet(
+        kind, combined, embeddings, tfidf, vectorizer, encoder.key, embed=encoder.embed
+    )
 
 
 class MatrixPool:
@@ -370,6 +418,9 @@ class LoopConfig:
     (pseudo-relevance feedback), in place of the lowest-ranked top picks."""
     adaptive_mix: bool = False
     """Move the shares toward the channels finding positives (`scoring.select.adaptive_mix`)."""
+    query_as_positive: bool = True
+    """As `RoundConfig.query_as_positive`: the head trains on the cold-start query (the task's
+    seed query, else its class names) as one more positive."""
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -609,13 +660,15 @@ def seed_batch(
 
 def round_config(config: LoopConfig, batch_size: int, seed: int) -> RoundConfig:
     return RoundConfig(
-        # The simulation never reads a cold-start query: its oracle seeds the first positives.
+        # The cold-start query is the task's (`TaskSpec.cold_start_query`): run_once serves its
+        # matches and builds its features itself.
         label="positive",
         batch_size=batch_size,
         mix=config.selection_mix(),
         random_seed=seed,
         head=config.head,
         near_duplicates_of_positives=config.near_duplicates_of_positives,
+        query_as_positive=config.query_as_positive,
     )
 
 
@@ -634,6 +687,7 @@ def run_once(
     pool = MatrixPool(features.head_matrix, draw.pool_rows)
     query = spec.cold_start_query()
     query_pending = spec.seed_query is not None
+    query_features = features.query_features(query) if config.query_as_positive else None
     head_seed = int(rng.integers(2**31))
     stream: ScoredStream[int] | None = None
     emitted: Iterator[int] | None = None
@@ -658,6 +712,7 @@ def run_once(
                 random_probability=np.zeros(0),
                 config=round_config(config, size, head_seed),
                 rng=rng,
+                query_features=query_features,
             )
             current_head[:] = [head]
             if stream is None:
@@ -693,6 +748,7 @@ def run_once(
                 config=selection,
                 rng=rng,
                 vectors=lambda rows: features.geometry[np.asarray(rows, dtype=np.int64)],
+                query_features=query_features,
             )
             picks = list(trained.picks)
             if config.keyword_feedback:
@@ -723,7 +779,9 @@ def run_once(
         pool_positives=draw.pool_positives,
         seeds=len(draw.seed_rows),
         random_per_100=draw.random_per_100,
-        heldout_ap=heldout_average_precision(features, draw, state, config, head_seed, rng),
+        heldout_ap=heldout_average_precision(
+            features, draw, state, config, head_seed, rng, query_features
+        ),
         budget=config.budget,
         stream_scored=len(stream.scored)
         if stream is not None
@@ -739,6 +797,7 @@ def heldout_average_precision(
     config: LoopConfig,
     head_seed: int,
     rng: np.random.Generator,
+    query_features: Any | None = None,
 ) -> float | None:
     """Average precision on the held-out rows of a head trained on every answer of the run."""
     from sklearn.metrics import average_precision_score
@@ -757,6 +816,7 @@ def heldout_average_precision(
         random_probability=random_probability,
         config=round_config(config, config.batch_size, head_seed),
         rng=rng,
+        query_features=query_features,
     )
     decision = head.decision(features.head_matrix[draw.heldout_rows])
     return float(average_precision_score(heldout_labels, decision))
@@ -852,6 +912,7 @@ class SimulationSummary:
             "heldout_share": self.spec.heldout_share,
             "near_duplicates_of_positives": self.config.near_duplicates_of_positives,
             "adaptive_mix": self.config.adaptive_mix,
+            "query_as_positive": self.config.query_as_positive,
             "repeats": len(self.runs),
             "random_seed": self.random_seed,
             "positives_per_100": mean("positives_per_100"),

@@ -61,7 +61,10 @@ if TYPE_CHECKING:
     "--label", default=None, help="Label to score for (default: the database's first label)."
 )
 @click.option(
-    "--seed-query", default=None, help="Cold start: what to look for while no positive exists."
+    "--seed-query",
+    default=None,
+    help="What to look for, in a few words: the seed channel's search while no positive exists, "
+    "then one more positive the head is trained on [default: a sentence for the label].",
 )
 @click.option(
     "--random-seed", type=int, default=None, help="Fix the random choices (reproducible batches)."
@@ -399,7 +402,8 @@ def print_round(report: RoundReport, size: int) -> None:
             ", ".join(f"{k} {v}/{answered.get(k, 0)}" for k, v in found.items()),
         )
     if report.mode == "model" and report.features:
-        table.add_row("the head read", report.features)
+        query = f", and the query {report.seed_query!r} as a positive" if report.seed_query else ""
+        table.add_row("the head read", report.features + query)
     if report.cv_average_precision is not None:
         table.add_row("head CV average precision", f"{report.cv_average_precision:.3f}")
     so_far = report.found_so_far

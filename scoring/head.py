@@ -2,7 +2,10 @@
 
 Under extreme imbalance the answers hold few negatives early on, so random pool items stand in as
 pseudo-negatives (at 1/5,000 prevalence a random item is a true negative 99.98% of the time).
-Class balancing trains at an effective prior of 1/2; the Platt sigmoid is fitted on cross-validated
+The user's description of the label (the seed query, as a text's features) is trained as one
+more positive: with one or two answers the head otherwise knows the label only by its examples, and
+the words the user chose say what those examples share. Class balancing trains at an effective
+prior of 1/2; the Platt sigmoid is fitted on cross-validated
 decision values and then shifted to the pool's estimated prior, so a probability of 0.01 means about
 one positive in a hundred such items.
 """
@@ -70,11 +73,13 @@ def train_head(
     labels: NDArray[np.bool_],
     *,
     pseudo_negative_features: Any | None = None,
+    query_features: Any | None = None,
     prior: float | None = None,
     config: HeadConfig = HeadConfig(),
     random_state: int = 0,
 ) -> Head:
-    """Fit the head on labelled rows (1 = has the label) plus optional pseudo-negatives.
+    """Fit the head on labelled rows (1 = has the label) plus optional pseudo-negatives and
+    `query_features`, rows standing for the label's description, trained as positives.
 
     `prior` is the estimated share of positives in the pool; without one the calibrated
     probabilities stay at the balanced training prior of 1/2.
@@ -89,6 +94,12 @@ def train_head(
     if positives == 0:
         raise ValueError("the head needs at least one positive answer")
     blocks, targets, weights = [labelled_features], [labels], [np.ones(len(labels))]
+    query_count = 0
+    if query_features is not None and query_features.shape[0]:
+        query_count = query_features.shape[0]
+        blocks.append(query_features)
+        targets.append(np.ones(query_count, dtype=bool))
+        weights.append(np.ones(query_count))
     pseudo_count = 0
     if pseudo_negative_features is not None and pseudo_negative_features.shape[0]:
         pseudo_count = pseudo_negative_features.shape[0]
@@ -151,6 +162,7 @@ def train_head(
             "positives": positives,
             "negatives": negatives,
             "pseudo_negatives": pseudo_count,
+            "query_rows": query_count,
             "cv_folds": folds if folds >= 2 else 0,
             "cv_average_precision": cv_ap,
             "prior": prior,

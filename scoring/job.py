@@ -34,6 +34,7 @@ from hnbooks.scoring.pool import (
     features_of,
     pool_size,
     presence_mask,
+    text_features,
     top_by_cosine,
 )
 from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
@@ -78,6 +79,12 @@ class RoundConfig:
     reports are templates differing only in their figures."""
     near_duplicates_per_batch: int | None = None
     """Default: a tenth of the batch (at least one), so one template cannot fill a batch."""
+    query_as_positive: bool = True
+    """Train the head on the cold-start query (`cold_start_query`) as one more positive, beside
+    the answers: the user's words for the label keep counting after the seed batch. In the
+    discovery suite (docs/discovery.md) it found a fifth more of the 4 positives of a 20 Newsgroups
+    group (0.44 to 0.54 per 100 labels with the group's name as the query, 0.49 to 0.58 with a typed
+    one) and halved the runs finding none."""
 
     def near_duplicate_cap(self) -> int:
         if not self.near_duplicates_of_positives:
@@ -173,11 +180,14 @@ def train_round_head(
     config: RoundConfig,
     rng: np.random.Generator,
     eligible: NDArray[np.bool_] | None = None,
+    query_features: Any | None = None,
 ) -> tuple[Head, Estimate]:
     """The round's head: answers plus random eligible items as pseudo-negatives while true
     negatives number fewer than `config.head.pseudo_negatives`, calibrated to the IPW prior
-    (no prior without random answers). The eligible items are `eligible_ids` or, when that is
-    None, the ids where the mask `eligible` is set (the same draws either way)."""
+    (no prior without random answers), with `query_features` (the label's description as a row of
+    the pool's features, `hnbooks.scoring.pool.text_features`) trained as a positive. The eligible
+    items are `eligible_ids` or, when that is None, the ids where the mask `eligible` is set (the
+    same draws either way)."""
     positives = int(labels.sum())
     true_negatives = int((~labels).sum())
     if eligible_ids is not None:
@@ -207,6 +217,7 @@ def train_round_head(
         pool.rows(labelled_ids),
         labels,
         pseudo_negative_features=pool.rows(pseudo_ids) if pseudo_count else None,
+        query_features=query_features,
         prior=prevalence.estimate if prevalence.estimate else None,
         config=config.head,
         random_state=config.random_seed or 0,
@@ -228,6 +239,7 @@ def train_and_select(
     vectors: RowVectors | None = None,
     streamed: bool = False,
     eligible: NDArray[np.bool_] | None = None,
+    query_features: Any | None = None,
 ) -> TrainedSelection:
     """Train the head on the labelled ids, score the whole pool and choose the next batch.
 
@@ -236,7 +248,8 @@ def train_and_select(
     prior comes from the stratified random answers (IPW). `vectors` gives the unit vectors that
     selection measures distance with (default: the pool's embeddings). `streamed` keeps the scores in
     a temporary file instead of memory (same picks); `eligible`, a mask over ids, may stand for
-    `eligible_ids`.
+    `eligible_ids`; `query_features`, the label's description as a row of the pool's features, is
+    trained as a positive.
     """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -250,6 +263,7 @@ def train_and_select(
         config=config,
         rng=rng,
         eligible=eligible,
+        query_features=query_features,
     )
     seconds["train"] = time.perf_counter() - clock
 
@@ -416,6 +430,11 @@ def run_classification_round(
     random_positive = draws.answers.positive
     random_probability = draws.answers.inclusion_probability
     blocked = np.fromiter((i for i in excluded if i <= largest_pool_id), dtype=np.int64)
+    query_features = None
+    if config.query_as_positive and encode_query is not None:
+        query = config.cold_start_query()
+        query_features = text_features(pool, query, encode_query(query))
+        report = replace(report, seed_query=query)
     trained = train_and_select(
         pool,
         labelled_ids,
@@ -428,6 +447,7 @@ def run_classification_round(
         rng=rng,
         streamed=True,
         eligible=eligible,
+        query_features=query_features,
     )
     head, picks = trained.head, trained.picks
     timings.update(trained.seconds)

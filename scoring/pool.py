@@ -287,11 +287,30 @@ class WordPool:
         for ids, vectors in self.embeddings.chunks(rows):
             yield ids, self._word_rows(ids, vectors)
 
+    def text_row(self, text: str, embedding: NDArray[np.floating]) -> Any:
+        """A text outside the pool (the seed query) as the head reads a pool item: its words
+        counted and weighted with the pool's IDF, then its embedding (scipy CSR, one row)."""
+        from scipy import sparse
+
+        from hnbooks.scoring.terms import hashed_counts, tfidf_matrix
+
+        words = WORD_WEIGHT * tfidf_matrix(hashed_counts([text]), self._idf)
+        vector = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+        return sparse.hstack([words, sparse.csr_matrix(vector)], format="csr")
+
 
 def embeddings_of(pool: PoolVectors) -> PoolVectors:
     """The unit vectors of a pool, which selection measures distance with and the seed query is
     compared to: a `WordPool`'s embeddings, any other pool itself."""
     return pool.embeddings if isinstance(pool, WordPool) else pool
+
+
+def text_features(pool: PoolVectors, text: str, embedding: NDArray[np.floating]) -> Any:
+    """`text` (with its unit `embedding`) as one row of the features a head trained on `pool`
+    reads: what lets the label's description be trained on beside its answers."""
+    if isinstance(pool, WordPool):
+        return pool.text_row(text, embedding)
+    return np.asarray(embedding, dtype=np.float32).reshape(1, -1)
 
 
 def features_of(pool: PoolVectors) -> str:

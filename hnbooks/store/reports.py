@@ -202,6 +202,8 @@ class RoundReport:
     """The batch the round published; None when it published none."""
     note: str | None = None
     seed_query: str | None = None
+    """What the seed channel searched ("seed" rounds), or what the head was trained on as one
+    more positive ("model" rounds)."""
     mix: str | None = None
     picked_per_strategy: dict[str, int] = field(default_factory=dict)
     pseudo_negatives: int | None = None

@@ -223,6 +223,50 @@ def test_a_round_finds_by_words_what_the_embeddings_do_not_show(tmp_path: Path) 
     assert alone <= 8
 
 
+def test_a_round_trained_on_the_seed_query_finds_what_its_one_answer_does_not_show(
+    tmp_path: Path,
+) -> None:
+    """One accepted text names Gibson; the other positives only say "great novel", as the seed
+    query does. Trained on the query as a positive the head ranks those among its top picks, and
+    the round report says what it read; without the query it finds none of them."""
+    rng = np.random.default_rng(5)
+    filler = "market server cloud compiler kernel browser startup python postgres linux".split()
+    kinds = {0: " then I read Neuromancer by William Gibson", 10: " what a great novel, truly"}
+    texts = [" ".join(rng.choice(filler, 8)) + kinds.get(n % 20, "") for n in range(400)]
+    vectors = rng.normal(size=(len(texts), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = "a great novel"
+    query_vector = rng.normal(size=8).astype(np.float32)
+    query_vector /= np.linalg.norm(query_vector)
+
+    def novels_picked(folder: Path, query_as_positive: bool) -> int:
+        folder.mkdir()
+        store, item_ids = store_with_texts(folder / "x.db", texts)
+        novels = {i for n, i in enumerate(item_ids) if n % 20 == 10}
+        store.record_answer(item_ids[0], NewAnswer("ann", "accept"))
+        for item_id in [i for n, i in enumerate(item_ids) if n % 10][:40]:
+            store.record_answer(item_id, NewAnswer("ann", "reject"))
+        terms = TermCache.open(store.path, store.database_id())
+        count_missing_terms(store, terms)
+        pool = WordPool(ArrayPool(np.array(item_ids), vectors), terms)
+        config = RoundConfig(
+            label="BOOK",
+            batch_size=20,
+            mix=Mix.only("top"),
+            seed_query=query,
+            random_seed=1,
+            query_as_positive=query_as_positive,
+        )
+        result = run_round(store, pool, config, encode_query=lambda text: query_vector)
+        assert result.head is not None
+        assert result.head.training["query_rows"] == int(query_as_positive)
+        assert store.rounds()[-1].report.seed_query == (query if query_as_positive else None)
+        return len({entry.item_id for entry in result.entries} & novels)
+
+    assert novels_picked(tmp_path / "query", query_as_positive=True) >= 3
+    assert novels_picked(tmp_path / "answers", query_as_positive=False) == 0
+
+
 def test_the_head_fits_hashed_words_over_the_columns_they_use_and_scores_every_column() -> None:
     """A fit over the few thousand used columns of 2^18 gives the same head as a dense fit
     over them, with weight 0 for every other column."""

@@ -137,7 +137,8 @@ def test_bad_settings_are_refused() -> None:
 
 def test_the_simulated_words_features_are_what_the_scorer_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`hnbooks simulate --features words` measures the head on the rows `hnbooks-score` builds
-    from its word-count cache and vector cache, weight of the words included."""
+    from its word-count cache and vector cache, weight of the words included, and turns the query
+    into a row as the scorer does."""
     from hnbooks.lab.simulate import EncoderSource
     from hnbooks.scoring.pool import ArrayPool, WordPool
     from hnbooks.scoring.terms import HASHED_COLUMNS, TermCache, hashed_counts
@@ -146,7 +147,8 @@ def test_the_simulated_words_features_are_what_the_scorer_reads(tmp_path) -> Non
     vectors = np.random.default_rng(0).normal(size=(len(dataset), 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     encoder = EncoderSource("fixed", lambda texts: vectors[[dataset.texts.index(t) for t in texts]])
-    simulated = build_features(dataset, "words", encoder=encoder).head_matrix
+    features = build_features(dataset, "words", encoder=encoder)
+    simulated = features.head_matrix
 
     ids = np.arange(len(dataset))
     terms = TermCache.open(tmp_path / "x.db", "db")
@@ -156,3 +158,12 @@ def test_the_simulated_words_features_are_what_the_scorer_reads(tmp_path) -> Non
     assert simulated.shape == scored.shape == (len(dataset), HASHED_COLUMNS + 8)
     np.testing.assert_allclose(simulated.toarray(), scored.toarray(), atol=1e-6)
     assert simulated[:, :HASHED_COLUMNS].nnz and simulated[:, HASHED_COLUMNS:].nnz
+
+    # A text outside the pool (the query the head is trained on) becomes the row it would be as
+    # an item, in both: here a dataset text, so all three rows must agree.
+    query = dataset.texts[3]
+    scorer_row = WordPool(ArrayPool(ids, vectors), terms).text_row(query, vectors[3])
+    np.testing.assert_allclose(
+        features.query_features(query).toarray(), scored[3].toarray(), atol=1e-6
+    )
+    np.testing.assert_allclose(scorer_row.toarray(), scored[3].toarray(), atol=1e-6)
