@@ -72,7 +72,9 @@ STRATEGY_HELP = (
     "--seed-query",
     default=None,
     metavar="TEXT",
-    help="Start from a keyword search: the first batch is its best TF-IDF matches (then whenever no positive is known).",
+    help="Start from a keyword search: the first batch is its best TF-IDF matches (then whenever"
+    " no positive is known); the head also trains on it as a positive [default: the positive"
+    " class names, as the scorer falls back to the label].",
 )
 @click.option(
     "--strategy",
