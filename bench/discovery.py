@@ -52,6 +52,7 @@ from hnbooks.lab.simulate import (
     mean_of,
     simulate,
 )
+from hnbooks.scoring.head import HeadConfig
 from hnbooks.scoring.pool import WORD_WEIGHT
 from hnbooks.scoring.select import Mix, parse_mix
 
@@ -266,6 +267,7 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
                     budget=args.budget,
                     near_duplicates_of_positives=args.near_duplicates_of_positives,
                     query_as_positive=args.query_as_positive,
+                    head=HeadConfig(query_weight=args.query_weight),
                     adaptive_mix=column.adaptive,
                     keyword_feedback=column.keyword_feedback,
                 )
@@ -396,7 +398,7 @@ def render(
         "",
         f"Features: `{args.features}`; budget {args.budget} labels in batches of {args.batch_size}; "
         f"near-duplicates of positives {'eligible, a tenth of a batch at most (the default)' if args.near_duplicates_of_positives else 'blocked'}; "
-        f"the cold-start query {'trained on as a positive (the default)' if args.query_as_positive else 'not trained on'}; "
+        f"the cold-start query {f'trained on as a positive of weight {args.query_weight:g}' if args.query_as_positive else 'not trained on'}; "
         f"runs per cell: "
         + ", ".join(f"{task} {n}" for task, n in runs.items())
         + f"; random seed {args.random_seed}.",
@@ -561,6 +563,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="refuse near-duplicates of accepted texts too (the scorer lets a tenth of a batch"
         " through: RoundConfig.near_duplicates_of_positives)",
+    )
+    parser.add_argument(
+        "--query-weight",
+        type=float,
+        default=HeadConfig().query_weight,
+        help="weight of the query's row in the head's training against an answer's 1"
+        f" (default: {HeadConfig().query_weight:g}, what hnbooks-score ships: HeadConfig.query_weight)",
     )
     parser.add_argument(
         "--no-query-as-positive",

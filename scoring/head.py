@@ -28,6 +28,8 @@ class HeadConfig:
     pseudo_negatives: int = 200
     """Random pool items labelled negative while true negatives number fewer than this."""
     pseudo_negative_weight: float = 0.5
+    query_weight: float = 1.0
+    """Weight of the query's row against an answered positive's 1."""
     cv_folds: int = 5
     max_iter: int = 1000
 
@@ -99,7 +101,7 @@ def train_head(
         query_count = query_features.shape[0]
         blocks.append(query_features)
         targets.append(np.ones(query_count, dtype=bool))
-        weights.append(np.ones(query_count))
+        weights.append(np.full(query_count, config.query_weight))
     pseudo_count = 0
     if pseudo_negative_features is not None and pseudo_negative_features.shape[0]:
         pseudo_count = pseudo_negative_features.shape[0]
