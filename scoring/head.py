@@ -96,18 +96,17 @@ def train_head(
     if positives == 0:
         raise ValueError("the head needs at least one positive answer")
     blocks, targets, weights = [labelled_features], [labels], [np.ones(len(labels))]
-    query_count = 0
-    if query_features is not None and query_features.shape[0]:
-        query_count = query_features.shape[0]
-        blocks.append(query_features)
-        targets.append(np.ones(query_count, dtype=bool))
-        weights.append(np.full(query_count, config.query_weight))
-    pseudo_count = 0
-    if pseudo_negative_features is not None and pseudo_negative_features.shape[0]:
-        pseudo_count = pseudo_negative_features.shape[0]
-        blocks.append(pseudo_negative_features)
-        targets.append(np.zeros(pseudo_count, dtype=bool))
-        weights.append(np.full(pseudo_count, config.pseudo_negative_weight))
+
+    def add_rows(rows: Any | None, target: bool, weight: float) -> int:
+        if rows is None or not rows.shape[0]:
+            return 0
+        blocks.append(rows)
+        targets.append(np.full(rows.shape[0], target))
+        weights.append(np.full(rows.shape[0], weight))
+        return int(rows.shape[0])
+
+    query_count = add_rows(query_features, True, config.query_weight)
+    pseudo_count = add_rows(pseudo_negative_features, False, config.pseudo_negative_weight)
     used_columns: NDArray[np.intp] | None = None
     if any(sparse.issparse(b) for b in blocks):
         features = sparse.vstack(blocks).tocsr()
