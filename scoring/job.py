@@ -82,9 +82,9 @@ class RoundConfig:
     query_as_positive: bool = True
     """Train the head on the cold-start query (`cold_start_query`) as one more positive, beside
     the answers: the user's words for the label keep counting after the seed batch. In the
-    discovery suite (docs/discovery.md) it found a fifth more of the 4 positives of a 20 Newsgroups
-    group (0.44 to 0.54 per 100 labels with the group's name as the query, 0.49 to 0.58 with a typed
-    one) and halved the runs finding none."""
+    discovery suite (docs/discovery.md) it found a quarter more of the 4 positives of a 20
+    Newsgroups group (0.44 to 0.55 per 100 labels with the group's name as the query, 0.49 to 0.59
+    with a typed one), 40% more on the disjunct task, and halved the runs finding none."""
 
     def near_duplicate_cap(self) -> int:
         if not self.near_duplicates_of_positives:
