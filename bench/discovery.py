@@ -599,20 +599,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME:SHARES",
-        help="an extra column with these mix shares and the seed query, e.g. top80:top=0.8,novel=0.1,random=0.1",
+        help="two extra columns with these mix shares, NAME and NAME+query (with the seed query),"
+        " e.g. query10:top=0.6,uncertain=0.1,novel=0.1,query=0.1,random=0.1",
     )
     args = parser.parse_args(argv)
     args.all_columns = list(COLUMNS)
     for number, text in enumerate(args.mix):
         name, _, shares = text.partition(":")
-        marker = "123456789"[number % 9]
+        mix = parse_mix(shares)
+        args.all_columns.append(Column(name, "mix", marker="123456789"[2 * number % 9], mix=mix))
         args.all_columns.append(
-            Column(name, "mix", seed_query=True, marker=marker, mix=parse_mix(shares))
+            Column(f"{name}+query", "mix", True, "123456789"[(2 * number + 1) % 9], mix)
         )
     if args.quick:
         args.groups, args.topics, args.quads, args.bookfinder_runs = 3, 3, 2, 3
     args.tasks = set(args.tasks.split(","))
-    args.columns = set(args.columns.split(",")) | {text.partition(":")[0] for text in args.mix}
+    args.columns = set(args.columns.split(",")) | {
+        name + suffix
+        for text in args.mix
+        for name in [text.partition(":")[0]]
+        for suffix in ("", "+query")
+    }
     return args
 
 

@@ -645,6 +645,11 @@ def seed_command(
         batch_id = store.publish_batch(
             entries, source="seed", label=chosen_label, note=f"{mode}: {query}"
         )
+        # Words and sentences say what the label is about, so every later round trains on them;
+        # a regular expression is a pattern, not a description.
+        kept_query = mode in ("fts", "semantic")
+        if kept_query:
+            store.set_label_query(chosen_label, query)
     if as_json:
         record = {
             "batch_id": batch_id,
@@ -652,12 +657,19 @@ def seed_command(
             "mode": mode,
             "query": query,
             "label": chosen_label,
+            "label_query_kept": kept_query,
         }
         click.echo(inert_json(record))
     elif not is_quiet():
         print_data(
             f"published seed batch {batch_id}: {len(entries)} items matching {query!r} ({mode})"
         )
+        if kept_query:
+            print_data(
+                f"hnbooks-score trains on {query!r} as a {chosen_label} positive from now on"
+                f" (see `hnbooks labels query {chosen_label}`)",
+                stderr=True,
+            )
 
 
 @cli.command("suggest")
@@ -763,6 +775,7 @@ def labels_group() -> None:
       hnbooks labels add MOVIE
       hnbooks labels rename MOVE MOVIE
       hnbooks labels remove MOVIE
+      hnbooks labels query BOOK "a book I recommend"
     """
 
 
@@ -825,6 +838,45 @@ def labels_add_command(names: tuple[str, ...], db_path: str) -> None:
     added = [name for name in names if name not in before]
     keys = ", ".join(f"{labels.index(n) + 1} {n}" for n in added if labels.index(n) < 9)
     print_data(f"added {len(added)} labels" + (f" (TUI keys: {keys})" if keys else ""), stderr=True)
+
+
+@labels_group.command("query")
+@click.argument("name")
+@click.argument("text", required=False)
+@click.option("--clear", is_flag=True, help="Forget the label's words: rounds fall back again.")
+@db_option()
+def labels_query_command(name: str, text: str | None, clear: bool, db_path: str) -> None:
+    """Show or set the words that describe label NAME.
+
+    hnbooks-score trains on them as one more positive of the label in every round, and
+    searches them for a seed batch while the label has no positive. Without TEXT this prints
+    them, or the fallback rounds use (`hnbooks-score --seed-query` overrides both for one run).
+    `hnbooks seed --query` sets them too.
+
+    \b
+    Examples:
+      hnbooks labels query BOOK
+      hnbooks labels query BOOK "a book I recommend, with its title and author"
+      hnbooks labels query BOOK --clear
+    """
+    from hnbooks.scoring.job import RoundConfig
+
+    if clear and text is not None:
+        fail("give TEXT or --clear, not both")
+    if text is not None and not text.strip():
+        fail("TEXT is empty: give some words, or --clear to forget them")
+    with open_store(db_path, readonly=text is None and not clear) as store:
+        if name not in store.labels():
+            fail(f"no label {name!r} (see `hnbooks labels list`)")
+        if text is not None or clear:
+            store.set_label_query(name, None if clear else text)
+        stored = store.label_query(name)
+    if stored:
+        print_data(stored)
+    else:
+        fallback = RoundConfig(label=name).cold_start_query()
+        print_data(fallback)
+        print_data(f"(no words given for {name}: rounds use this fallback)", stderr=True)
 
 
 @labels_group.command("rename")

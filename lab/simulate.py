@@ -687,7 +687,10 @@ def run_once(
     pool = MatrixPool(features.head_matrix, draw.pool_rows)
     query = spec.cold_start_query()
     query_pending = spec.seed_query is not None
-    query_features = features.query_features(query) if config.query_as_positive else None
+    # The query's row is built whatever `query_as_positive` says: the mix's query strategy
+    # reads it too (train_and_select trains on it only when asked).
+    query_features = features.query_features(query)
+    trained_query = query_features if config.query_as_positive else None
     head_seed = int(rng.integers(2**31))
     stream: ScoredStream[int] | None = None
     emitted: Iterator[int] | None = None
@@ -712,7 +715,7 @@ def run_once(
                 random_probability=np.zeros(0),
                 config=round_config(config, size, head_seed),
                 rng=rng,
-                query_features=query_features,
+                query_features=trained_query,
             )
             current_head[:] = [head]
             if stream is None:
@@ -780,7 +783,7 @@ def run_once(
         seeds=len(draw.seed_rows),
         random_per_100=draw.random_per_100,
         heldout_ap=heldout_average_precision(
-            features, draw, state, config, head_seed, rng, query_features
+            features, draw, state, config, head_seed, rng, trained_query
         ),
         budget=config.budget,
         stream_scored=len(stream.scored)

@@ -64,7 +64,8 @@ if TYPE_CHECKING:
     "--seed-query",
     default=None,
     help="What to look for, in a few words: the seed channel's search while no positive exists, "
-    "then one more positive the head is trained on [default: a sentence for the label].",
+    "then one more positive the head is trained on, for this run [default: the label's words "
+    "(`hnbooks labels query`, `hnbooks seed --query`), else a sentence for the label].",
 )
 @click.option(
     "--random-seed", type=int, default=None, help="Fix the random choices (reproducible batches)."

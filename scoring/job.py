@@ -37,7 +37,15 @@ from hnbooks.scoring.pool import (
     text_features,
     top_by_cosine,
 )
-from hnbooks.scoring.select import Mix, Pick, RowVectors, SelectionContext, select_batch
+from hnbooks.scoring.select import (
+    QUERY_CANDIDATES_PER_PICK,
+    Mix,
+    Pick,
+    QueryMatches,
+    RowVectors,
+    SelectionContext,
+    select_batch,
+)
 from hnbooks.scoring.spans import SpanSuggester
 from hnbooks.scoring.streamed import ScoreFile, StreamedRanking, nth_true
 from hnbooks.store import Store
@@ -66,7 +74,9 @@ class RoundConfig:
     batch_size: int = 50
     mix: Mix = field(default_factory=Mix)
     seed_query: str | None = None
-    """Used while no positive exists; default: a sentence describing the label."""
+    """The label's words: searched while no positive exists, trained on as a positive after
+    (`query_as_positive`). Default: the words stored for the label (`hnbooks labels query`,
+    `hnbooks seed --query`), else a sentence describing it (`cold_start_query`)."""
     random_seed: int | None = None
     threshold: float = 0.5
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -263,12 +273,23 @@ def train_and_select(
         config=config,
         rng=rng,
         eligible=eligible,
-        query_features=query_features,
+        query_features=query_features if config.query_as_positive else None,
     )
     seconds["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     largest_id = pool_size(pool)[1]
+    if eligible is None:
+        assert eligible_ids is not None
+        eligible = np.zeros(largest_id + 1, dtype=bool)
+        eligible[eligible_ids] = True
+    # Only the best few matches of the query are kept, gathered as the pool is scored: a second
+    # pass over a 10M-item pool would double the round.
+    query_matches = (
+        QueryMatches(query_features, eligible, QUERY_CANDIDATES_PER_PICK * config.batch_size)
+        if query_features is not None and config.mix["query"] > 0
+        else None
+    )
     ranking: StreamedRanking | None = None
     score_file: ScoreFile | None = None
     scores: NDArray[np.floating[Any]] | None = None
@@ -276,21 +297,22 @@ def train_and_select(
         # Scores go to a temporary file, the ranking is read from it: memory does not grow with
         # the pool (see `hnbooks.scoring.streamed`).
         score_file = ScoreFile(largest_id + 1)
-        for ids, features in pool.chunks():
-            score_file.append(ids, head.probability(features))
-        score_file.finish()
     else:
         # float32: four bytes an item is what the pool's size costs in memory here.
         scores = np.full(largest_id + 1, np.nan, dtype=np.float32)
-        for ids, features in pool.chunks():
+    for ids, features in pool.chunks():
+        if score_file is not None:
+            score_file.append(ids, head.probability(features))
+        else:
+            assert scores is not None
             scores[ids] = head.probability(features)
+        if query_matches is not None:
+            query_matches.add(ids, features)
+    if score_file is not None:
+        score_file.finish()
     seconds["score"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    if eligible is None:
-        assert eligible_ids is not None
-        eligible = np.zeros(largest_id + 1, dtype=bool)
-        eligible[eligible_ids] = True
     if score_file is not None:
         ranking = StreamedRanking(score_file, eligible)
     # With near-duplicates of positives eligible, the positives leave the blocked rows and cap
@@ -309,6 +331,7 @@ def train_and_select(
         threshold=config.threshold,
         positive_rows=positive_ids.astype(np.intp),
         near_duplicates_per_batch=config.near_duplicate_cap(),
+        query_rows=query_matches.best() if query_matches is not None else np.empty(0, np.intp),
     )
     picks = select_batch(context, config.batch_size, config.mix, rng, ranking)
     seconds["select"] = time.perf_counter() - clock
@@ -378,6 +401,8 @@ def run_classification_round(
     started_at = started_at or time.time()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+    if config.seed_query is None:
+        config = replace(config, seed_query=store.label_query(config.label))
     rng = np.random.default_rng(config.random_seed)
     answers = store.current_answers()
     verdicts = verdicts_of(answers, config.label)
@@ -431,10 +456,11 @@ def run_classification_round(
     random_probability = draws.answers.inclusion_probability
     blocked = np.fromiter((i for i in excluded if i <= largest_pool_id), dtype=np.int64)
     query_features = None
-    if config.query_as_positive and encode_query is not None:
+    if (config.query_as_positive or config.mix["query"] > 0) and encode_query is not None:
         query = config.cold_start_query()
         query_features = text_features(pool, query, encode_query(query))
-        report = replace(report, seed_query=query)
+        if config.query_as_positive:
+            report = replace(report, seed_query=query)
     trained = train_and_select(
         pool,
         labelled_ids,

@@ -221,6 +221,7 @@ def test_seed_json_and_quiet(db_path: Path) -> None:
         "mode": "fts",
         "query": "novel",
         "label": "BOOK",
+        "label_query_kept": True,
     }
     quiet = runner.invoke(cli, ["seed", "--query", "novel", "--quiet", "--db", str(db_path)])
     assert quiet.exit_code == 0, quiet.output

@@ -54,6 +54,7 @@ STRATEGY_COLORS = {
     "uncertain": "yellow",
     "novel": "magenta",
     "random": "green",
+    "query": "bright_blue",
     "seed": "blue",
 }
 

@@ -71,6 +71,26 @@ class LabelQueries(Connection):
                 for row in rows
             ]
 
+    def label_query(self, name: str) -> str | None:
+        """The words the user gave for label `name` (None when none were, or the database is
+        read as is from before label queries)."""
+        with self._lock:
+            columns = {str(row[1]) for row in self._conn.execute("PRAGMA table_info(labels)")}
+            if "query" not in columns:
+                return None
+            row = self._conn.execute("SELECT query FROM labels WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row is not None and row[0] else None
+
+    def set_label_query(self, name: str, query: str | None) -> None:
+        """Record `query` as label `name`'s words (None or blank clears them)."""
+        text = " ".join(query.split()) if query else ""
+        with self._transaction() as conn:
+            changed = conn.execute(
+                "UPDATE labels SET query = ? WHERE name = ?", (text or None, name)
+            ).rowcount
+        if not changed:
+            raise StoreError(f"no label {name!r} (see `hnbooks labels list`)")
+
     def rename_label(self, old: str, new: str) -> int:
         """Rename label `old` to `new` everywhere it is named; returns the answers changed.
 

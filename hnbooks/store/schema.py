@@ -371,8 +371,21 @@ def m009_near_duplicates_of_accepted(db: Database) -> None:
     )
 
 
+@migrations()
+def m010_label_queries(db: Database) -> None:
+    """The words a user gave for a label (`hnbooks seed --query`, `hnbooks labels query`): every
+    later round trains on them as a positive and the seed channel searches them, not only the
+    round that was told them on its command line."""
+    execute_statements(db.conn, "ALTER TABLE labels ADD COLUMN query TEXT;")
+
+
 READ_AS_IS = frozenset(
-    {"m005_database_id", "m006_answer_passthrough", "m009_near_duplicates_of_accepted"}
+    {
+        "m005_database_id",
+        "m006_answer_passthrough",
+        "m009_near_duplicates_of_accepted",
+        "m010_label_queries",
+    }
 )
 """Migrations a read-only opening can do without: what they add no query needs (a read-only
 opening never migrates; lacking any other migration it refuses, saying how to upgrade)."""

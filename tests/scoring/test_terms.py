@@ -239,7 +239,7 @@ def test_a_round_trained_on_the_seed_query_finds_what_its_one_answer_does_not_sh
     query_vector = rng.normal(size=8).astype(np.float32)
     query_vector /= np.linalg.norm(query_vector)
 
-    def novels_picked(folder: Path, query_as_positive: bool) -> int:
+    def novels_picked(folder: Path, query_as_positive: bool, mix: Mix | None = None) -> int:
         folder.mkdir()
         store, item_ids = store_with_texts(folder / "x.db", texts)
         novels = {i for n, i in enumerate(item_ids) if n % 20 == 10}
@@ -252,7 +252,7 @@ def test_a_round_trained_on_the_seed_query_finds_what_its_one_answer_does_not_sh
         config = RoundConfig(
             label="BOOK",
             batch_size=20,
-            mix=Mix.only("top"),
+            mix=mix or Mix.only("top"),
             seed_query=query,
             random_seed=1,
             query_as_positive=query_as_positive,
@@ -261,10 +261,19 @@ def test_a_round_trained_on_the_seed_query_finds_what_its_one_answer_does_not_sh
         assert result.head is not None
         assert result.head.training["query_rows"] == int(query_as_positive)
         assert store.rounds()[-1].report.seed_query == (query if query_as_positive else None)
-        return len({entry.item_id for entry in result.entries} & novels)
+        picked = {entry.item_id for entry in result.entries} & novels
+        if mix is not None and mix["query"] > 0:
+            by_query = {entry.item_id for entry in result.entries if entry.strategy == "query"}
+            assert by_query and by_query <= novels
+        return len(picked)
 
     assert novels_picked(tmp_path / "query", query_as_positive=True) >= 3
     assert novels_picked(tmp_path / "answers", query_as_positive=False) == 0
+    # Untrained on, the query still serves its own matches through the query strategy.
+    matched = novels_picked(
+        tmp_path / "matched", query_as_positive=False, mix=Mix({"top": 0.5, "query": 0.5})
+    )
+    assert matched >= 5
 
 
 def test_the_head_fits_hashed_words_over_the_columns_they_use_and_scores_every_column() -> None:

@@ -1,5 +1,5 @@
 """The adaptive mix: Thompson sampling moves the shares toward the channel finding positives, the
-random share never moves, novel keeps its floor."""
+random and query shares never move, novel keeps its floor."""
 
 from __future__ import annotations
 
@@ -41,3 +41,11 @@ def test_with_nothing_answered_the_channels_share_alike() -> None:
 
 def test_one_channel_alone_is_left_as_it_is() -> None:
     assert adaptive_mix(Mix.only("top"), {}, np.random.default_rng(0)).mix == Mix.only("top")
+
+
+def test_a_query_share_stays_as_given() -> None:
+    base = Mix({"top": 0.6, "uncertain": 0.1, "novel": 0.1, "query": 0.1, "random": 0.1})
+    yields = {"top": ChannelYield(answered=100, positives=20), "query": ChannelYield(20, 0)}
+    adapted = adaptive_mix(base, yields, np.random.default_rng(0))
+    assert adapted.mix["query"] == base["query"] and adapted.mix["random"] == base["random"]
+    assert abs(sum(adapted.mix.values()) - 1.0) < 1e-9

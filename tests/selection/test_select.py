@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import sparse
 
-from hnbooks.scoring.select import Mix, SelectionContext, parse_mix, select_batch, stratified_random
+from hnbooks.scoring.select import (
+    Mix,
+    QueryMatches,
+    SelectionContext,
+    parse_mix,
+    select_batch,
+    stratified_random,
+)
 
 
 def unit(rows: list[list[float]]) -> np.ndarray:
@@ -32,7 +40,7 @@ def orthogonal(n: int) -> np.ndarray:
 
 
 def test_mix_counts_add_up_and_parse() -> None:
-    assert Mix().counts(50) == {"top": 35, "uncertain": 5, "novel": 5, "random": 5}
+    assert Mix().counts(50) == {"top": 35, "uncertain": 5, "novel": 5, "query": 0, "random": 5}
     assert sum(Mix().counts(7).values()) == 7
     assert parse_mix("top=1") == Mix.only("top")
     with pytest.raises(ValueError, match="unknown strategy"):
@@ -146,3 +154,33 @@ def test_never_picks_ineligible_rows_and_fills_from_top() -> None:
     assert all(eligible[r] for r in rows)
     assert {p.strategy for p in picks} == {"top", "uncertain", "novel", "random"}
     assert all(p.inclusion_probability for p in picks if p.strategy == "random")
+
+
+def test_query_takes_the_best_matches_of_the_query_that_top_left() -> None:
+    vectors = orthogonal(6)
+    scores = [0.9, 0.8, 0.1, 0.2, 0.05, 0.3]
+    # Row 0 is the best match but top takes it first; the query strategy goes on down its list.
+    context = context_for(vectors, scores, query_rows=np.array([0, 4, 2], dtype=np.intp))
+    picks = select_batch(context, 3, Mix({"top": 1, "query": 2}), np.random.default_rng(0))
+    assert [(p.row, p.strategy) for p in picks] == [(0, "top"), (4, "query"), (2, "query")]
+
+
+def test_without_query_matches_top_takes_the_query_share() -> None:
+    context = context_for(orthogonal(4), [0.9, 0.8, 0.1, 0.2])
+    picks = select_batch(context, 2, Mix({"top": 1, "query": 1}), np.random.default_rng(0))
+    assert [(p.row, p.strategy) for p in picks] == [(0, "top"), (1, "top")]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 50])
+def test_query_matches_are_the_best_eligible_rows_whatever_the_chunks(chunk_rows: int) -> None:
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(50, 8))
+    query = rng.normal(size=(1, 8))
+    eligible = rng.random(50) < 0.7
+    matches = QueryMatches(sparse.csr_matrix(query), eligible, count=6)
+    for start in range(0, 50, chunk_rows):
+        ids = np.arange(start, min(start + chunk_rows, 50))
+        matches.add(ids, sparse.csr_matrix(features[ids]))
+    likeness = features @ query.ravel()
+    expected = [row for row in np.argsort(-likeness) if eligible[row]][:6]
+    assert matches.best().tolist() == expected
