@@ -88,7 +88,9 @@ def test_sigterm_and_sighup_give_the_terminal_back_and_keep_every_answer(
     try:
         answer_three(child, db_path)
         child.kill(signum)
-        child.expect(pexpect.EOF, timeout=10)
+        # Generous: on a loaded machine the exit (commit, release claims, restore the terminal)
+        # has taken over 10 s; the test is about how it ends, not how fast.
+        child.expect(pexpect.EOF, timeout=45)
         child.wait()
     finally:
         child.close(force=True)
