@@ -91,6 +91,15 @@ class FeatureSet:
     word_weight: float = WORD_WEIGHT
     _query_rows: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def word_columns(self) -> int | None:
+        """`words`: the hashed-word columns `head_matrix` starts with, as the scorer's pool's."""
+        if self.kind != "words":
+            return None
+        from hnbooks.scoring.terms import HASHED_COLUMNS
+
+        return HASHED_COLUMNS
+
     def query_features(self, query: str) -> Any:
         """The query as one row of `head_matrix`'s features, built as the dataset's rows are (what
         `hnbooks.scoring.pool.text_features` gives the scorer for the `words` kind)."""
@@ -297,10 +306,12 @@ def build_features(
 class MatrixPool:
     """The pool rows of a feature matrix as `PoolVectors`; item ids are dataset row numbers."""
 
-    def __init__(self, matrix: Any, pool_rows: IdArray) -> None:
+    def __init__(self, matrix: Any, pool_rows: IdArray, word_columns: int | None = None) -> None:
         self.matrix = matrix
         self._ids = np.sort(np.asarray(pool_rows, dtype=np.int64))
         self.dim = int(matrix.shape[1])
+        self.word_columns = word_columns
+        """As `WordPool.word_columns`: the hashed-word columns the rows start with (`words`)."""
 
     def item_ids(self) -> IdArray:
         return self._ids
@@ -684,7 +695,7 @@ def run_once(
 ) -> RunResult:
     """Label `config.budget` items with `config.strategy`, the oracle answering each batch."""
     state = LoopState(draw, features.head_matrix.shape[0])
-    pool = MatrixPool(features.head_matrix, draw.pool_rows)
+    pool = MatrixPool(features.head_matrix, draw.pool_rows, features.word_columns)
     query = spec.cold_start_query()
     query_pending = spec.seed_query is not None
     # The query's row is built whatever `query_as_positive` says: the mix's query strategy

@@ -286,7 +286,12 @@ def train_and_select(
     # Only the best few matches of the query are kept, gathered as the pool is scored: a second
     # pass over a 10M-item pool would double the round.
     query_matches = (
-        QueryMatches(query_features, eligible, QUERY_CANDIDATES_PER_PICK * config.batch_size)
+        QueryMatches(
+            query_features,
+            eligible,
+            QUERY_CANDIDATES_PER_PICK * config.batch_size,
+            word_columns=getattr(pool, "word_columns", None),
+        )
         if query_features is not None and config.mix["query"] > 0
         else None
     )

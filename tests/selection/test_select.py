@@ -40,7 +40,7 @@ def orthogonal(n: int) -> np.ndarray:
 
 
 def test_mix_counts_add_up_and_parse() -> None:
-    assert Mix().counts(50) == {"top": 35, "uncertain": 5, "novel": 5, "query": 0, "random": 5}
+    assert Mix().counts(50) == {"top": 30, "uncertain": 5, "novel": 5, "query": 5, "random": 5}
     assert sum(Mix().counts(7).values()) == 7
     assert parse_mix("top=1") == Mix.only("top")
     with pytest.raises(ValueError, match="unknown strategy"):
@@ -184,3 +184,24 @@ def test_query_matches_are_the_best_eligible_rows_whatever_the_chunks(chunk_rows
     likeness = features @ query.ravel()
     expected = [row for row in np.argsort(-likeness) if eligible[row]][:6]
     assert matches.best().tolist() == expected
+
+
+def test_query_matches_with_words_are_a_keyword_search() -> None:
+    # Two word columns, then two embedding dimensions.
+    features = np.array(
+        [
+            [0.0, 0.0, 1.0, 0.0],  # the query's embedding exactly, but none of its words
+            [0.2, 0.0, 0.0, 1.0],  # one of its words, a little
+            [0.9, 0.0, 0.0, 1.0],  # the same word, more
+            [0.0, 0.5, 1.0, 0.0],  # a word the query does not have
+        ]
+    )
+    query = sparse.csr_matrix([[1.0, 0.0, 1.0, 0.0]])
+    eligible = np.ones(4, dtype=bool)
+    matches = QueryMatches(query, eligible, count=4, word_columns=2)
+    matches.add(np.arange(4), sparse.csr_matrix(features))
+    assert matches.best().tolist() == [2, 1]
+    # No word of the query in the pool's columns: the whole row counts.
+    wordless = QueryMatches(sparse.csr_matrix([[0.0, 0.0, 1.0, 0.0]]), eligible, 2, word_columns=2)
+    wordless.add(np.arange(4), sparse.csr_matrix(features))
+    assert wordless.best().tolist() == [0, 3]
