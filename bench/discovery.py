@@ -615,10 +615,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.groups, args.topics, args.quads, args.bookfinder_runs = 3, 3, 2, 3
     args.tasks = set(args.tasks.split(","))
     args.columns = set(args.columns.split(",")) | {
-        name + suffix
-        for text in args.mix
-        for name in [text.partition(":")[0]]
-        for suffix in ("", "+query")
+        column.name for column in args.all_columns[len(COLUMNS) :]
     }
     return args
 

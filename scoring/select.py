@@ -59,7 +59,7 @@ class SelectionContext:
     `near_duplicates_per_batch` of them; their exact duplicates never."""
     near_duplicates_per_batch: int = 0
     query_rows: NDArray[np.intp] = field(default_factory=lambda: np.empty(0, dtype=np.intp))
-    """Eligible rows most like the label's query, best first (`best_query_matches`): what the
+    """Eligible rows most like the label's query, best first (`QueryMatches.best`): what the
     query strategy chooses from; empty where the round has no query."""
     near_duplicate_cosine: float = NEAR_DUPLICATE_COSINE
     cluster_cosine: float = CLUSTER_COSINE

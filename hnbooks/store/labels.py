@@ -74,12 +74,11 @@ class LabelQueries(Connection):
     def label_query(self, name: str) -> str | None:
         """The words the user gave for label `name` (None when none were, or the database is
         read as is from before label queries)."""
-        with self._lock:
-            columns = {str(row[1]) for row in self._conn.execute("PRAGMA table_info(labels)")}
-            if "query" not in columns:
-                return None
-            row = self._conn.execute("SELECT query FROM labels WHERE name = ?", (name,)).fetchone()
-        return str(row[0]) if row is not None and row[0] else None
+        row = self._one("SELECT * FROM labels WHERE name = ?", (name,))
+        # A database opened read-only before its m010 migration has no such column.
+        if row is None or "query" not in row.keys() or not row["query"]:
+            return None
+        return str(row["query"])
 
     def set_label_query(self, name: str, query: str | None) -> None:
         """Record `query` as label `name`'s words (None or blank clears them)."""
