@@ -233,15 +233,20 @@ class WordRows:
         self.shape = (embeddings.shape[0], columns + embeddings.shape[1])
 
     def __matmul__(self, coef: NDArray[np.floating]) -> NDArray[np.float64]:
+        dense_part = self.embeddings @ coef[self.word_columns :].astype(np.float32)
+        return np.asarray(
+            self.word_product(coef[: self.word_columns]) + dense_part, dtype=np.float64
+        )
+
+    def word_product(self, word_coef: NDArray[np.floating]) -> NDArray[np.float64]:
+        """The words' part of `features @ coef` alone: a keyword search needs no embedding product."""
         words = self.words
         row_of_entry = np.repeat(np.arange(words.row_lengths.size), words.row_lengths)
-        word_part = np.bincount(
+        return np.bincount(
             row_of_entry,
-            weights=self.tfidf * coef[: self.word_columns][words.columns],
+            weights=self.tfidf * word_coef[words.columns],
             minlength=words.row_lengths.size,
         )
-        dense_part = self.embeddings @ coef[self.word_columns :].astype(np.float32)
-        return np.asarray(word_part + dense_part, dtype=np.float64)
 
     def as_matrix(self) -> Any:
         """scipy CSR of the words and embeddings side by side (what the head is trained on)."""

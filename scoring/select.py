@@ -326,6 +326,7 @@ class QueryMatches:
         dense = query_features.toarray() if hasattr(query_features, "toarray") else query_features
         self._query = np.asarray(dense, dtype=np.float64).ravel()
         self._keyword = bool(word_columns) and bool(np.any(self._query[:word_columns]))
+        self._word_columns = word_columns
         if self._keyword:
             self._query[word_columns:] = 0.0
         self._eligible = eligible
@@ -338,7 +339,12 @@ class QueryMatches:
         keep = self._eligible[ids]
         if not keep.any():
             return
-        likeness = np.asarray(features @ self._query, dtype=np.float64).ravel()
+        word_product = getattr(features, "word_product", None)
+        if self._keyword and word_product is not None:
+            # The embedding part of the query is zero: its product over the chunk would be waste.
+            likeness = np.asarray(word_product(self._query[: self._word_columns]), dtype=np.float64)
+        else:
+            likeness = np.asarray(features @ self._query, dtype=np.float64).ravel()
         if self._keyword:
             keep &= likeness > 0
         likeness = likeness[keep]

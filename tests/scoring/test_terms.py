@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfTransformer
 
 from hnbooks.scoring.embed import text_fingerprints
 from hnbooks.scoring.job import RoundConfig, run_round
 from hnbooks.scoring.pool import WORD_WEIGHT, ArrayPool, PoolVectors, WordPool
-from hnbooks.scoring.select import Mix
+from hnbooks.scoring.select import Mix, QueryMatches
 from hnbooks.scoring.terms import (
     HASHED_COLUMNS,
     TermCache,
@@ -57,6 +58,33 @@ def test_the_pools_words_are_scikit_learns_tfidf_and_chunks_score_as_rows(tmp_pa
     coef = np.random.default_rng(1).normal(size=rows.shape[1])
     chunked = np.concatenate([chunk @ coef for _, chunk in pool.chunks(rows=2)])
     np.testing.assert_allclose(chunked, rows @ coef, rtol=1e-5, atol=1e-5)
+    words_only = np.concatenate(
+        [chunk.word_product(coef[:HASHED_COLUMNS]) for _, chunk in pool.chunks(rows=2)]
+    )
+    np.testing.assert_allclose(
+        words_only, rows[:, :HASHED_COLUMNS] @ coef[:HASHED_COLUMNS], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_a_keyword_search_over_the_pools_chunks_matches_one_over_its_rows(tmp_path: Path) -> None:
+    ids = np.array([3, 1, 7, 2, 10, 4])
+    terms = TermCache.open(tmp_path / "x.db", "db")
+    terms.write_counts(ids, hashed_counts(TEXTS), np.arange(1, 7))
+    embeddings = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    pool = WordPool(ArrayPool(ids, embeddings), terms)
+    # The query's words and an embedding: a keyword search reads only the words.
+    query = sparse.hstack(
+        [hashed_counts(["dune herbert loops"]), sparse.csr_matrix(np.ones((1, 4)))]
+    ).tocsr()
+    eligible = np.ones(11, dtype=bool)
+    over_chunks = QueryMatches(query, eligible, 6, word_columns=HASHED_COLUMNS)
+    for chunk_ids, chunk in pool.chunks(rows=2):
+        over_chunks.add(chunk_ids, chunk)
+    over_rows = QueryMatches(query, eligible, 6, word_columns=HASHED_COLUMNS)
+    over_rows.add(np.sort(ids), pool.rows(np.sort(ids)))
+    # Texts 0, 3 and 5 hold "dune", "herbert" or "loops"; the others none of them.
+    assert over_chunks.best().tolist() == over_rows.best().tolist()
+    assert sorted(over_chunks.best().tolist()) == sorted(ids[[0, 3, 5]].tolist())
 
 
 def test_a_text_counted_again_leaves_its_old_words_out(tmp_path: Path) -> None:
