@@ -242,10 +242,13 @@ class WordRows:
         """The words' part of `features @ coef` alone: a keyword search needs no embedding product."""
         words = self.words
         row_of_entry = np.repeat(np.arange(words.row_lengths.size), words.row_lengths)
-        return np.bincount(
-            row_of_entry,
-            weights=self.tfidf * word_coef[words.columns],
-            minlength=words.row_lengths.size,
+        return np.asarray(
+            np.bincount(
+                row_of_entry,
+                weights=self.tfidf * word_coef[words.columns],
+                minlength=words.row_lengths.size,
+            ),
+            dtype=np.float64,
         )
 
     def as_matrix(self) -> Any:
