@@ -49,6 +49,7 @@ from hnbooks.lab.simulate import (
     SimulationSummary,
     TaskSpec,
     build_features,
+    mean_interval,
     mean_of,
     simulate,
 )
@@ -209,6 +210,16 @@ class Cell:
     def runs(self) -> int:
         return sum(len(s.runs) for s in self.summaries)
 
+    def per_run(self, key: str) -> list[float | None]:
+        """`key` of every run of every variant (`share_found_none`: 1 for a run finding none)."""
+        if key == "share_found_none":
+            return [float(r.found.sum() == 0) for s in self.summaries for r in s.runs]
+        return [r.metrics()[key] for s in self.summaries for r in s.runs]
+
+    def interval(self, key: str) -> tuple[float, float] | None:
+        """The 90% interval of the mean of `key` over the runs."""
+        return mean_interval(self.per_run(key))
+
     def curve(self) -> np.ndarray:
         return np.mean([s.mean_curve() for s in self.summaries], axis=0)
 
@@ -289,6 +300,99 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
                 f"{time.perf_counter() - started:.0f} s)"
             )
     return results
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target of the discovery issue, checked against one cell of the suite."""
+
+    task: str
+    column: str
+    key: str
+    target: float
+    text: str
+    at_most: bool = False
+    """The goal is a ceiling (runs finding none), not a floor."""
+
+
+GOALS = (
+    Goal("20ng-4", "default", "positives_per_100", 0.5, "20NG 4 kept, one seed ≥ 0.5"),
+    Goal(
+        "20ng-4", "default+query", "positives_per_100", 0.6, "20NG 4 kept with the seed query ≥ 0.6"
+    ),
+    Goal(
+        "20ng-4", "default", "share_found_none", 0.25, "20NG 4 kept, runs finding none ≤ 25%", True
+    ),
+    Goal(
+        "20ng-4",
+        "default+query",
+        "share_found_none",
+        0.25,
+        "20NG 4 kept with the seed query, runs finding none ≤ 25%",
+        True,
+    ),
+    Goal("20ng-18", "default", "positives_per_100", 3.5, "20NG 18 kept ≥ 3.5"),
+    Goal("r52", "default", "recall_at_budget", 0.97, "R52 recall@300 ≥ 0.97"),
+    Goal("disjunct", "default", "positives_per_100", 1.8, "disjunct ≥ 1.8"),
+)
+STREAM_EMA_GOAL = 8.0
+"""20NG 18 kept: the default mix finds at least this many times what stream-ema does."""
+COVERAGE_GOAL = 0.85
+
+
+def goal_verdict(value: float, interval: tuple[float, float] | None, goal: Goal) -> str:
+    """Met or not by the mean; "within noise" where the 90% interval holds the target too."""
+    met = value <= goal.target if goal.at_most else value >= goal.target
+    if interval is not None and interval[0] <= goal.target <= interval[1]:
+        return "yes, within noise" if met else "no, within noise"
+    return "yes" if met else "**no**"
+
+
+def goals_table(results: dict[str, dict[str, Cell]]) -> str:
+    """Markdown: each goal the suite measured, its cell's mean with the 90% interval over the
+    runs, and whether it is met."""
+    lines = ["| goal | measured | 90% interval | runs | met |", "|---|---|---|---|---|"]
+    for goal in GOALS:
+        cell = results.get(goal.task, {}).get(goal.column)
+        if cell is None:
+            continue
+        value = cell.mean(goal.key)
+        if value is None:
+            continue
+        interval = cell.interval(goal.key)
+        if interval is not None:
+            # Every goal's metric is a count or a share: a normal interval's tail past 0 or 1 says
+            # only that the runs are few.
+            ceiling = 1.0 if goal.key in ("share_found_none", "recall_at_budget") else float("inf")
+            interval = (max(0.0, interval[0]), min(ceiling, interval[1]))
+        shown = f"{interval[0]:.3g}-{interval[1]:.3g}" if interval else "-"
+        lines.append(
+            f"| {goal.text} | {value:.3g} | {shown} | {cell.runs()} "
+            f"| {goal_verdict(value, interval, goal)} |"
+        )
+    row = results.get("20ng-18", {})
+    if "default" in row and "stream-ema" in row:
+        default = row["default"].mean("positives_per_100") or 0.0
+        stream = row["stream-ema"].mean("positives_per_100") or 0.0
+        times = default / stream if stream else float("inf")
+        lines.append(
+            f"| 20NG 18 kept ≥ {STREAM_EMA_GOAL:g}× stream-ema | ×{times:.1f} ({default:.3g} against"
+            f" {stream:.3g}) | - | {row['default'].runs()} "
+            f"| {'yes' if times >= STREAM_EMA_GOAL else '**no**'} |"
+        )
+    coverages = [
+        (task.key, results[task.key]["default"].mean("found_so_far_coverage"))
+        for task in TASKS
+        if "default" in results.get(task.key, {})
+    ]
+    measured = [value for _, value in coverages if value is not None]
+    if measured:
+        lines.append(
+            f"| found-so-far interval covers the truth ≥ {COVERAGE_GOAL:g} of rounds, every task"
+            f" (default mix) | {min(measured):.2f}-{max(measured):.2f} | - | - "
+            f"| {'yes' if min(measured) >= COVERAGE_GOAL else '**no**'} |"
+        )
+    return "\n".join(lines)
 
 
 def ratio(value: float | None, baseline: float | None) -> str:
@@ -402,6 +506,11 @@ def render(
         f"runs per cell: "
         + ", ".join(f"{task} {n}" for task, n in runs.items())
         + f"; random seed {args.random_seed}.",
+        "",
+        "Goals (the issue's targets, each against its cell below; within noise: the 90% interval"
+        " of the mean over the runs holds the target too, so more runs could fall either side):",
+        "",
+        goals_table(results),
         "",
         "New positives per 100 labels (× analytic random, × stream-ema):",
         "",

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -878,6 +879,25 @@ def mean_of(values: Sequence[float | int | None]) -> float | None:
     """Mean of the values that exist; None if none does."""
     present = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     return sum(present) / len(present) if present else None
+
+
+def mean_interval(
+    values: Sequence[float | int | None], level: float = 0.9
+) -> tuple[float, float] | None:
+    """The `level` confidence interval of the mean of the values that exist, by the normal
+    approximation (mean ± z·s/√n, s the sample deviation); None for fewer than two values.
+
+    One run finds 0 to 16 positives, so a mean over a few dozen runs is uncertain by as much as
+    one setting differs from another: a goal is met or missed only as far as this says."""
+    present = np.array(
+        [float(v) for v in values if v is not None and not math.isnan(float(v))], dtype=np.float64
+    )
+    if present.size < 2:
+        return None
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    half = z * float(present.std(ddof=1)) / math.sqrt(present.size)
+    mean = float(present.mean())
+    return mean - half, mean + half
 
 
 def positives_by_channel(runs: Sequence[RunResult]) -> dict[str, float]:

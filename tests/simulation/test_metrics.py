@@ -9,6 +9,7 @@ from hnbooks.lab.simulate import (
     audc,
     discovery_curve,
     labels_to_first,
+    mean_interval,
     mean_of,
     positives_per_100,
     recall_at_budget,
@@ -61,3 +62,22 @@ def test_a_run_that_stops_early_keeps_its_last_count() -> None:
 def test_means_skip_missing_values() -> None:
     assert mean_of([1, None, 3]) == 2
     assert mean_of([None, None]) is None
+
+
+def test_the_interval_of_a_mean_narrows_with_the_runs_and_holds_it() -> None:
+    # 0, 1, 2 repeated: mean 1, sample deviation sqrt(2/3 * n/(n-1)).
+    few = mean_interval([0, 1, 2] * 4)
+    many = mean_interval([0, 1, 2] * 40)
+    assert few is not None and many is not None
+    assert few[0] < 1 < few[1] and many[0] < 1 < many[1]
+    assert many[1] - many[0] < (few[1] - few[0]) / 3
+    # 90% by the normal approximation: 1.645 standard errors either side.
+    deviation = np.std([0, 1, 2] * 40, ddof=1)
+    assert many[1] - 1 == pytest.approx(1.6449 * deviation / np.sqrt(120), rel=1e-4)
+    assert mean_interval([0.0, 1.0], level=0.99)[1] > mean_interval([0.0, 1.0])[1]  # type: ignore[index]
+
+
+def test_no_interval_from_one_value_or_none() -> None:
+    assert mean_interval([3.0]) is None
+    assert mean_interval([None, 2.0, None]) is None
+    assert mean_interval([2.0, 2.0]) == (2.0, 2.0)
