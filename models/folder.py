@@ -114,13 +114,10 @@ class VariantFiles:
 
     def get(self, variant: str) -> GraphFile | None:
         """The graph of `variant` ("fp32", "int8" or "fp16"), None when it was not exported."""
-        if variant == "fp32":
-            return self.fp32
-        if variant == "int8":
-            return self.int8
-        if variant == "fp16":
-            return self.fp16
-        return None
+        if variant not in VARIANT_NAMES:
+            return None
+        graph: GraphFile | None = getattr(self, variant)
+        return graph
 
     def items(self) -> list[tuple[str, GraphFile]]:
         """(variant, graph) for each exported variant, fp32 first."""
@@ -192,13 +189,11 @@ class Agreement:
     fp16: Cosines | None = None
 
     def get(self, variant: str) -> Cosines | None:
-        if variant == "fp32":
-            return self.fp32
-        if variant == "int8":
-            return self.int8
-        if variant == "fp16":
-            return self.fp16
-        return None
+        """The cosines of `variant`'s graph, None when it was not exported or not measured."""
+        if variant not in VARIANT_NAMES:
+            return None
+        cosines: Cosines | None = getattr(self, variant)
+        return cosines
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"sentences": self.sentences}
