@@ -211,9 +211,7 @@ class Cell:
         return sum(len(s.runs) for s in self.summaries)
 
     def per_run(self, key: str) -> list[float | None]:
-        """`key` of every run of every variant (`share_found_none`: 1 for a run finding none)."""
-        if key == "share_found_none":
-            return [float(r.found.sum() == 0) for s in self.summaries for r in s.runs]
+        """`key` of every run of every variant."""
         return [r.metrics()[key] for s in self.summaries for r in s.runs]
 
     def interval(self, key: str) -> tuple[float, float] | None:
@@ -381,11 +379,11 @@ def goals_table(results: dict[str, dict[str, Cell]]) -> str:
             f"| {'yes' if times >= STREAM_EMA_GOAL else '**no**'} |"
         )
     coverages = [
-        (task.key, results[task.key]["default"].mean("found_so_far_coverage"))
+        results[task.key]["default"].mean("found_so_far_coverage")
         for task in TASKS
         if "default" in results.get(task.key, {})
     ]
-    measured = [value for _, value in coverages if value is not None]
+    measured = [value for value in coverages if value is not None]
     if measured:
         lines.append(
             f"| found-so-far interval covers the truth ≥ {COVERAGE_GOAL:g} of rounds, every task"

@@ -482,6 +482,8 @@ class RunResult:
             "labels_to_first": labels_to_first(self.found),
             "audc": audc(self.found, self.findable, self.budget),
             "found": int(self.found.sum()),
+            # 1 for a run that found none: its mean over runs is the share of such runs.
+            "share_found_none": float(self.found.sum() == 0),
             "heldout_ap": self.heldout_ap,
         }
 
@@ -875,9 +877,14 @@ def audc(found: NDArray[np.bool_], findable: int, budget: int) -> float | None:
     return float(discovery_curve(found, budget).sum() / oracle)
 
 
+def present_values(values: Sequence[float | int | None]) -> list[float]:
+    """The values that exist: neither None nor NaN."""
+    return [float(v) for v in values if v is not None and not math.isnan(float(v))]
+
+
 def mean_of(values: Sequence[float | int | None]) -> float | None:
     """Mean of the values that exist; None if none does."""
-    present = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    present = present_values(values)
     return sum(present) / len(present) if present else None
 
 
@@ -889,9 +896,7 @@ def mean_interval(
 
     One run finds 0 to 16 positives, so a mean over a few dozen runs is uncertain by as much as
     one setting differs from another: a goal is met or missed only as far as this says."""
-    present = np.array(
-        [float(v) for v in values if v is not None and not math.isnan(float(v))], dtype=np.float64
-    )
+    present = np.array(present_values(values), dtype=np.float64)
     if present.size < 2:
         return None
     z = NormalDist().inv_cdf(0.5 + level / 2)
@@ -953,7 +958,7 @@ class SimulationSummary:
             "recall_at_budget": mean("recall_at_budget"),
             "labels_to_first": mean("labels_to_first"),
             "audc": mean("audc"),
-            "share_found_none": mean_of([float(r.found.sum() == 0) for r in self.runs]),
+            "share_found_none": mean("share_found_none"),
             "heldout_ap": mean("heldout_ap"),
             "prevalence": mean_of([r.pool_positives / r.pool_size for r in self.runs]),
             "random_per_100": mean_of([r.random_per_100 for r in self.runs]),
