@@ -13,6 +13,7 @@ Tasks (every one a one-vs-rest problem made rare by dropping positives from the 
   bookfinder the shared Hacker News answers, 10 BOOK texts kept among the others, 1 seed
 
     python bench/discovery.py                          # the suite, ~5 min on 2 cores (cached embeddings)
+    python bench/discovery.py --jobs 1                 # the same figures in one process
     python bench/discovery.py --quick                  # a smoke run
     python bench/discovery.py --groups 20 --topics 16 --quads 12 --bookfinder-runs 20 \
         --repeats 2 --write-doc docs/discovery.md      # the published tables (~38 min)
@@ -51,7 +52,7 @@ from hnbooks.lab.simulate import (
     build_features,
     mean_interval,
     mean_of,
-    simulate,
+    simulate_all,
 )
 from hnbooks.scoring.head import HeadConfig
 from hnbooks.scoring.pool import WORD_WEIGHT
@@ -222,6 +223,29 @@ class Cell:
         return np.mean([s.mean_curve() for s in self.summaries], axis=0)
 
 
+def spec_for(column: Column, spec: TaskSpec) -> TaskSpec:
+    """The task as this column runs it: without the seed query unless the column types one."""
+    if column.seed_query:
+        return spec
+    return TaskSpec(
+        spec.positive_classes, spec.keep_positives, spec.seeds, None, spec.heldout_share
+    )
+
+
+def loop_config(column: Column, args: argparse.Namespace) -> LoopConfig:
+    return LoopConfig(
+        strategy=column.strategy,
+        mix=column.mix,
+        batch_size=args.batch_size,
+        budget=args.budget,
+        near_duplicates_of_positives=args.near_duplicates_of_positives,
+        query_as_positive=args.query_as_positive,
+        head=HeadConfig(query_weight=args.query_weight),
+        adaptive_mix=column.adaptive,
+        keyword_feedback=column.keyword_feedback,
+    )
+
+
 def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, dict[str, Cell]]:
     counts = {
         "20ng-4": args.groups,
@@ -254,49 +278,32 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
         specs = task.specs(
             dataset, counts[task.key], np.random.default_rng([args.random_seed, len(task.key)])
         )
+        columns = [c for c in args.all_columns if c.name in args.columns]
+        work = [
+            (column.name, spec_for(column, spec), loop_config(column, args), runs_per_spec)
+            for column in columns
+            for spec in specs
+            for runs_per_spec in [args.repeats * (counts[task.key] if task.one_variant else 1)]
+        ]
+        started = time.perf_counter()
+        summaries = simulate_all(
+            dataset,
+            features,
+            [(spec, config, repeats) for _, spec, config, repeats in work],
+            random_seed=args.random_seed,
+            processes=args.jobs,
+        )
         results[task.key] = {}
-        for column in args.all_columns:
-            if column.name not in args.columns:
-                continue
-            started = time.perf_counter()
-            summaries = []
-            for spec in specs:
-                if not column.seed_query:
-                    spec = TaskSpec(
-                        spec.positive_classes,
-                        spec.keep_positives,
-                        spec.seeds,
-                        None,
-                        spec.heldout_share,
-                    )
-                config = LoopConfig(
-                    strategy=column.strategy,
-                    mix=column.mix,
-                    batch_size=args.batch_size,
-                    budget=args.budget,
-                    near_duplicates_of_positives=args.near_duplicates_of_positives,
-                    query_as_positive=args.query_as_positive,
-                    head=HeadConfig(query_weight=args.query_weight),
-                    adaptive_mix=column.adaptive,
-                    keyword_feedback=column.keyword_feedback,
-                )
-                summaries.append(
-                    simulate(
-                        dataset,
-                        features,
-                        spec,
-                        config,
-                        repeats=args.repeats * (counts[task.key] if task.one_variant else 1),
-                        random_seed=args.random_seed,
-                    )
-                )
-            cell = Cell(summaries)
+        for column in columns:
+            cell = Cell(
+                [s for (name, *_), s in zip(work, summaries, strict=True) if name == column.name]
+            )
             results[task.key][column.name] = cell
             log(
                 f"{task.key:9s} {column.name:14s} {cell.mean('positives_per_100'):6.3f} /100 labels, "
-                f"recall {cell.mean('recall_at_budget') or 0:.3f} ({cell.runs()} runs, "
-                f"{time.perf_counter() - started:.0f} s)"
+                f"recall {cell.mean('recall_at_budget') or 0:.3f} ({cell.runs()} runs)"
             )
+        log(f"{task.key}: {time.perf_counter() - started:.0f} s on {args.jobs} processes")
     return results
 
 
@@ -657,6 +664,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--random-seed", type=int, default=0)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes running the simulations side by side; the figures do not depend on it"
+        " (default: one per core)",
+    )
     parser.add_argument(
         "--word-weight",
         type=float,

@@ -1009,3 +1009,46 @@ def simulate(
                 run_once(features, draw, spec, config, repeat=repeat, rng=rng, progress=progress)
             )
     return SimulationSummary(dataset.name, spec, config, features.kind, random_seed, runs)
+
+
+# The forked workers of `simulate_all` read the dataset and features from here rather than
+# receiving them: pickling 20NG's features for every job would cost more than the job.
+_SHARED_INPUTS: dict[str, Any] = {}
+
+
+def _simulate_shared(job: tuple[TaskSpec, LoopConfig, int, int]) -> SimulationSummary:
+    spec, config, repeats, random_seed = job
+    return simulate(
+        _SHARED_INPUTS["dataset"],
+        _SHARED_INPUTS["features"],
+        spec,
+        config,
+        repeats=repeats,
+        random_seed=random_seed,
+    )
+
+
+def simulate_all(
+    dataset: Dataset,
+    features: FeatureSet,
+    jobs: Sequence[tuple[TaskSpec, LoopConfig, int]],
+    *,
+    random_seed: int = 0,
+    processes: int = 1,
+) -> list[SimulationSummary]:
+    """`simulate` for each (spec, config, repeats), in order, on up to `processes` forked workers.
+    Every run is seeded by its repeat number alone, so the figures do not depend on `processes`."""
+    if processes <= 1 or len(jobs) <= 1:
+        return [
+            simulate(dataset, features, spec, config, repeats=repeats, random_seed=random_seed)
+            for spec, config, repeats in jobs
+        ]
+    payload = [(spec, config, repeats, random_seed) for spec, config, repeats in jobs]
+    import multiprocessing
+
+    _SHARED_INPUTS.update(dataset=dataset, features=features)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(processes, len(payload))) as pool:
+            return pool.map(_simulate_shared, payload, chunksize=1)
+    finally:
+        _SHARED_INPUTS.clear()

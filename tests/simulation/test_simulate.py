@@ -15,6 +15,7 @@ from hnbooks.lab.simulate import (
     build_features,
     draw_task,
     simulate,
+    simulate_all,
 )
 from hnbooks.scoring.select import Mix
 from tests.simulation.corpus import topic_corpus
@@ -106,6 +107,24 @@ def test_a_fixed_seed_gives_identical_numbers(corpus_and_features) -> None:  # t
         first = simulate(dataset, features, spec, config, repeats=2, random_seed=7).as_dict()
         second = simulate(dataset, features, spec, config, repeats=2, random_seed=7).as_dict()
         assert json.dumps(first) == json.dumps(second)
+
+
+def test_forked_workers_give_the_numbers_of_one_process_in_job_order(corpus_and_features) -> None:  # type: ignore[no-untyped-def]
+    dataset, features = corpus_and_features
+    jobs = [
+        (
+            TaskSpec((topic,), keep_positives=5, seeds=1),
+            LoopConfig(strategy=strategy, batch_size=10, budget=20),
+            2,
+        )
+        for topic in ("music", "cars")
+        for strategy in ("default", "random")
+    ]
+    alone = simulate_all(dataset, features, jobs, random_seed=4, processes=1)
+    forked = simulate_all(dataset, features, jobs, random_seed=4, processes=2)
+    assert [s.spec.positive_classes for s in forked] == [("music",)] * 2 + [("cars",)] * 2
+    assert [s.config.strategy for s in forked] == ["default", "random"] * 2
+    assert [json.dumps(s.as_dict()) for s in forked] == [json.dumps(s.as_dict()) for s in alone]
 
 
 def test_strategies_meet_the_same_pools_for_the_same_seed(corpus_and_features) -> None:  # type: ignore[no-untyped-def]
