@@ -43,8 +43,11 @@ demo: setup
 	$(BIN)/hnbooks import hnbooks/demo/hn_comments.jsonl --db $(DEMO_DB)
 	$(BIN)/hnbooks-tui --db $(DEMO_DB)
 
+# One worker per core; a module's tests stay on one worker, so its fixtures (the real model, a
+# Ray cluster) are built once.
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/encoder.py

@@ -1,8 +1,9 @@
 """Fixtures of the reliability suite, and a summary of what each test tried and lost.
 
 Every test reports, through the `ledger` fixture, how many operations it tried (answers, kills,
-imports, writes) and how many were lost; the counts are printed at the end of the run, so a run's
-log states what it proved ("kill -9 while annotating: 214 answers over 20 kills, 0 lost").
+imports, writes) and how many were lost; the counts are printed at the end of the run
+(`tests/conftest.py`, which sees every worker's reports), so a run's log states what it proved
+("kill -9 while annotating: 214 answers over 20 kills, 0 lost").
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-SEED = int(os.environ.get("HNBOOKS_RELIABILITY_SEED", "0")) or random.SystemRandom().randrange(
-    1, 2**31
-)
+from tests.conftest import LEDGER_PROPERTY
+
+# Drawn once per run by tests/conftest.py, before any worker starts, so every worker shares it.
+SEED = int(os.environ["HNBOOKS_RELIABILITY_SEED"])
 
 
 @dataclass
@@ -28,15 +30,13 @@ class LedgerLine:
         self.counts[what] = self.counts.get(what, 0) + count
 
 
-LEDGER: list[LedgerLine] = []
-
-
 @pytest.fixture
 def ledger(request: pytest.FixtureRequest) -> Iterator[LedgerLine]:
-    """Counts this test tried and lost, printed in the run's summary."""
+    """Counts this test tried and lost, printed in the run's summary. They travel in the test's
+    report (its user properties), which pytest-xdist carries from a worker to the main process."""
     line = LedgerLine(request.node.nodeid.split("::", 1)[-1])
     yield line
-    LEDGER.append(line)
+    request.node.user_properties.append((LEDGER_PROPERTY, (line.test, line.counts)))
 
 
 @pytest.fixture
@@ -50,13 +50,3 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
 def slow(request: pytest.FixtureRequest) -> bool:
     """True in a `--slow` run: tests then run their long variants."""
     return bool(request.config.getoption("--slow"))
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not LEDGER:
-        return
-    terminalreporter.section("reliability: tried and lost")
-    for line in LEDGER:
-        counts = ", ".join(f"{what} {count}" for what, count in line.counts.items())
-        terminalreporter.write_line(f"{line.test}: {counts}")
-    terminalreporter.write_line(f"(seed {SEED}; rerun with HNBOOKS_RELIABILITY_SEED={SEED})")

@@ -54,8 +54,17 @@ def child_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def as_from_a_terminal() -> None:
+    """Signals as a terminal's shell leaves them for a program it starts: at their defaults. A test
+    run started under `nohup` or with `&` ignores SIGHUP (and SIGINT, SIGQUIT), and an ignored
+    signal stays ignored across exec, so the TUI would rightly keep ignoring them."""
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def spawn_tui(db_path: Path, annotator: str, *, timeout: float = 20) -> pexpect.spawn:
-    """The real `hnbooks-tui` in an 80x24 pseudo-terminal; output kept as bytes."""
+    """The real `hnbooks-tui` in an 80x24 pseudo-terminal, started as from a terminal's shell;
+    output kept as bytes."""
     program, *args = command("hnbooks-tui")
     return pexpect.spawn(
         program,
@@ -65,6 +74,7 @@ def spawn_tui(db_path: Path, annotator: str, *, timeout: float = 20) -> pexpect.
         dimensions=(24, 80),
         timeout=timeout,
         cwd=str(db_path.parent),
+        preexec_fn=as_from_a_terminal,
     )
 
 
