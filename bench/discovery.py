@@ -240,7 +240,7 @@ def loop_config(column: Column, args: argparse.Namespace) -> LoopConfig:
         budget=args.budget,
         near_duplicates_of_positives=args.near_duplicates_of_positives,
         query_as_positive=args.query_as_positive,
-        head=HeadConfig(query_weight=args.query_weight),
+        head=HeadConfig(query_weight=args.query_weight, regularisation=args.regularisation),
         adaptive_mix=column.adaptive,
         keyword_feedback=column.keyword_feedback,
     )
@@ -527,7 +527,7 @@ def render(
         f"Features: `{args.features}`; budget {args.budget} labels in batches of {args.batch_size}; "
         f"near-duplicates of positives {'eligible, a tenth of a batch at most (the default)' if args.near_duplicates_of_positives else 'blocked'}; "
         f"the cold-start query {f'trained on as a positive of weight {args.query_weight:g}' if args.query_as_positive else 'not trained on'}; "
-        f"runs per cell: "
+        f"the head's C {args.regularisation:g}; runs per cell: "
         + ", ".join(f"{task} {n}" for task, n in runs.items())
         + f"; random seed {args.random_seed}.",
         "",
@@ -710,6 +710,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=HeadConfig().query_weight,
         help="weight of the query's row in the head's training against an answer's 1"
         f" (default: {HeadConfig().query_weight:g}, what hnbooks-score ships: HeadConfig.query_weight)",
+    )
+    parser.add_argument(
+        "--regularisation",
+        type=float,
+        default=HeadConfig().regularisation,
+        help="the head's inverse regularisation strength (scikit-learn's C)"
+        f" (default: {HeadConfig().regularisation:g}, what hnbooks-score ships: HeadConfig.regularisation)",
     )
     parser.add_argument(
         "--no-query-as-positive",
