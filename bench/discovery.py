@@ -36,7 +36,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -225,11 +225,7 @@ class Cell:
 
 def spec_for(column: Column, spec: TaskSpec) -> TaskSpec:
     """The task as this column runs it: without the seed query unless the column types one."""
-    if column.seed_query:
-        return spec
-    return TaskSpec(
-        spec.positive_classes, spec.keep_positives, spec.seeds, None, spec.heldout_share
-    )
+    return spec if column.seed_query else replace(spec, seed_query=None)
 
 
 def loop_config(column: Column, args: argparse.Namespace) -> LoopConfig:
@@ -298,25 +294,23 @@ def run_suite(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str,
             dataset, counts[task.key], np.random.default_rng([args.random_seed, len(task.key)])
         )
         columns = [c for c in args.all_columns if c.name in args.columns]
-        work = [
-            (column.name, spec_for(column, spec), loop_config(column, args), runs_per_spec)
-            for column in columns
-            for spec in specs
-            for runs_per_spec in [args.repeats * (counts[task.key] if task.one_variant else 1)]
-        ]
+        repeats = args.repeats * (counts[task.key] if task.one_variant else 1)
         started = time.perf_counter()
+        # Column by column, each over every spec: column n's summaries are the n-th run of specs.
         summaries = simulate_all(
             dataset,
             features,
-            [(spec, config, repeats) for _, spec, config, repeats in work],
+            [
+                (spec_for(column, spec), loop_config(column, args), repeats)
+                for column in columns
+                for spec in specs
+            ],
             random_seed=args.random_seed,
             processes=args.jobs,
         )
         results[task.key] = {}
-        for column in columns:
-            cell = Cell(
-                [s for (name, *_), s in zip(work, summaries, strict=True) if name == column.name]
-            )
+        for n, column in enumerate(columns):
+            cell = Cell(summaries[n * len(specs) : (n + 1) * len(specs)])
             results[task.key][column.name] = cell
             log(
                 f"{task.key:9s} {column.name:14s} {cell.mean('positives_per_100'):6.3f} /100 labels, "
