@@ -50,13 +50,15 @@ from hnbooks.lab.simulate import (
     SimulationSummary,
     TaskSpec,
     build_features,
+    labels_by_channel,
     mean_interval,
     mean_of,
+    positives_by_channel,
     simulate_all,
 )
 from hnbooks.scoring.head import HeadConfig
 from hnbooks.scoring.pool import WORD_WEIGHT
-from hnbooks.scoring.select import Mix, parse_mix
+from hnbooks.scoring.select import NOVELTY_AMONG_BEST, Mix, parse_mix
 
 DOC_START = "<!-- bench:discovery:start -->"
 DOC_END = "<!-- bench:discovery:end -->"
@@ -236,7 +238,13 @@ def loop_config(column: Column, args: argparse.Namespace) -> LoopConfig:
         budget=args.budget,
         near_duplicates_of_positives=args.near_duplicates_of_positives,
         query_as_positive=args.query_as_positive,
-        head=HeadConfig(query_weight=args.query_weight, regularisation=args.regularisation),
+        novelty_among_best=args.novelty_among_best,
+        head=HeadConfig(
+            query_weight=args.query_weight,
+            regularisation=args.regularisation,
+            pseudo_negatives=args.pseudo_negatives,
+            pseudo_negative_weight=args.pseudo_negative_weight,
+        ),
         adaptive_mix=column.adaptive,
         keyword_feedback=column.keyword_feedback,
     )
@@ -521,7 +529,9 @@ def render(
         f"Features: `{args.features}`; budget {args.budget} labels in batches of {args.batch_size}; "
         f"near-duplicates of positives {'eligible, a tenth of a batch at most (the default)' if args.near_duplicates_of_positives else 'blocked'}; "
         f"the cold-start query {f'trained on as a positive of weight {args.query_weight:g}' if args.query_as_positive else 'not trained on'}; "
-        f"the head's C {args.regularisation:g}; runs per cell: "
+        f"the head's C {args.regularisation:g}; pseudo-negatives while true negatives are fewer than"
+        f" {args.pseudo_negatives}, of weight {args.pseudo_negative_weight:g}; novel picks among"
+        f" the best-scored {args.novelty_among_best:.0%} of the pool; runs per cell: "
         + ", ".join(f"{task} {n}" for task, n in runs.items())
         + f"; random seed {args.random_seed}.",
         "",
@@ -641,8 +651,17 @@ def as_json(results: dict[str, dict[str, Cell]]) -> dict[str, Any]:
         "prevalence",
         "found_so_far_coverage",
     )
+
+    def cell_record(cell: Cell) -> dict[str, Any]:
+        runs = [run for summary in cell.summaries for run in summary.runs]
+        return {
+            **{key: cell.mean(key) for key in keys},
+            "positives_by_channel": positives_by_channel(runs),
+            "labels_by_channel": labels_by_channel(runs),
+        }
+
     return {
-        task: {name: {key: cell.mean(key) for key in keys} for name, cell in row.items()}
+        task: {name: cell_record(cell) for name, cell in row.items()}
         for task, row in results.items()
     }
 
@@ -711,6 +730,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=HeadConfig().regularisation,
         help="the head's inverse regularisation strength (scikit-learn's C)"
         f" (default: {HeadConfig().regularisation:g}, what hnbooks-score ships: HeadConfig.regularisation)",
+    )
+    parser.add_argument(
+        "--novelty-among-best",
+        type=float,
+        default=NOVELTY_AMONG_BEST,
+        help="the best-scored share of the pool that novel picks come from; 1: the whole pool"
+        f" (default: {NOVELTY_AMONG_BEST:g}, what hnbooks-score ships: RoundConfig.novelty_among_best)",
+    )
+    parser.add_argument(
+        "--pseudo-negatives",
+        type=int,
+        default=HeadConfig().pseudo_negatives,
+        help="random unlabelled texts the head trains on as negatives while the answers hold fewer"
+        f" true negatives than this (default: {HeadConfig().pseudo_negatives}, what hnbooks-score"
+        " ships: HeadConfig.pseudo_negatives)",
+    )
+    parser.add_argument(
+        "--pseudo-negative-weight",
+        type=float,
+        default=HeadConfig().pseudo_negative_weight,
+        help="weight of a pseudo-negative against an answer's 1"
+        f" (default: {HeadConfig().pseudo_negative_weight:g}, what hnbooks-score ships:"
+        " HeadConfig.pseudo_negative_weight)",
     )
     parser.add_argument(
         "--no-query-as-positive",

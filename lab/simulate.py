@@ -41,7 +41,7 @@ from hnbooks.scoring.estimate import RandomAnswers, pool_estimates
 from hnbooks.scoring.head import Head, HeadConfig
 from hnbooks.scoring.job import RoundConfig, train_and_select, train_round_head
 from hnbooks.scoring.pool import WORD_WEIGHT
-from hnbooks.scoring.select import ChannelYield, Mix, Pick, adaptive_mix
+from hnbooks.scoring.select import NOVELTY_AMONG_BEST, ChannelYield, Mix, Pick, adaptive_mix
 
 if TYPE_CHECKING:
     from hnbooks.scoring.encoder import Device
@@ -430,6 +430,8 @@ class LoopConfig:
     (pseudo-relevance feedback), in place of the lowest-ranked top picks."""
     adaptive_mix: bool = False
     """Move the shares toward the channels finding positives (`scoring.select.adaptive_mix`)."""
+    novelty_among_best: float = NOVELTY_AMONG_BEST
+    """As `RoundConfig.novelty_among_best`: novel picks come from this best-scored share."""
     query_as_positive: bool = True
     """As `RoundConfig.query_as_positive`: the head trains on the cold-start query (the task's
     seed query, else its class names) as one more positive."""
@@ -683,6 +685,7 @@ def round_config(config: LoopConfig, batch_size: int, seed: int) -> RoundConfig:
         head=config.head,
         near_duplicates_of_positives=config.near_duplicates_of_positives,
         query_as_positive=config.query_as_positive,
+        novelty_among_best=config.novelty_among_best,
     )
 
 
@@ -912,6 +915,12 @@ def positives_by_channel(runs: Sequence[RunResult]) -> dict[str, float]:
         for channel, hit in zip(run.channels, run.found):
             if hit:
                 totals[channel] += 1
+    return {channel: count / len(runs) for channel, count in sorted(totals.items())}
+
+
+def labels_by_channel(runs: Sequence[RunResult]) -> dict[str, float]:
+    """Mean labels spent per run on each channel's picks."""
+    totals: Counter[str] = Counter(channel for run in runs for channel in run.channels)
     return {channel: count / len(runs) for channel, count in sorted(totals.items())}
 
 

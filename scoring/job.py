@@ -38,6 +38,7 @@ from hnbooks.scoring.pool import (
     top_by_cosine,
 )
 from hnbooks.scoring.select import (
+    NOVELTY_AMONG_BEST,
     QUERY_CANDIDATES_PER_PICK,
     Mix,
     Pick,
@@ -89,6 +90,8 @@ class RoundConfig:
     reports are templates differing only in their figures."""
     near_duplicates_per_batch: int | None = None
     """Default: a tenth of the batch (at least one), so one template cannot fill a batch."""
+    novelty_among_best: float = NOVELTY_AMONG_BEST
+    """Novel picks come from this best-scored share of the pool (`SelectionContext`)."""
     query_as_positive: bool = True
     """Train the head on the cold-start query (`cold_start_query`) as one more positive, beside
     the answers: the user's words for the label keep counting after the seed batch. In the
@@ -336,6 +339,7 @@ def train_and_select(
         threshold=config.threshold,
         positive_rows=positive_ids.astype(np.intp),
         near_duplicates_per_batch=config.near_duplicate_cap(),
+        novelty_among_best=config.novelty_among_best,
         query_rows=query_matches.best() if query_matches is not None else np.empty(0, np.intp),
     )
     picks = select_batch(context, config.batch_size, config.mix, rng, ranking)

@@ -128,6 +128,30 @@ def test_novel_is_farthest_from_everything_labelled() -> None:
     assert novel == [3, 2]
 
 
+def test_novel_looks_among_the_best_scored_share_not_at_the_outliers() -> None:
+    rows = [[1.0, 0.1 * (n % 3), 0.0] for n in range(100)]
+    rows[0] = [1.0, 0.0, 0.0]
+    rows[5] = [1.0, 1.0, 0.0]  # far from the answer, and ranked fifth of 99
+    rows[50] = [0.0, 0.0, 1.0]  # farthest of all, and ranked 50th
+    eligible = np.ones(100, dtype=bool)
+    eligible[0] = False
+
+    def novel_pick(among_best: float) -> list[int]:
+        context = context_for(
+            unit(rows),
+            [1 - n / 100 for n in range(100)],
+            eligible=eligible,
+            labelled_rows=np.array([0]),
+            blocked_rows=np.array([0]),
+            novelty_among_best=among_best,
+        )
+        picks = select_batch(context, 1, Mix.only("novel"), np.random.default_rng(0))
+        return [p.row for p in picks if p.strategy == "novel"]
+
+    assert novel_pick(0.2) == [5]
+    assert novel_pick(1.0) == [50]
+
+
 def test_stratified_random_covers_every_stratum_with_its_probability() -> None:
     ranking = np.arange(100, dtype=np.intp)
     picks = stratified_random(ranking, 4, np.random.default_rng(1))
