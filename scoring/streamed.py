@@ -199,19 +199,25 @@ class StreamedRanking:
     ) -> dict[int, tuple[NDArray[np.intp], NDArray[np.float32]]]:
         """For each bin, its rows in ranking order with their scores."""
         wanted = np.array(sorted(bins), dtype=np.int64)
-        parts: dict[int, list[tuple[NDArray[np.intp], NDArray[np.float32]]]] = {b: [] for b in bins}
+        row_parts: list[NDArray[np.intp]] = []
+        value_parts: list[NDArray[np.float32]] = []
         for _, rows, values in self._rankable():
-            value_bins = score_bins(values)
-            inside = np.isin(value_bins, wanted)
-            for b in np.unique(value_bins[inside]).tolist():
-                chosen = value_bins == b
-                parts[b].append((rows[chosen], values[chosen]))
-        members = {}
-        for b, pieces in parts.items():
-            rows = np.concatenate([p[0] for p in pieces]) if pieces else np.empty(0, np.intp)
-            values = np.concatenate([p[1] for p in pieces]) if pieces else np.empty(0, np.float32)
-            order = np.lexsort((rows, -values))
-            members[b] = (rows[order], values[order])
+            inside = np.isin(score_bins(values), wanted)
+            row_parts.append(rows[inside])
+            value_parts.append(values[inside])
+        rows = np.concatenate(row_parts) if row_parts else np.empty(0, np.intp)
+        values = np.concatenate(value_parts) if value_parts else np.empty(0, np.float32)
+        order = np.lexsort((rows, -values))
+        rows, values = rows[order], values[order]
+        # In ranking order a bin's rows are one run (bins follow the score): split at the changes,
+        # not with a pass per bin, since a sample of positions can touch thousands of bins.
+        value_bins = score_bins(values)
+        starts = np.flatnonzero(np.diff(value_bins)) + 1
+        firsts = [0, *starts.tolist()] if value_bins.size else []
+        stops = [*starts.tolist(), int(value_bins.size)] if value_bins.size else []
+        members = {b: (np.empty(0, np.intp), np.empty(0, np.float32)) for b in bins}
+        for first, stop in zip(firsts, stops, strict=True):
+            members[int(value_bins[first])] = (rows[first:stop], values[first:stop])
         return members
 
     def rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:

@@ -57,6 +57,9 @@ def test_streamed_ranking_answers_like_the_sorted_one() -> None:
         )
     positions = np.array([0, 1, 17, 500, in_memory.size - 1])
     assert on_disk.rows_at(positions).tolist() == in_memory.rows_at(positions).tolist()
+    # Every position at once: hundreds of bins in one read, as novel's sample of the best asks.
+    everywhere = np.arange(in_memory.size)
+    assert on_disk.rows_at(everywhere).tolist() == in_memory.rows.tolist()
     rows = in_memory.rows[[3, 999, 1500, 2]].tolist()
     assert on_disk.positions_of(rows) == in_memory.positions_of(rows)
     sample = np.array([0, 5, 700, in_memory.size - 1])
