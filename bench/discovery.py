@@ -670,6 +670,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+
+    def shipped_setting(flag: str, kind: type, shipped: float, where: str, meaning: str) -> None:
+        """An option for a setting of the scorer, its default what `hnbooks-score` ships."""
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=shipped,
+            help=f"{meaning} (default: {shipped:g}, what hnbooks-score ships: {where})",
+        )
+
     parser.add_argument(
         "--features",
         choices=["words", "onnx", "tfidf", "both"],
@@ -703,12 +713,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="processes running the simulations side by side; the figures do not depend on it"
         " (default: one per core)",
     )
-    parser.add_argument(
+    shipped_setting(
         "--word-weight",
-        type=float,
-        default=WORD_WEIGHT,
-        help=f"norm of the words' TF-IDF beside the unit embedding, --features words only"
-        f" (default: {WORD_WEIGHT:g}, what hnbooks-score ships: scoring.pool.WORD_WEIGHT)",
+        float,
+        WORD_WEIGHT,
+        "scoring.pool.WORD_WEIGHT",
+        "norm of the words' TF-IDF beside the unit embedding, --features words only",
     )
     parser.add_argument(
         "--block-near-duplicates-of-positives",
@@ -717,42 +727,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="refuse near-duplicates of accepted texts too (the scorer lets a tenth of a batch"
         " through: RoundConfig.near_duplicates_of_positives)",
     )
-    parser.add_argument(
+    shipped_setting(
         "--query-weight",
-        type=float,
-        default=HeadConfig().query_weight,
-        help="weight of the query's row in the head's training against an answer's 1"
-        f" (default: {HeadConfig().query_weight:g}, what hnbooks-score ships: HeadConfig.query_weight)",
+        float,
+        HeadConfig().query_weight,
+        "HeadConfig.query_weight",
+        "weight of the query's row in the head's training against an answer's 1",
     )
-    parser.add_argument(
+    shipped_setting(
         "--regularisation",
-        type=float,
-        default=HeadConfig().regularisation,
-        help="the head's inverse regularisation strength (scikit-learn's C)"
-        f" (default: {HeadConfig().regularisation:g}, what hnbooks-score ships: HeadConfig.regularisation)",
+        float,
+        HeadConfig().regularisation,
+        "HeadConfig.regularisation",
+        "the head's inverse regularisation strength (scikit-learn's C)",
     )
-    parser.add_argument(
+    shipped_setting(
         "--novelty-among-best",
-        type=float,
-        default=NOVELTY_AMONG_BEST,
-        help="the best-scored share of the pool that novel picks come from; 1: the whole pool"
-        f" (default: {NOVELTY_AMONG_BEST:g}, what hnbooks-score ships: RoundConfig.novelty_among_best)",
+        float,
+        NOVELTY_AMONG_BEST,
+        "RoundConfig.novelty_among_best",
+        "the best-scored share of the pool that novel picks come from; 1: the whole pool",
     )
-    parser.add_argument(
+    shipped_setting(
         "--pseudo-negatives",
-        type=int,
-        default=HeadConfig().pseudo_negatives,
-        help="random unlabelled texts the head trains on as negatives while the answers hold fewer"
-        f" true negatives than this (default: {HeadConfig().pseudo_negatives}, what hnbooks-score"
-        " ships: HeadConfig.pseudo_negatives)",
+        int,
+        HeadConfig().pseudo_negatives,
+        "HeadConfig.pseudo_negatives",
+        "random unlabelled texts the head trains on as negatives while the answers hold fewer"
+        " true negatives than this",
     )
-    parser.add_argument(
+    shipped_setting(
         "--pseudo-negative-weight",
-        type=float,
-        default=HeadConfig().pseudo_negative_weight,
-        help="weight of a pseudo-negative against an answer's 1"
-        f" (default: {HeadConfig().pseudo_negative_weight:g}, what hnbooks-score ships:"
-        " HeadConfig.pseudo_negative_weight)",
+        float,
+        HeadConfig().pseudo_negative_weight,
+        "HeadConfig.pseudo_negative_weight",
+        "weight of a pseudo-negative against an answer's 1",
     )
     parser.add_argument(
         "--no-query-as-positive",
