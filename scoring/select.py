@@ -152,10 +152,6 @@ class Ranking(Protocol):
         """The position of each row in the ranking."""
         ...
 
-    def eligible_rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:
-        """The rows at these positions among the ranked rows taken in row order."""
-        ...
-
     def scores_of(self, rows: NDArray[np.integer]) -> NDArray[np.floating[Any]]: ...
 
 
@@ -164,8 +160,8 @@ class SortedRanking:
 
     def __init__(self, scores: NDArray[np.floating[Any]], eligible: NDArray[np.bool_]) -> None:
         self.scores = scores
-        self.in_row_order = np.flatnonzero(eligible & ~np.isnan(scores))
-        self.rows = self.in_row_order[np.argsort(-scores[self.in_row_order], kind="stable")]
+        in_row_order = np.flatnonzero(eligible & ~np.isnan(scores))
+        self.rows = in_row_order[np.argsort(-scores[in_row_order], kind="stable")]
         self.size = int(self.rows.size)
         self._position_of: dict[int, int] | None = None
 
@@ -192,10 +188,6 @@ class SortedRanking:
             if row not in found:
                 found[row] = int(np.flatnonzero(self.rows == row)[0])
         return [found[row] for row in rows]
-
-    def eligible_rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:
-        rows: NDArray[np.intp] = self.in_row_order[np.asarray(positions, dtype=np.intp)]
-        return rows
 
     def scores_of(self, rows: NDArray[np.integer]) -> NDArray[np.floating[Any]]:
         values: NDArray[np.floating[Any]] = self.scores[np.asarray(rows, dtype=np.intp)]

@@ -246,16 +246,5 @@ class StreamedRanking:
                 positions[row] = int(self._above[b]) + in_bin
         return [positions[r] for r in rows]
 
-    def eligible_rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:
-        """The rows at `positions` among the rankable rows taken in id order."""
-        positions = np.asarray(positions, dtype=np.int64).ravel()
-        out = np.empty(positions.size, dtype=np.intp)
-        seen = 0
-        for _, rows, _ in self._rankable():
-            inside = np.flatnonzero((positions >= seen) & (positions < seen + rows.size))
-            out[inside] = rows[positions[inside] - seen]
-            seen += rows.size
-        return out
-
     def scores_of(self, rows: NDArray[np.integer]) -> NDArray[np.float32]:
         return self.scores.values_of(rows)

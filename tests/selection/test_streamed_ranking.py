@@ -62,10 +62,6 @@ def test_streamed_ranking_answers_like_the_sorted_one() -> None:
     assert on_disk.rows_at(everywhere).tolist() == in_memory.rows.tolist()
     rows = in_memory.rows[[3, 999, 1500, 2]].tolist()
     assert on_disk.positions_of(rows) == in_memory.positions_of(rows)
-    sample = np.array([0, 5, 700, in_memory.size - 1])
-    assert on_disk.eligible_rows_at(sample).tolist() == (
-        in_memory.eligible_rows_at(sample).tolist()
-    )
 
 
 def planted_pool(items: int, seed: int) -> tuple[ArrayPool, np.ndarray, np.ndarray]:
