@@ -23,8 +23,8 @@ never served again, even where near-duplicates of an accepted text are."""
 CLUSTER_COSINE = 0.8
 NOVELTY_AMONG_BEST = 0.05
 """The best-scored share of the eligible rows that novel picks come from: far from every answer,
-but where the head still sees the label. Over the whole pool the farthest texts are outliers
-(empty, foreign, boilerplate) that are almost never positive; in the discovery suite
+but where the head still sees the label. Over the whole pool the farthest texts are the least
+typical ones of every topic (short, fragments), almost never positive; in the discovery suite
 (docs/discovery.md) drawing among the best 5% found 9% more on a label spanning four topics and
 3% more on a one-topic label of four texts."""
 ANCHOR_BLOCK = 512
