@@ -212,12 +212,13 @@ class StreamedRanking:
         # In ranking order a bin's rows are one run (bins follow the score): split at the changes,
         # not with a pass per bin, since a sample of positions can touch thousands of bins.
         value_bins = score_bins(values)
-        starts = np.flatnonzero(np.diff(value_bins)) + 1
-        firsts = [0, *starts.tolist()] if value_bins.size else []
-        stops = [*starts.tolist(), int(value_bins.size)] if value_bins.size else []
+        changes = np.flatnonzero(np.diff(value_bins)) + 1
         members = {b: (np.empty(0, np.intp), np.empty(0, np.float32)) for b in bins}
-        for first, stop in zip(firsts, stops, strict=True):
-            members[int(value_bins[first])] = (rows[first:stop], values[first:stop])
+        for run_rows, run_values, run_bins in zip(
+            np.split(rows, changes), np.split(values, changes), np.split(value_bins, changes)
+        ):
+            if run_bins.size:
+                members[int(run_bins[0])] = (run_rows, run_values)
         return members
 
     def rows_at(self, positions: NDArray[np.integer]) -> NDArray[np.intp]:
